@@ -1,0 +1,374 @@
+//! The client side, sans-IO: the TCRP handshake, then a chat session over UDP.
+//!
+//! [`Handshake`] builds the request and reads the server's answer from the TCP stream
+//! until it has a token (or a refusal). [`ChatSession`] frames outgoing lines, sends the
+//! registration datagram at once and keepalives on a timer, and recognizes what comes
+//! back: relayed lines and server notices. The same code serves the `ocm client`
+//! command and the simulator.
+//!
+//! ```
+//! use ocm_core::client::{ChatSession, Handshake, Incoming};
+//! use std::time::{Duration, Instant};
+//!
+//! let mut handshake = Handshake::join("lobby", "bob", None).unwrap();
+//! // write handshake.request() to the TCP stream, then feed what comes back:
+//! let answer = [
+//!     ocm_core::tcrp::encode_response(b"lobby", 2, ocm_core::Status::Ok),
+//!     ocm_core::tcrp::encode_complete(b"lobby", 2, &ocm_core::Token::from_bytes([1; 16])),
+//! ]
+//! .concat();
+//! let token = handshake.handle_data(&answer).unwrap().unwrap();
+//! let now = Instant::now();
+//! let mut chat = ChatSession::room(now, "lobby", &token, Duration::from_secs(60)).unwrap();
+//! let registration = chat.poll_transmit().unwrap(); // send it to the server's UDP port
+//! assert_eq!(chat.handle_datagram(b"alice: hi"), Some(Incoming::Line("alice: hi".into())));
+//! ```
+
+use crate::names::{self, NameError};
+use crate::notice::{Notice, NOTICE_PREFIX};
+use crate::relay_datagram::{RelayDatagram, MAX_RELAY_DATAGRAM_LEN};
+use crate::request::encode_payload;
+use crate::room_datagram::{RoomDatagram, MAX_DATAGRAM_LEN};
+use crate::tcrp::{encode_frame, FrameDecoder, Operation, State, Status};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// A name the client was asked to use breaks a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidName {
+    /// The room name.
+    Room(NameError),
+    /// The username.
+    Username(NameError),
+}
+
+impl std::fmt::Display for InvalidName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvalidName::Room(e) => write!(f, "invalid room name: {e}"),
+            InvalidName::Username(e) => write!(f, "invalid username: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InvalidName {}
+
+/// Why a handshake failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// The server answered with a non-zero status.
+    Refused(Status),
+    /// The server closed the connection before sending a token.
+    Closed,
+    /// The server sent something that is not a TCRP answer.
+    Protocol(&'static str),
+}
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeError::Refused(status) => write!(f, "server refused: {status}"),
+            HandshakeError::Closed => f.write_str("server closed the connection before sending a token"),
+            HandshakeError::Protocol(what) => write!(f, "protocol error: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// Longest token the client accepts (the spec's bound).
+const MAX_TOKEN_LEN: u32 = 255;
+
+/// The TCRP exchange of one create or join.
+#[derive(Debug)]
+pub struct Handshake {
+    operation: Operation,
+    request: Bytes,
+    decoder: FrameDecoder,
+    accepted: bool,
+}
+
+impl Handshake {
+    /// Create `room` and become its host; `password` (if any) protects it.
+    pub fn create(room: &str, username: &str, password: Option<&str>) -> Result<Handshake, InvalidName> {
+        Handshake::new(Operation::Create, room, username, password)
+    }
+
+    /// Join `room`.
+    pub fn join(room: &str, username: &str, password: Option<&str>) -> Result<Handshake, InvalidName> {
+        Handshake::new(Operation::Join, room, username, password)
+    }
+
+    /// A handshake for `operation`, with the names checked before anything is sent.
+    pub fn new(
+        operation: Operation,
+        room: &str,
+        username: &str,
+        password: Option<&str>,
+    ) -> Result<Handshake, InvalidName> {
+        names::room_name(room.as_bytes()).map_err(InvalidName::Room)?;
+        names::username(username.as_bytes()).map_err(InvalidName::Username)?;
+        let payload = encode_payload(username, password);
+        let request = encode_frame(room.as_bytes(), operation.code(), State::Request.code(), &payload);
+        Ok(Handshake {
+            operation,
+            request,
+            decoder: FrameDecoder::new(MAX_TOKEN_LEN),
+            accepted: false,
+        })
+    }
+
+    /// The request bytes to write on the TCP stream.
+    pub fn request(&self) -> &[u8] {
+        &self.request
+    }
+
+    /// The operation asked for.
+    pub fn operation(&self) -> Operation {
+        self.operation
+    }
+
+    /// Feeds bytes read from the stream. Returns the token once it arrived.
+    pub fn handle_data(&mut self, mut data: &[u8]) -> Result<Option<Bytes>, HandshakeError> {
+        while !data.is_empty() {
+            let frame = match self.decoder.decode(&mut data) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(None),
+                Err(_) => return Err(HandshakeError::Protocol("answer payload too large")),
+            };
+            if frame.operation != self.operation.code() {
+                return Err(HandshakeError::Protocol("answer for another operation"));
+            }
+            match (State::from_code(frame.state), self.accepted) {
+                (Some(State::Response), false) => {
+                    let [code] = frame.payload[..] else {
+                        return Err(HandshakeError::Protocol("status is not one byte"));
+                    };
+                    match Status::from_code(code) {
+                        Some(Status::Ok) => self.accepted = true,
+                        Some(status) => return Err(HandshakeError::Refused(status)),
+                        None => return Err(HandshakeError::Protocol("unknown status code")),
+                    }
+                }
+                (Some(State::Complete), true) if !frame.payload.is_empty() => {
+                    return Ok(Some(frame.payload));
+                }
+                _ => return Err(HandshakeError::Protocol("unexpected frame")),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The stream ended before a token: the error to report.
+    pub fn handle_eof(&self) -> HandshakeError {
+        HandshakeError::Closed
+    }
+}
+
+/// The optional port step: the 2 bytes a client writes after the token so the server
+/// knows where it receives before it first speaks.
+pub fn port_bytes(port: u16) -> [u8; 2] {
+    port.to_be_bytes()
+}
+
+/// A received datagram, made readable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A chat line, `NAME: message`.
+    Line(String),
+    /// A server notice.
+    Notice(Notice),
+}
+
+impl std::fmt::Display for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Incoming::Line(line) => f.write_str(line),
+            Incoming::Notice(notice) => write!(f, "{NOTICE_PREFIX}{}", notice.body()),
+        }
+    }
+}
+
+/// A message could not be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// Longer than [`ChatSession::max_message_len`].
+    TooLong {
+        /// The most bytes a message can have in this session.
+        max: usize,
+    },
+    /// The session ended (left, evicted or room closed).
+    Ended,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::TooLong { max } => write!(f, "message longer than {max} bytes"),
+            SendError::Ended => f.write_str("the chat session has ended"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+#[derive(Debug)]
+enum Framing {
+    Room { room: Bytes, token: Bytes },
+    Relay { username: Bytes },
+}
+
+/// A chat over UDP, in a room or in relay mode.
+#[derive(Debug)]
+pub struct ChatSession {
+    framing: Framing,
+    keepalive: Duration,
+    next_keepalive: Instant,
+    transmits: VecDeque<Bytes>,
+    ended: bool,
+}
+
+impl ChatSession {
+    /// A room session with the token from the handshake. Queues the registration datagram.
+    pub fn room(now: Instant, room: &str, token: &[u8], keepalive: Duration) -> Result<ChatSession, InvalidName> {
+        names::room_name(room.as_bytes()).map_err(InvalidName::Room)?;
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN as usize {
+            return Err(InvalidName::Room(NameError::TooLong));
+        }
+        let framing = Framing::Room {
+            room: Bytes::copy_from_slice(room.as_bytes()),
+            token: Bytes::copy_from_slice(token),
+        };
+        Ok(ChatSession::start(now, framing, keepalive))
+    }
+
+    /// A relay-mode session as `username`. Queues the registration datagram.
+    pub fn relay(now: Instant, username: &str, keepalive: Duration) -> Result<ChatSession, InvalidName> {
+        names::username(username.as_bytes()).map_err(InvalidName::Username)?;
+        let framing = Framing::Relay {
+            username: Bytes::copy_from_slice(username.as_bytes()),
+        };
+        Ok(ChatSession::start(now, framing, keepalive))
+    }
+
+    fn start(now: Instant, framing: Framing, keepalive: Duration) -> ChatSession {
+        let mut session = ChatSession {
+            framing,
+            keepalive,
+            next_keepalive: now,
+            transmits: VecDeque::new(),
+            ended: false,
+        };
+        session.queue(now, "");
+        session
+    }
+
+    /// The most bytes of message text one datagram can carry here.
+    pub fn max_message_len(&self) -> usize {
+        match &self.framing {
+            Framing::Room { room, token } => MAX_DATAGRAM_LEN - 2 - room.len() - token.len(),
+            Framing::Relay { username } => MAX_RELAY_DATAGRAM_LEN - 1 - username.len(),
+        }
+    }
+
+    /// Queues one chat line. `/exit` leaves, as [`ChatSession::leave`] does.
+    pub fn send(&mut self, now: Instant, text: &str) -> Result<(), SendError> {
+        if self.ended {
+            return Err(SendError::Ended);
+        }
+        let max = self.max_message_len();
+        if text.len() > max {
+            return Err(SendError::TooLong { max });
+        }
+        self.queue(now, text);
+        if text == "/exit" {
+            self.ended = true;
+        }
+        Ok(())
+    }
+
+    /// Queues `/exit` and ends the session.
+    pub fn leave(&mut self, now: Instant) {
+        if !self.ended {
+            self.queue(now, "/exit");
+            self.ended = true;
+        }
+    }
+
+    /// True once the session left, was evicted or its room closed.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The next datagram to send to the server.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.transmits.pop_front()
+    }
+
+    /// When the next keepalive is due; `None` once ended.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        (!self.ended).then_some(self.next_keepalive)
+    }
+
+    /// Queues a keepalive if one is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.ended && now >= self.next_keepalive {
+            self.queue(now, "");
+        }
+    }
+
+    /// Reads a datagram from the server. Datagrams that are not valid UTF-8 (or, in relay
+    /// mode, not valid framing) give `None`. A notice that ends the session ends it.
+    pub fn handle_datagram(&mut self, data: &[u8]) -> Option<Incoming> {
+        let incoming = match self.framing {
+            Framing::Room { .. } => {
+                let text = std::str::from_utf8(data).ok()?;
+                match text.strip_prefix(NOTICE_PREFIX) {
+                    Some(body) => Incoming::Notice(Notice::parse_body(body)),
+                    None => Incoming::Line(text.to_owned()),
+                }
+            }
+            Framing::Relay { .. } => match RelayDatagram::decode(data).ok()? {
+                RelayDatagram::Notice(body) => {
+                    Incoming::Notice(Notice::parse_body(std::str::from_utf8(body).ok()?))
+                }
+                RelayDatagram::Message { username, message } => Incoming::Line(format!(
+                    "{}: {}",
+                    std::str::from_utf8(username).ok()?,
+                    std::str::from_utf8(message).ok()?
+                )),
+            },
+        };
+        if matches!(&incoming, Incoming::Notice(n) if n.ends_session()) {
+            self.ended = true;
+        }
+        Some(incoming)
+    }
+
+    fn queue(&mut self, now: Instant, text: &str) {
+        let datagram = match &self.framing {
+            Framing::Room { room, token } => RoomDatagram {
+                room,
+                token,
+                message: text.as_bytes(),
+            }
+            .encode()
+            .ok(),
+            Framing::Relay { username } => RelayDatagram::Message {
+                username,
+                message: text.as_bytes(),
+            }
+            .encode()
+            .ok(),
+        };
+        // Lengths were checked by the constructors and by `send`, so encoding succeeds.
+        if let Some(datagram) = datagram {
+            self.transmits.push_back(datagram);
+        }
+        self.next_keepalive = now + self.keepalive;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! Server limits and timeouts, with the defaults documented in `docs/PROTOCOL.md`.
+
+use std::time::Duration;
+
+/// Every limit and timeout of a server. `Config::default()` gives the documented defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Largest TCRP request payload accepted (default 4096, clamped to 2^29).
+    pub max_payload: u32,
+    /// A TCP connection must complete its request within this (default 10 s).
+    pub handshake_timeout: Duration,
+    /// After the token, how long to wait for the optional 2-byte UDP port (default 1 s).
+    pub port_wait: Duration,
+    /// A member silent this long is evicted (default 300 s).
+    pub idle_timeout: Duration,
+    /// A member whose sends failed this many times in a row is evicted (default 3).
+    pub max_send_failures: u32,
+    /// Most rooms alive at once (default 10 000).
+    pub max_rooms: usize,
+    /// Most members in one room, host included (default 1 000).
+    pub max_members_per_room: usize,
+    /// Most members in all rooms together, or relay-mode clients (default 100 000).
+    pub max_members: usize,
+    /// Most TCP connections open at once (default 1 024).
+    pub max_handshakes: usize,
+    /// Most TCP connections open at once from one IP address (default 64).
+    pub max_handshakes_per_ip: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_payload: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            port_wait: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(300),
+            max_send_failures: 3,
+            max_rooms: 10_000,
+            max_members_per_room: 1_000,
+            max_members: 100_000,
+            max_handshakes: 1_024,
+            max_handshakes_per_ip: 64,
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A limit or timeout that must be positive is zero; the field is named.
+    Zero(&'static str),
+    /// `max_payload` is above 2^29.
+    PayloadLimitTooLarge,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Zero(field) => write!(f, "{field} must be greater than zero"),
+            ConfigError::PayloadLimitTooLarge => f.write_str("max payload must be at most 2^29 bytes"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Checks that every limit is usable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_payload", self.max_payload as usize),
+            ("max_send_failures", self.max_send_failures as usize),
+            ("max_rooms", self.max_rooms),
+            ("max_members_per_room", self.max_members_per_room),
+            ("max_members", self.max_members),
+            ("max_handshakes", self.max_handshakes),
+            ("max_handshakes_per_ip", self.max_handshakes_per_ip),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Zero(field));
+        }
+        let durations = [
+            ("handshake_timeout", self.handshake_timeout),
+            ("port_wait", self.port_wait),
+            ("idle_timeout", self.idle_timeout),
+        ];
+        if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::Zero(field));
+        }
+        if self.max_payload > crate::tcrp::MAX_PAYLOAD_LIMIT {
+            return Err(ConfigError::PayloadLimitTooLarge);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let config = Config::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.max_payload, 4096);
+    }
+
+    #[test]
+    fn zero_and_oversize_limits_are_refused() {
+        let config = Config {
+            max_rooms: 0,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::Zero("max_rooms")));
+        let config = Config {
+            idle_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::Zero("idle_timeout")));
+        let config = Config {
+            max_payload: (1 << 29) + 1,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::PayloadLimitTooLarge));
+    }
+}

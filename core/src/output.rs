@@ -1,0 +1,168 @@
+//! What the servers ask their shell to do, and what they report having done.
+//!
+//! A shell feeds an input, then calls `poll_output()` until it returns `None`, carrying
+//! out each [`Output`] in order, then sleeps until `poll_timeout()` or the next input.
+
+use crate::notice::{CloseReason, EvictReason};
+use crate::tcrp::{Operation, Status};
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A TCP connection, named by the shell. Ids must not be reused while the server runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// One thing for the shell to do, or one thing that happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Write these bytes on the connection, after anything queued before.
+    TcpSend {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        data: Bytes,
+    },
+    /// Shut down the write half (send FIN) once queued bytes are written; keep reading.
+    TcpShutdownWrite {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Write what is queued, then close the connection. The server has forgotten it.
+    TcpClose {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Send one datagram. Payloads of one fan-out share a buffer (cheap clones).
+    Datagram {
+        /// Destination.
+        to: SocketAddr,
+        /// Bytes to send.
+        payload: Bytes,
+    },
+    /// An event for logs and tests; the shell need not act on it.
+    Event(Event),
+}
+
+/// Something that happened inside the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A TCRP request was answered with this status.
+    Handshake {
+        /// Peer of the connection.
+        peer: SocketAddr,
+        /// The operation asked for, if it was a known one.
+        operation: Option<Operation>,
+        /// The status sent back.
+        status: Status,
+    },
+    /// A connection was closed at once because a connection limit was reached.
+    ConnectionRefused {
+        /// Peer of the refused connection.
+        peer: SocketAddr,
+    },
+    /// A connection did not complete its request in time and was closed.
+    HandshakeTimedOut {
+        /// Peer of the connection.
+        peer: SocketAddr,
+    },
+    /// A room was created.
+    RoomCreated {
+        /// Room name.
+        room: Arc<str>,
+        /// Its host.
+        host: Arc<str>,
+    },
+    /// A room was closed and all its tokens removed.
+    RoomClosed {
+        /// Room name.
+        room: Arc<str>,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A member joined a room (or a client registered in relay mode).
+    MemberJoined {
+        /// Room name (`""` in relay mode).
+        room: Arc<str>,
+        /// Username.
+        username: Arc<str>,
+    },
+    /// A member left with `/exit`.
+    MemberLeft {
+        /// Room name (`""` in relay mode).
+        room: Arc<str>,
+        /// Username.
+        username: Arc<str>,
+    },
+    /// A member was evicted.
+    MemberEvicted {
+        /// Room name (`""` in relay mode).
+        room: Arc<str>,
+        /// Username.
+        username: Arc<str>,
+        /// Why.
+        reason: EvictReason,
+    },
+    /// A datagram was dropped; nothing was sent back.
+    DatagramDropped {
+        /// Source address.
+        from: SocketAddr,
+        /// Why.
+        reason: DropReason,
+    },
+}
+
+/// Why an inbound datagram was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// More than 4096 bytes.
+    TooLarge,
+    /// Shorter than its size fields say, or empty.
+    Truncated,
+    /// The room named does not exist.
+    UnknownRoom,
+    /// The token is malformed, unknown, or belongs to another room.
+    UnknownToken,
+    /// A known token sent from an IP other than the one that obtained it.
+    WrongAddress,
+    /// The message is not valid UTF-8.
+    NotUtf8,
+    /// Relay mode: the username is empty (a notice frame) or breaks a name rule.
+    BadUsername,
+    /// Relay mode: a new client while the client limit is reached.
+    ServerFull,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 8] = [
+        DropReason::TooLarge,
+        DropReason::Truncated,
+        DropReason::UnknownRoom,
+        DropReason::UnknownToken,
+        DropReason::WrongAddress,
+        DropReason::NotUtf8,
+        DropReason::BadUsername,
+        DropReason::ServerFull,
+    ];
+
+    /// Position in [`DropReason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DropReason::TooLarge => "too large",
+            DropReason::Truncated => "truncated",
+            DropReason::UnknownRoom => "unknown room",
+            DropReason::UnknownToken => "unknown token",
+            DropReason::WrongAddress => "token used from another IP",
+            DropReason::NotUtf8 => "message not UTF-8",
+            DropReason::BadUsername => "bad username",
+            DropReason::ServerFull => "server full",
+        })
+    }
+}

@@ -1,0 +1,67 @@
+//! Counters a server keeps about its traffic, for logs and tests.
+
+use crate::output::DropReason;
+use crate::tcrp::Status;
+
+/// Running totals since the server started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams received, valid or not.
+    pub datagrams_received: u64,
+    /// Chat messages accepted and relayed (each counted once, however many receivers).
+    pub messages_relayed: u64,
+    /// Datagrams emitted: relayed lines and notices, one per receiver.
+    pub datagrams_sent: u64,
+    /// Empty messages (registrations and keepalives).
+    pub keepalives: u64,
+    /// Dropped datagrams, indexed by [`DropReason::index`].
+    pub dropped: [u64; DropReason::ALL.len()],
+    /// Members evicted (idle or failing).
+    pub evictions: u64,
+    /// Send failures reported by the shell.
+    pub send_failures: u64,
+    /// TCRP answers, indexed by status code.
+    pub handshakes: [u64; Status::ALL.len()],
+    /// Connections closed at once because a connection limit was reached.
+    pub connections_refused: u64,
+    /// Connections closed at the handshake deadline.
+    pub handshake_timeouts: u64,
+}
+
+impl Stats {
+    /// Total dropped datagrams.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+
+    /// Dropped datagrams for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped[reason.index()]
+    }
+
+    /// Answers with one status.
+    pub fn handshakes(&self, status: Status) -> u64 {
+        self.handshakes[usize::from(status.code())]
+    }
+}
+
+impl std::fmt::Display for Stats {
+    /// One line, for a periodic log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "received={} relayed={} sent={} keepalives={} dropped={} evictions={} send_failures={} handshakes_ok={} handshakes_refused={} connections_refused={} handshake_timeouts={}",
+            self.datagrams_received,
+            self.messages_relayed,
+            self.datagrams_sent,
+            self.keepalives,
+            self.dropped_total(),
+            self.evictions,
+            self.send_failures,
+            self.handshakes(Status::Ok),
+            self.handshakes.iter().sum::<u64>() - self.handshakes(Status::Ok),
+            self.connections_refused,
+            self.handshake_timeouts,
+        )
+    }
+}
