@@ -37,7 +37,7 @@ pub mod token;
 pub use config::{Config, ConfigError};
 pub use output::{ConnId, DropReason, Event, Output};
 pub use relay::RelayServer;
-pub use server::{canonical_ip, Counts, MemberInfo, Server};
+pub use server::{canonical_ip, Counts, InvariantViolation, MemberInfo, Server};
 pub use stats::Stats;
 pub use tcrp::{Operation, State, Status};
 pub use token::Token;

@@ -164,6 +164,21 @@ impl RelayServer {
         self.outputs.len()
     }
 
+    /// Checks the client limit and that the fan-out order lists each client once.
+    pub fn check_invariants(&self) -> Result<(), crate::InvariantViolation> {
+        use crate::InvariantViolation as V;
+        if self.clients.len() > self.config.max_members {
+            return Err(V("more relay clients than max_members"));
+        }
+        if self.order.len() != self.clients.len() || !self.order.iter().all(|a| self.clients.contains_key(a)) {
+            return Err(V("fan-out order disagrees with the client table"));
+        }
+        if self.clients.values().any(|c| c.failures >= self.config.max_send_failures) {
+            return Err(V("client kept after max_send_failures"));
+        }
+        Ok(())
+    }
+
     fn register(&mut self, now: Instant, from: SocketAddr, username: &str) {
         let id = self.next_id;
         self.next_id += 1;

@@ -26,7 +26,10 @@
 //! The TCP side lives in `handshake.rs`, rooms and the UDP side in `membership.rs`.
 
 mod handshake;
+mod invariants;
 mod membership;
+
+pub use invariants::InvariantViolation;
 
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
