@@ -69,7 +69,9 @@ impl std::fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HandshakeError::Refused(status) => write!(f, "server refused: {status}"),
-            HandshakeError::Closed => f.write_str("server closed the connection before sending a token"),
+            HandshakeError::Closed => {
+                f.write_str("server closed the connection before sending a token")
+            }
             HandshakeError::Protocol(what) => write!(f, "protocol error: {what}"),
         }
     }
@@ -91,12 +93,20 @@ pub struct Handshake {
 
 impl Handshake {
     /// Create `room` and become its host; `password` (if any) protects it.
-    pub fn create(room: &str, username: &str, password: Option<&str>) -> Result<Handshake, InvalidName> {
+    pub fn create(
+        room: &str,
+        username: &str,
+        password: Option<&str>,
+    ) -> Result<Handshake, InvalidName> {
         Handshake::new(Operation::Create, room, username, password)
     }
 
     /// Join `room`.
-    pub fn join(room: &str, username: &str, password: Option<&str>) -> Result<Handshake, InvalidName> {
+    pub fn join(
+        room: &str,
+        username: &str,
+        password: Option<&str>,
+    ) -> Result<Handshake, InvalidName> {
         Handshake::new(Operation::Join, room, username, password)
     }
 
@@ -110,7 +120,12 @@ impl Handshake {
         names::room_name(room.as_bytes()).map_err(InvalidName::Room)?;
         names::username(username.as_bytes()).map_err(InvalidName::Username)?;
         let payload = encode_payload(username, password);
-        let request = encode_frame(room.as_bytes(), operation.code(), State::Request.code(), &payload);
+        let request = encode_frame(
+            room.as_bytes(),
+            operation.code(),
+            State::Request.code(),
+            &payload,
+        );
         Ok(Handshake {
             operation,
             request,
@@ -231,7 +246,12 @@ pub struct ChatSession {
 
 impl ChatSession {
     /// A room session with the token from the handshake. Queues the registration datagram.
-    pub fn room(now: Instant, room: &str, token: &[u8], keepalive: Duration) -> Result<ChatSession, InvalidName> {
+    pub fn room(
+        now: Instant,
+        room: &str,
+        token: &[u8],
+        keepalive: Duration,
+    ) -> Result<ChatSession, InvalidName> {
         names::room_name(room.as_bytes()).map_err(InvalidName::Room)?;
         if token.is_empty() || token.len() > MAX_TOKEN_LEN as usize {
             return Err(InvalidName::Room(NameError::TooLong));
@@ -244,7 +264,11 @@ impl ChatSession {
     }
 
     /// A relay-mode session as `username`. Queues the registration datagram.
-    pub fn relay(now: Instant, username: &str, keepalive: Duration) -> Result<ChatSession, InvalidName> {
+    pub fn relay(
+        now: Instant,
+        username: &str,
+        keepalive: Duration,
+    ) -> Result<ChatSession, InvalidName> {
         names::username(username.as_bytes()).map_err(InvalidName::Username)?;
         let framing = Framing::Relay {
             username: Bytes::copy_from_slice(username.as_bytes()),

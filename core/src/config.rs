@@ -57,7 +57,9 @@ impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConfigError::Zero(field) => write!(f, "{field} must be greater than zero"),
-            ConfigError::PayloadLimitTooLarge => f.write_str("max payload must be at most 2^29 bytes"),
+            ConfigError::PayloadLimitTooLarge => {
+                f.write_str("max payload must be at most 2^29 bytes")
+            }
         }
     }
 }

@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(room_name(&[0xff, 0xfe]), Err(NameError::NotUtf8));
         assert_eq!(room_name(b"a\nb"), Err(NameError::ControlCharacter));
         assert_eq!(room_name(b"a\x7fb"), Err(NameError::ControlCharacter));
-        assert_eq!(room_name("a\u{85}".as_bytes()), Err(NameError::ControlCharacter));
+        assert_eq!(
+            room_name("a\u{85}".as_bytes()),
+            Err(NameError::ControlCharacter)
+        );
         assert_eq!(username(b"*admin"), Err(NameError::StartsWithStar));
         assert_eq!(room_name(b"*room"), Ok("*room"));
     }

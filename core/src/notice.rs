@@ -101,7 +101,8 @@ impl Notice {
         if let Some(reason) = body.strip_prefix("room closed: ") {
             return Notice::RoomClosed(reason.to_owned());
         }
-        let suffixes: [(&str, fn(String) -> Notice); 3] = [
+        type Make = fn(String) -> Notice;
+        let suffixes: [(&str, Make); 3] = [
             (" was disconnected", Notice::WasDisconnected),
             (" joined", Notice::Joined),
             (" left", Notice::Left),
@@ -142,7 +143,10 @@ mod tests {
             Notice::RoomClosed(CloseReason::HostLeft.to_string()).room_text(),
             "* room closed: host left"
         );
-        assert_eq!(CloseReason::ServerShutdown.to_string(), "server shutting down");
+        assert_eq!(
+            CloseReason::ServerShutdown.to_string(),
+            "server shutting down"
+        );
     }
 
     #[test]

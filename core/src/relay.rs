@@ -134,6 +134,7 @@ impl RelayServer {
         self.fan_out(None, &notice);
         self.clients.clear();
         self.order.clear();
+        self.timers = TimerQueue::default();
     }
 
     /// The next thing to do, until `None`.
@@ -170,10 +171,16 @@ impl RelayServer {
         if self.clients.len() > self.config.max_members {
             return Err(V("more relay clients than max_members"));
         }
-        if self.order.len() != self.clients.len() || !self.order.iter().all(|a| self.clients.contains_key(a)) {
+        if self.order.len() != self.clients.len()
+            || !self.order.iter().all(|a| self.clients.contains_key(a))
+        {
             return Err(V("fan-out order disagrees with the client table"));
         }
-        if self.clients.values().any(|c| c.failures >= self.config.max_send_failures) {
+        if self
+            .clients
+            .values()
+            .any(|c| c.failures >= self.config.max_send_failures)
+        {
             return Err(V("client kept after max_send_failures"));
         }
         Ok(())
@@ -193,8 +200,12 @@ impl RelayServer {
             },
         );
         self.order.push(from);
-        self.timers.schedule(now + self.config.idle_timeout, (id, from));
-        self.fan_out(Some(from), &notice_datagram(&Notice::Joined(username.to_string())));
+        self.timers
+            .schedule(now + self.config.idle_timeout, (id, from));
+        self.fan_out(
+            Some(from),
+            &notice_datagram(&Notice::Joined(username.to_string())),
+        );
         self.outputs.push_back(Output::Event(Event::MemberJoined {
             room: "".into(),
             username,

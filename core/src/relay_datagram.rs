@@ -90,12 +90,27 @@ mod tests {
     fn decodes_message_and_notice() {
         assert_eq!(
             RelayDatagram::decode(b"\x03bobhi"),
-            Ok(RelayDatagram::Message { username: b"bob", message: b"hi" })
+            Ok(RelayDatagram::Message {
+                username: b"bob",
+                message: b"hi"
+            })
         );
-        assert_eq!(RelayDatagram::decode(b"\x00bob joined"), Ok(RelayDatagram::Notice(b"bob joined")));
-        assert_eq!(RelayDatagram::decode(b""), Err(RelayDatagramError::Truncated));
-        assert_eq!(RelayDatagram::decode(b"\x05bob"), Err(RelayDatagramError::Truncated));
-        assert_eq!(RelayDatagram::decode(&[1; 4097]), Err(RelayDatagramError::TooLarge));
+        assert_eq!(
+            RelayDatagram::decode(b"\x00bob joined"),
+            Ok(RelayDatagram::Notice(b"bob joined"))
+        );
+        assert_eq!(
+            RelayDatagram::decode(b""),
+            Err(RelayDatagramError::Truncated)
+        );
+        assert_eq!(
+            RelayDatagram::decode(b"\x05bob"),
+            Err(RelayDatagramError::Truncated)
+        );
+        assert_eq!(
+            RelayDatagram::decode(&[1; 4097]),
+            Err(RelayDatagramError::TooLarge)
+        );
     }
 
     proptest! {

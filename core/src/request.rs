@@ -119,8 +119,14 @@ mod tests {
     #[test]
     fn bad_payloads() {
         assert_eq!(parse_payload(&[0xc3]), Err(PayloadError::NotUtf8));
-        assert_eq!(parse_payload(br#"{"name":"alice"}"#), Err(PayloadError::BadJson));
-        assert_eq!(parse_payload(br#"{"username":7}"#), Err(PayloadError::BadJson));
+        assert_eq!(
+            parse_payload(br#"{"name":"alice"}"#),
+            Err(PayloadError::BadJson)
+        );
+        assert_eq!(
+            parse_payload(br#"{"username":7}"#),
+            Err(PayloadError::BadJson)
+        );
         assert_eq!(
             parse_payload(br#"{"username":"a","password":1}"#),
             Err(PayloadError::BadJson)
@@ -143,6 +149,9 @@ mod tests {
     fn encoded_payload_parses_back() {
         let bytes = encode_payload("al\"ice", Some("p w"));
         assert_eq!(parse_payload(&bytes), Ok(creds("al\"ice", Some("p w"))));
-        assert_eq!(parse_payload(&encode_payload("bob", Some(""))), Ok(creds("bob", None)));
+        assert_eq!(
+            parse_payload(&encode_payload("bob", Some(""))),
+            Ok(creds("bob", None))
+        );
     }
 }

@@ -88,7 +88,8 @@ impl<'a> RoomDatagram<'a> {
 /// The relayed line `<username>: <message>`, cut at a character boundary to at most
 /// 4094 bytes.
 pub fn relayed_line(username: &str, message: &str) -> Bytes {
-    let mut out = BytesMut::with_capacity((username.len() + 2 + message.len()).min(MAX_RELAYED_LEN));
+    let mut out =
+        BytesMut::with_capacity((username.len() + 2 + message.len()).min(MAX_RELAYED_LEN));
     out.put_slice(username.as_bytes());
     out.put_slice(b": ");
     out.put_slice(message.as_bytes());
@@ -119,24 +120,34 @@ mod tests {
     #[test]
     fn decodes_fields_in_order() {
         let d = RoomDatagram::decode(b"\x02\x03abxyzhello").unwrap();
-        assert_eq!((d.room, d.token, d.message), (&b"ab"[..], &b"xyz"[..], &b"hello"[..]));
+        assert_eq!(
+            (d.room, d.token, d.message),
+            (&b"ab"[..], &b"xyz"[..], &b"hello"[..])
+        );
     }
 
     #[test]
     fn refuses_oversize_and_truncated() {
-        assert_eq!(RoomDatagram::decode(&[0; 4097]), Err(DatagramError::TooLarge));
+        assert_eq!(
+            RoomDatagram::decode(&[0; 4097]),
+            Err(DatagramError::TooLarge)
+        );
         assert!(RoomDatagram::decode(&[0; 4096]).is_ok());
         assert_eq!(RoomDatagram::decode(b""), Err(DatagramError::Truncated));
         assert_eq!(RoomDatagram::decode(b"\x01"), Err(DatagramError::Truncated));
-        assert_eq!(RoomDatagram::decode(b"\x02\x02abc"), Err(DatagramError::Truncated));
+        assert_eq!(
+            RoomDatagram::decode(b"\x02\x02abc"),
+            Err(DatagramError::Truncated)
+        );
     }
 
     #[test]
     fn relayed_line_is_cut_at_a_character_boundary() {
         let long = "é".repeat(3000); // 6000 bytes
         let line = relayed_line("ab", &long);
-        assert!(line.len() <= MAX_RELAYED_LEN);
-        assert_eq!(line.len(), 4094 - 1); // "ab: " is 4 bytes, then 2045 whole "é"
+        assert_eq!(line.len(), 4094); // "ab: " is 4 bytes, then 2045 whole "é"
+        let line = relayed_line("abc", &long);
+        assert_eq!(line.len(), 4093); // "abc: " is 5 bytes, 2044 "é"; half of one would be 4094
         assert!(std::str::from_utf8(&line).is_ok());
         assert_eq!(&relayed_line("bob", "hi")[..], b"bob: hi");
     }

@@ -247,7 +247,11 @@ impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::PayloadTooLarge { header, .. } => {
-                write!(f, "payload of {} bytes is over the limit", header.payload_len)
+                write!(
+                    f,
+                    "payload of {} bytes is over the limit",
+                    header.payload_len
+                )
             }
         }
     }

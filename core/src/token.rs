@@ -81,7 +81,11 @@ impl std::fmt::Debug for Token {
     /// Never prints the secret itself: only a short prefix, enough to tell tokens apart in logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hex = self.to_hex();
-        write!(f, "Token({}…)", std::str::from_utf8(&hex[..6]).unwrap_or("?"))
+        write!(
+            f,
+            "Token({}…)",
+            std::str::from_utf8(&hex[..6]).unwrap_or("?")
+        )
     }
 }
 

@@ -39,13 +39,15 @@ enum Phase {
 
 impl Server {
     /// A TCP connection was accepted from `peer`. Over a connection limit it is closed at
-    /// once, without a response.
+    /// once, without a response. An id that is still open is a shell bug: ignored.
     pub fn handle_tcp_accept(&mut self, now: Instant, conn: ConnId, peer: SocketAddr) {
+        if self.conns.contains_key(&conn) {
+            return;
+        }
         let ip = canonical_ip(peer.ip());
         let from_ip = self.conns_per_ip.get(&ip).copied().unwrap_or(0);
         if self.conns.len() >= self.config.max_handshakes
             || from_ip >= self.config.max_handshakes_per_ip
-            || self.conns.contains_key(&conn)
         {
             self.stats.connections_refused += 1;
             self.outputs.push_back(Output::TcpClose { conn });
@@ -207,11 +209,12 @@ impl Server {
     fn port_bytes(&mut self, conn: ConnId, data: &[u8]) {
         let Some(Conn {
             peer,
-            phase: Phase::AwaitPort {
-                member,
-                port,
-                filled,
-            },
+            phase:
+                Phase::AwaitPort {
+                    member,
+                    port,
+                    filled,
+                },
             ..
         }) = self.conns.get_mut(&conn)
         else {

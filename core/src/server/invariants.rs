@@ -33,35 +33,68 @@ impl Server {
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
         let c = &self.config;
         ensure(self.rooms.len() <= c.max_rooms, "more rooms than max_rooms")?;
-        ensure(self.members.len() <= c.max_members, "more members than max_members")?;
-        ensure(self.conns.len() <= c.max_handshakes, "more connections than max_handshakes")?;
+        ensure(
+            self.members.len() <= c.max_members,
+            "more members than max_members",
+        )?;
+        ensure(
+            self.conns.len() <= c.max_handshakes,
+            "more connections than max_handshakes",
+        )?;
 
-        ensure(self.tokens.len() == self.members.len(), "tokens and members differ in number")?;
+        ensure(
+            self.tokens.len() == self.members.len(),
+            "tokens and members differ in number",
+        )?;
         for (token, id) in &self.tokens {
             let member = self.members.get(id);
-            ensure(member.is_some_and(|m| m.token == *token), "token names a missing or other member")?;
+            ensure(
+                member.is_some_and(|m| m.token == *token),
+                "token names a missing or other member",
+            )?;
         }
 
         let mut listed = 0;
         for (name, room) in &self.rooms {
-            ensure(room.members.len() <= c.max_members_per_room, "room over max_members_per_room")?;
-            ensure(room.members.first() == Some(&room.host), "host is not the room's first member")?;
+            ensure(
+                room.members.len() <= c.max_members_per_room,
+                "room over max_members_per_room",
+            )?;
+            ensure(
+                room.members.first() == Some(&room.host),
+                "host is not the room's first member",
+            )?;
             let mut usernames = HashSet::new();
             for id in &room.members {
-                let member = self.members.get(id).ok_or(InvariantViolation("room lists a missing member"))?;
-                ensure(member.room == *name, "member's room differs from the room listing it")?;
-                ensure(usernames.insert(&member.username), "username twice in one room")?;
+                let member = self
+                    .members
+                    .get(id)
+                    .ok_or(InvariantViolation("room lists a missing member"))?;
+                ensure(
+                    member.room == *name,
+                    "member's room differs from the room listing it",
+                )?;
+                ensure(
+                    usernames.insert(&member.username),
+                    "username twice in one room",
+                )?;
             }
             listed += room.members.len();
         }
-        ensure(listed == self.members.len(), "a member is in no room or in two")?;
+        ensure(
+            listed == self.members.len(),
+            "a member is in no room or in two",
+        )?;
 
         let mut indexed = 0;
         for (addr, ids) in &self.by_addr {
             ensure(!ids.is_empty(), "empty address index entry")?;
             for id in ids {
                 let member = self.members.get(id);
-                ensure(member.is_some_and(|m| m.udp == Some(*addr)), "address index disagrees with member")?;
+                ensure(
+                    member.is_some_and(|m| m.udp == Some(*addr)),
+                    "address index disagrees with member",
+                )?;
                 ensure(
                     member.is_some_and(|m| m.ip == canonical_ip(addr.ip())),
                     "member receives at an IP other than its own",
@@ -72,14 +105,21 @@ impl Server {
         let with_udp = self.members.values().filter(|m| m.udp.is_some()).count();
         ensure(indexed == with_udp, "address index misses a member")?;
         ensure(
-            self.members.values().all(|m| m.failures < c.max_send_failures),
+            self.members
+                .values()
+                .all(|m| m.failures < c.max_send_failures),
             "member kept after max_send_failures",
         )?;
 
         let per_ip: usize = self.conns_per_ip.values().sum();
-        ensure(per_ip == self.conns.len(), "per-IP connection counts disagree")?;
         ensure(
-            self.conns_per_ip.values().all(|n| (1..=c.max_handshakes_per_ip).contains(n)),
+            per_ip == self.conns.len(),
+            "per-IP connection counts disagree",
+        )?;
+        ensure(
+            self.conns_per_ip
+                .values()
+                .all(|n| (1..=c.max_handshakes_per_ip).contains(n)),
             "per-IP connection count out of range",
         )?;
         Ok(())

@@ -59,7 +59,8 @@ impl Server {
         if self.rooms.contains_key(room) {
             return Err(Status::RoomExists);
         }
-        if self.rooms.len() >= self.config.max_rooms || self.members.len() >= self.config.max_members
+        if self.rooms.len() >= self.config.max_rooms
+            || self.members.len() >= self.config.max_members
         {
             return Err(Status::ServerFull);
         }
@@ -327,7 +328,11 @@ impl Server {
     }
 }
 
-fn unindex(by_addr: &mut crate::hash::KeyedMap<SocketAddr, Vec<MemberId>>, addr: SocketAddr, id: MemberId) {
+fn unindex(
+    by_addr: &mut crate::hash::KeyedMap<SocketAddr, Vec<MemberId>>,
+    addr: SocketAddr,
+    id: MemberId,
+) {
     if let Some(ids) = by_addr.get_mut(&addr) {
         ids.retain(|m| *m != id);
         if ids.is_empty() {

@@ -192,6 +192,7 @@ impl Server {
         for conn in conns {
             self.close_conn(conn);
         }
+        self.timers = TimerQueue::default();
     }
 
     /// Counters since start.
