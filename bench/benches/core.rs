@@ -1,0 +1,79 @@
+//! Criterion benchmarks of the sans-IO core alone (no sockets):
+//!
+//! - `relay/N`: one inbound chat datagram through `Server` (decode, authorize, fan-out
+//!   to N-1 outputs, drained) in a room of N members;
+//! - `rooms/K`: the same for a 2-member room while K rooms are alive: the cost must
+//!   not grow with K;
+//! - `handshake`: a whole TCRP create (accept, request, answer, close) and the host's
+//!   `/exit` that closes the room again.
+//!
+//! Run with `cargo bench -p ocm-bench --bench core`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ocm_bench::Fixture;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+fn relay(c: &mut Criterion) {
+    let mut group = c.benchmark_group("relay");
+    for members in [2usize, 8, 64, 256] {
+        let mut fixture = Fixture::with_rooms(1, members);
+        let datagram = fixture.datagram(0, "hello, everyone in the room");
+        let from = fixture.members[0].2;
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::from_parameter(members), &members, |b, _| {
+            b.iter(|| {
+                fixture
+                    .server
+                    .handle_datagram(fixture.now, from, black_box(&datagram));
+                black_box(fixture.drain())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn rooms(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rooms");
+    group.sample_size(30);
+    for rooms in [1usize, 100, 10_000] {
+        let mut fixture = Fixture::with_rooms(rooms, 2);
+        // speak in the last room created, so no lucky early hit in any table
+        let speaker = fixture.members.len() - 2;
+        let datagram = fixture.datagram(speaker, "hello");
+        let from = fixture.members[speaker].2;
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::from_parameter(rooms), &rooms, |b, _| {
+            b.iter(|| {
+                fixture
+                    .server
+                    .handle_datagram(fixture.now, from, black_box(&datagram));
+                black_box(fixture.drain())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn handshake(c: &mut Criterion) {
+    let mut fixture = Fixture::new();
+    let ip = IpAddr::V4(Ipv4Addr::new(10, 1, 1, 1));
+    let udp = std::net::SocketAddr::new(ip, 4000);
+    c.bench_function("handshake", |b| {
+        b.iter(|| {
+            let token = fixture.handshake(ip, "bench-room", "host", true);
+            let exit = ocm_core::room_datagram::RoomDatagram {
+                room: b"bench-room",
+                token: &token,
+                message: b"/exit",
+            }
+            .encode()
+            .expect("small datagram");
+            fixture.server.handle_datagram(fixture.now, udp, &exit);
+            black_box(fixture.drain())
+        })
+    });
+}
+
+criterion_group!(benches, relay, rooms, handshake);
+criterion_main!(benches);
