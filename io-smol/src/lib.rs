@@ -1,1 +1,28 @@
-//! Placeholder: see the issue that builds this crate.
+//! # ocm-smol
+//!
+//! The ocm server and client on [smol](https://docs.rs/smol), the default runtime.
+//!
+//! [`Server`] binds a TCP listener and a UDP socket and drives the sans-IO core from
+//! `ocm-core` over them: one owner task holds the core ([`ocm_io::Driver`]), the
+//! acceptor, each connection and the UDP reader are tasks that forward what they read
+//! over a channel (the smol chat-server pattern), and the owner sleeps until the core's
+//! next deadline in between.
+//!
+//! ```no_run
+//! let server = ocm_smol::Server::bind(&ocm_io::Options::default())?;
+//! println!("listening tcp={:?} udp={}", server.tcp_addr(), server.udp_addr());
+//! let stats = server.run_blocking(std::future::pending())?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! [`client`] is the other side: the TCRP handshake, then the chat over UDP.
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod client;
+mod conn;
+mod server;
+mod udp;
+
+pub use server::Server;

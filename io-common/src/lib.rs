@@ -1,0 +1,58 @@
+//! # ocm-io
+//!
+//! What the smol and async-std shells share, none of it tied to a runtime:
+//!
+//! - [`Options`]: what to bind and which protocol to serve.
+//! - [`Driver`]: owns the sans-IO core ([`ocm_core::Server`] or [`ocm_core::RelayServer`])
+//!   and the table of open TCP connections. The shell's owner task feeds it [`Input`]s
+//!   with `Instant::now()`, and sends the datagrams it hands back; TCP commands go out
+//!   to each connection's task over its channel ([`ConnCmd`]).
+//! - [`addr`]: the one place where socket addresses are mapped between what core
+//!   sees (plain IPv4) and what an IPv6 socket needs (`::ffff:a.b.c.d`).
+//! - [`errqueue`]: `IP_RECVERR` / `IPV6_RECVERR` and the socket error queue on Linux,
+//!   so a member whose port is closed is counted as a failed send.
+//! - [`seed`]: the token RNG seed, from OS entropy once at start.
+//!
+//! A shell's owner loop, in outline:
+//!
+//! ```text
+//! loop {
+//!     wait for an Input, the shutdown signal, or driver.poll_timeout()
+//!     driver.handle(Instant::now(), input)   // or driver.handle_timeout(now)
+//!     while let Some((to, payload)) = driver.poll_datagram() { udp.send_to(..) }
+//! }
+//! ```
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod addr;
+mod driver;
+pub mod errqueue;
+mod events;
+mod options;
+pub mod seed;
+
+pub use driver::{ConnCmd, Driver, Input};
+pub use events::log_event;
+pub use options::{Options, Protocol};
+
+/// Size of the datagram read buffer: one byte more than the largest valid datagram
+/// (4096), so an oversize datagram is seen as oversize instead of being truncated into
+/// a valid one.
+pub const DATAGRAM_BUFFER: usize = 4096 + 1;
+
+/// Read buffer of a TCP connection task.
+pub const TCP_READ_BUFFER: usize = 1024;
+
+/// How long a connection the server has closed may take to send its FIN after ours.
+/// Unread bytes at close would make the kernel send a reset that can destroy the status
+/// the client has not read yet, so the shell reads and discards until EOF or this long.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Most bytes read and discarded while lingering.
+pub const LINGER_BYTES: usize = 64 * 1024;
+
+/// Capacity of the channel from socket reader tasks to the owner task. When it is full,
+/// readers wait, and the kernel drops datagrams for us.
+pub const INPUT_QUEUE: usize = 1024;

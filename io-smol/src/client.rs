@@ -1,0 +1,306 @@
+//! The client: the TCRP handshake over TCP (rooms), then the chat over UDP.
+//!
+//! [`run`] takes the lines to send as a stream and reports what happens through a
+//! callback, so the `ocm client` command feeds it stdin and prints to stdout, and tests
+//! feed it a channel. The protocol itself is `ocm_core::client`; this module moves its
+//! bytes and keeps its keepalive timer.
+//!
+//! ```no_run
+//! use ocm_smol::client::{run, ClientOptions, Target};
+//! use ocm_core::Operation;
+//! let options = ClientOptions::new(Target::Room {
+//!     tcp: "127.0.0.1:8000".parse().unwrap(),
+//!     udp: "127.0.0.1:8001".parse().unwrap(),
+//!     operation: Operation::Join,
+//!     room: "lobby".into(),
+//!     username: "bob".into(),
+//!     password: None,
+//! });
+//! let lines = smol::stream::iter(vec![Ok("hello".to_string())]);
+//! let outcome = smol::block_on(run(&options, lines, |event| println!("{event:?}")));
+//! ```
+
+mod handshake;
+
+use bytes::Bytes;
+use ocm_core::client::{ChatSession, HandshakeError, Incoming, InvalidName, SendError};
+use ocm_core::notice::Notice;
+use ocm_core::{Operation, Status};
+use smol::future;
+use smol::stream::{Stream, StreamExt};
+use smol::{Async, Timer};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// Where to chat, and as whom.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A room of a rooms server.
+    Room {
+        /// The server's TCP (TCRP) address.
+        tcp: SocketAddr,
+        /// The server's UDP address.
+        udp: SocketAddr,
+        /// Create (become the host) or join.
+        operation: Operation,
+        /// Room name.
+        room: String,
+        /// Username.
+        username: String,
+        /// Password protecting the room (create) or opening it (join).
+        password: Option<String>,
+    },
+    /// A relay-mode server.
+    Relay {
+        /// The server's UDP address.
+        udp: SocketAddr,
+        /// Username.
+        username: String,
+    },
+}
+
+/// A client to run.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Where and as whom.
+    pub target: Target,
+    /// How long the TCP handshake may take, connect included (default 5 s).
+    pub timeout: Duration,
+    /// Keepalive interval while silent (default 60 s).
+    pub keepalive: Duration,
+}
+
+impl ClientOptions {
+    /// Options with the default timeout and keepalive.
+    pub fn new(target: Target) -> ClientOptions {
+        ClientOptions {
+            target,
+            timeout: Duration::from_secs(5),
+            keepalive: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What happens during a session, in order.
+#[derive(Debug)]
+pub enum ClientEvent {
+    /// In the room (or registered with the relay): lines can be sent now.
+    Ready {
+        /// The local UDP address.
+        local: SocketAddr,
+    },
+    /// A message or notice arrived.
+    Message(Incoming),
+    /// A line was not sent.
+    Unsent(SendError),
+    /// An input line was not valid UTF-8 and was skipped.
+    BadInput,
+}
+
+/// How a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `/exit` or the end of input: the leave was sent.
+    Left,
+    /// The server evicted us (`* disconnected: ...`).
+    Disconnected,
+    /// The room closed (`* room closed: ...`).
+    RoomClosed,
+}
+
+/// Why a session could not start or went wrong.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The room name or username breaks a rule; nothing was sent.
+    InvalidName(InvalidName),
+    /// The TCP connection could not be made.
+    Connect(SocketAddr, io::Error),
+    /// The server did not complete the handshake in time.
+    Timeout(SocketAddr, Duration),
+    /// The server refused the request.
+    Refused {
+        /// The status it answered.
+        status: Status,
+        /// The room asked for.
+        room: String,
+        /// The username asked for.
+        username: String,
+    },
+    /// The server's answer made no sense.
+    Handshake(HandshakeError),
+    /// The server's UDP port answered "unreachable": it is not running.
+    Unreachable(SocketAddr),
+    /// Another I/O error.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::InvalidName(e) => write!(f, "{e}"),
+            ClientError::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
+            ClientError::Timeout(addr, d) => {
+                write!(f, "no answer from {addr} within {} s", d.as_secs_f32())
+            }
+            ClientError::Refused {
+                status,
+                room,
+                username,
+            } => match status {
+                Status::RoomExists => write!(f, "room {room:?} already exists"),
+                Status::RoomNotFound => write!(f, "room {room:?} does not exist"),
+                Status::InvalidPassword => write!(f, "wrong password for room {room:?}"),
+                Status::UsernameTaken => {
+                    write!(f, "username {username:?} is already taken in room {room:?}")
+                }
+                Status::InvalidRequest => f.write_str("the server found the request invalid"),
+                Status::PayloadTooLarge => f.write_str("the request is too large for the server"),
+                Status::ServerFull => {
+                    f.write_str("server full: the room or member limit is reached")
+                }
+                Status::Ok => f.write_str("unexpected status ok"),
+            },
+            ClientError::Handshake(e) => write!(f, "{e}"),
+            ClientError::Unreachable(addr) => {
+                write!(f, "server {addr} is unreachable (not running?)")
+            }
+            ClientError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(error: io::Error) -> ClientError {
+        ClientError::Io(error)
+    }
+}
+
+enum Step {
+    Datagram(io::Result<usize>),
+    Line(Option<io::Result<String>>),
+    Timer,
+}
+
+/// Runs one session: handshake (rooms), registration, then lines out and messages in
+/// until `/exit`, the end of `lines`, or a notice that ends the session.
+pub async fn run(
+    options: &ClientOptions,
+    mut lines: impl Stream<Item = io::Result<String>> + Unpin,
+    mut on_event: impl FnMut(ClientEvent),
+) -> Result<Outcome, ClientError> {
+    let server = match &options.target {
+        Target::Room { udp, .. } | Target::Relay { udp, .. } => *udp,
+    };
+    let udp = Async::<UdpSocket>::bind(unspecified(server))?;
+    udp.get_ref().connect(server)?;
+    let local = udp.get_ref().local_addr()?;
+    let now = Instant::now();
+    let mut session = match &options.target {
+        Target::Room {
+            tcp,
+            operation,
+            room,
+            username,
+            password,
+            ..
+        } => {
+            let token = handshake::run(
+                *tcp,
+                *operation,
+                room,
+                username,
+                password.as_deref(),
+                local.port(),
+                options.timeout,
+            )
+            .await?;
+            ChatSession::room(Instant::now(), room, &token, options.keepalive)
+                .map_err(ClientError::InvalidName)?
+        }
+        Target::Relay { username, .. } => ChatSession::relay(now, username, options.keepalive)
+            .map_err(ClientError::InvalidName)?,
+    };
+    flush(&udp, &mut session, server).await?;
+    on_event(ClientEvent::Ready { local });
+    let mut buf = vec![0; ocm_io::DATAGRAM_BUFFER];
+    while !session.is_ended() {
+        let timer = session.poll_timeout().map_or_else(Timer::never, Timer::at);
+        let step = future::or(
+            async { Step::Datagram(udp.recv(&mut buf).await) },
+            future::or(async { Step::Line(lines.next().await) }, async {
+                timer.await;
+                Step::Timer
+            }),
+        )
+        .await;
+        let now = Instant::now();
+        match step {
+            Step::Datagram(Ok(n)) => {
+                if let Some(incoming) = session.handle_datagram(&buf[..n]) {
+                    let ended = match &incoming {
+                        Incoming::Notice(Notice::Disconnected(_)) => Some(Outcome::Disconnected),
+                        Incoming::Notice(Notice::RoomClosed(_)) => Some(Outcome::RoomClosed),
+                        _ => None,
+                    };
+                    on_event(ClientEvent::Message(incoming));
+                    if let Some(outcome) = ended {
+                        return Ok(outcome);
+                    }
+                }
+            }
+            Step::Datagram(Err(error)) => return Err(recv_error(error, server)),
+            Step::Line(Some(Ok(line))) => {
+                let line = line.strip_suffix('\r').unwrap_or(&line);
+                if !line.is_empty() {
+                    if let Err(error) = session.send(now, line) {
+                        on_event(ClientEvent::Unsent(error));
+                    }
+                }
+            }
+            Step::Line(Some(Err(error))) if error.kind() == io::ErrorKind::InvalidData => {
+                on_event(ClientEvent::BadInput)
+            }
+            Step::Line(Some(Err(error))) => return Err(error.into()),
+            Step::Line(None) => session.leave(now),
+            Step::Timer => session.handle_timeout(now),
+        }
+        flush(&udp, &mut session, server).await?;
+    }
+    Ok(Outcome::Left)
+}
+
+async fn flush(
+    udp: &Async<UdpSocket>,
+    session: &mut ChatSession,
+    server: SocketAddr,
+) -> Result<(), ClientError> {
+    while let Some(datagram) = session.poll_transmit() {
+        send(udp, &datagram)
+            .await
+            .map_err(|e| recv_error(e, server))?;
+    }
+    Ok(())
+}
+
+async fn send(udp: &Async<UdpSocket>, datagram: &Bytes) -> io::Result<()> {
+    udp.send(datagram).await.map(drop)
+}
+
+fn recv_error(error: io::Error, server: SocketAddr) -> ClientError {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => ClientError::Unreachable(server),
+        _ => ClientError::Io(error),
+    }
+}
+
+/// The wildcard address of the server's family, any port.
+fn unspecified(server: SocketAddr) -> SocketAddr {
+    let ip = match server.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    SocketAddr::new(ip, 0)
+}

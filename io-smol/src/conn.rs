@@ -1,0 +1,110 @@
+//! The TCP side: the acceptor task, and one task per connection that forwards what it
+//! reads to the owner and carries out the owner's [`ConnCmd`]s in order.
+
+use async_channel::{Receiver, Sender};
+use bytes::Bytes;
+use ocm_core::ConnId;
+use ocm_io::{ConnCmd, Input, LINGER, LINGER_BYTES, TCP_READ_BUFFER};
+use smol::future;
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::{Async, Timer};
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::Duration;
+
+/// Accepts connections until the owner is gone, numbering them from 0.
+pub(crate) async fn accept(listener: Async<TcpListener>, tx: Sender<Input>) {
+    for id in 0.. {
+        let (stream, peer) = loop {
+            match listener.accept().await {
+                Ok(accepted) => break accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    Timer::after(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let conn = ConnId(id);
+        let (cmds, commands) = async_channel::unbounded();
+        if tx.send(Input::Accepted { conn, peer, cmds }).await.is_err() {
+            return;
+        }
+        smol::spawn(connection(conn, stream, commands, tx.clone())).detach();
+    }
+}
+
+enum Step {
+    Read(io::Result<usize>),
+    Cmd(Option<ConnCmd>),
+}
+
+async fn connection(
+    conn: ConnId,
+    stream: Async<TcpStream>,
+    commands: Receiver<ConnCmd>,
+    tx: Sender<Input>,
+) {
+    let mut buf = [0; TCP_READ_BUFFER];
+    let mut reading = true;
+    loop {
+        let next_cmd = async { Step::Cmd(commands.recv().await.ok()) };
+        let step = if reading {
+            future::or(
+                async { Step::Read((&stream).read(&mut buf).await) },
+                next_cmd,
+            )
+            .await
+        } else {
+            next_cmd.await
+        };
+        let input = match step {
+            Step::Read(Ok(n)) if n > 0 => Input::TcpData {
+                conn,
+                data: Bytes::copy_from_slice(&buf[..n]),
+            },
+            Step::Read(_) => {
+                reading = false;
+                Input::TcpClosed { conn }
+            }
+            Step::Cmd(Some(ConnCmd::Send(data))) => {
+                if (&stream).write_all(&data).await.is_ok() || !reading {
+                    continue;
+                }
+                reading = false;
+                Input::TcpClosed { conn }
+            }
+            Step::Cmd(Some(ConnCmd::ShutdownWrite)) => {
+                let _ = stream.get_ref().shutdown(Shutdown::Write);
+                continue;
+            }
+            Step::Cmd(Some(ConnCmd::Close) | None) => break,
+        };
+        if tx.send(input).await.is_err() {
+            break;
+        }
+    }
+    linger(&stream, reading, &mut buf).await;
+}
+
+/// Sends FIN, then reads and discards until the peer's EOF (bounded in time and bytes),
+/// so unread input cannot turn the close into a reset that destroys our last answer.
+async fn linger(stream: &Async<TcpStream>, reading: bool, buf: &mut [u8]) {
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
+    if !reading {
+        return;
+    }
+    let discard = async {
+        let mut total = 0;
+        while let Ok(n @ 1..) = (&*stream).read(buf).await {
+            total += n;
+            if total > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    future::or(discard, async {
+        Timer::after(LINGER).await;
+    })
+    .await;
+}
