@@ -1,8 +1,6 @@
-//! Shared set-up for ocm's benchmarks: servers filled with rooms and members, built
-//! through the real protocol (TCRP handshakes and registration datagrams), so a
-//! benchmark measures the same state a live server would hold.
-
-#![forbid(unsafe_code)]
+//! Servers filled with rooms and members for the core benchmarks, built through the
+//! real protocol (TCRP handshakes and registration datagrams), so a benchmark measures
+//! the same state a live server would hold.
 
 use ocm_core::client::{ChatSession, Handshake};
 use ocm_core::room_datagram::RoomDatagram;
