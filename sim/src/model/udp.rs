@@ -1,0 +1,222 @@
+//! The model's UDP half: which datagrams are authorized, what a member's message makes
+//! the server send, leaving, eviction (idle and failed sends) and closing rooms.
+
+use super::{canonical, Expected, Model, TokenHex, Verdict};
+use bytes::Bytes;
+use ocm_core::notice::{CloseReason, EvictReason};
+use ocm_core::output::{DropReason, Event};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Most bytes a member may send in one datagram.
+const MAX_DATAGRAM: usize = 4096;
+/// Most bytes of a relayed line.
+const MAX_LINE: usize = 4094;
+
+#[derive(Clone, Copy)]
+enum Removal {
+    Left,
+    Evicted(EvictReason),
+}
+
+fn reason_text(reason: EvictReason) -> String {
+    match reason {
+        EvictReason::Idle(d) => format!("idle for {} s", d.as_secs()),
+        EvictReason::SendFailures(n) => format!("{n} failed sends"),
+    }
+}
+
+/// `NAME: message`, cut at a character boundary to at most 4094 bytes.
+pub fn relayed_line(username: &str, message: &str) -> Bytes {
+    let mut line = format!("{username}: {message}");
+    let mut cut = line.len().min(MAX_LINE);
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.truncate(cut);
+    Bytes::from(line)
+}
+
+impl Model {
+    /// Who, if anyone, a datagram from `from` speaks for.
+    fn authorize<'a>(
+        &self,
+        from: SocketAddr,
+        data: &'a [u8],
+    ) -> Result<(u64, &'a str), DropReason> {
+        if data.len() > MAX_DATAGRAM {
+            return Err(DropReason::TooLarge);
+        }
+        let [room_len, token_len, rest @ ..] = data else {
+            return Err(DropReason::Truncated);
+        };
+        let (room_len, token_len) = (usize::from(*room_len), usize::from(*token_len));
+        if rest.len() < room_len + token_len {
+            return Err(DropReason::Truncated);
+        }
+        let (room, rest) = rest.split_at(room_len);
+        let (token, message) = rest.split_at(token_len);
+        let room = std::str::from_utf8(room).map_err(|_| DropReason::UnknownRoom)?;
+        if !self.rooms.contains_key(room) {
+            return Err(DropReason::UnknownRoom);
+        }
+        let id = TokenHex::try_from(token)
+            .ok()
+            .and_then(|t| self.tokens.get(&t))
+            .copied()
+            .ok_or(DropReason::UnknownToken)?;
+        let member = &self.members[&id];
+        if member.room != room {
+            return Err(DropReason::UnknownToken);
+        }
+        if member.ip != canonical(from.ip()) {
+            return Err(DropReason::WrongAddress);
+        }
+        let message = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
+        Ok((id, message))
+    }
+
+    /// A datagram arrived from `from`.
+    pub fn datagram(
+        &mut self,
+        now: Duration,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> (Expected, Verdict) {
+        let mut out = Expected::default();
+        let (id, message) = match self.authorize(from, data) {
+            Ok(found) => found,
+            Err(reason) => {
+                out.events.push(Event::DatagramDropped { from, reason });
+                return (out, Verdict::Refused);
+            }
+        };
+        self.set_udp(id, from);
+        let member = self.members.get_mut(&id).expect("authorized member exists");
+        member.last_seen = now;
+        member.failures = 0;
+        let verdict = Verdict::Authorized {
+            room: member.room.clone(),
+            username: member.username.clone(),
+            message: message.to_owned(),
+        };
+        match message {
+            "" => {}
+            "/exit" => self.remove_member(&mut out, id, Removal::Left),
+            text => {
+                let line = relayed_line(&member.username, text);
+                let room = member.room.clone();
+                self.notify_room(&mut out, &room, Some(id), &line);
+            }
+        }
+        (out, verdict)
+    }
+
+    /// A send to `to` failed: each member there counts a failure, and goes at the limit.
+    pub fn send_failed(&mut self, to: SocketAddr) -> Expected {
+        let mut out = Expected::default();
+        let ids = self.by_addr.get(&to).cloned().unwrap_or_default();
+        let mut evict = Vec::new();
+        for id in ids {
+            let m = self.members.get_mut(&id).expect("indexed member exists");
+            m.failures += 1;
+            if m.failures >= self.cfg.max_send_failures {
+                evict.push(id);
+            }
+        }
+        let reason = EvictReason::SendFailures(self.cfg.max_send_failures);
+        for id in evict {
+            self.remove_member(&mut out, id, Removal::Evicted(reason));
+        }
+        out
+    }
+
+    /// The timers due at `now`: connection deadlines first, then idle members in join order.
+    pub fn timeout(&mut self, now: Duration) -> Expected {
+        let mut out = Expected::default();
+        self.expire_conns(&mut out, now);
+        let idle = self.cfg.idle_timeout;
+        let due: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.last_seen + idle <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if self.members.contains_key(&id) {
+                self.remove_member(&mut out, id, Removal::Evicted(EvictReason::Idle(idle)));
+            }
+        }
+        out
+    }
+
+    /// The earliest instant at which a timer of the model has work to do.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let members = self
+            .members
+            .values()
+            .map(|m| m.last_seen + self.cfg.idle_timeout);
+        members.chain(self.conn_deadlines()).min()
+    }
+
+    fn remove_member(&mut self, out: &mut Expected, id: u64, how: Removal) {
+        let Some(member) = self.forget(id) else {
+            return;
+        };
+        let room = member.room.clone();
+        let is_host = match self.rooms.get_mut(&room) {
+            Some(entry) => {
+                entry.members.retain(|m| *m != id);
+                entry.host == id
+            }
+            None => false,
+        };
+        match how {
+            Removal::Left => out.events.push(Event::MemberLeft {
+                room: room.as_str().into(),
+                username: member.username.as_str().into(),
+            }),
+            Removal::Evicted(reason) => {
+                if let Some(to) = member.udp {
+                    let text = Bytes::from(format!(
+                        "* disconnected: {}, join again",
+                        reason_text(reason)
+                    ));
+                    out.datagrams.entry(to).or_default().push(text.clone());
+                    if let Some(token) = member.token {
+                        self.inboxes.entry(token).or_default().push(text);
+                    }
+                }
+                out.events.push(Event::MemberEvicted {
+                    room: room.as_str().into(),
+                    username: member.username.as_str().into(),
+                    reason,
+                });
+            }
+        }
+        if is_host {
+            return self.close_room(out, &room);
+        }
+        let notice = match how {
+            Removal::Left => format!("* {} left", member.username),
+            Removal::Evicted(_) => format!("* {} was disconnected", member.username),
+        };
+        self.notify_room(out, &room, None, &Bytes::from(notice));
+    }
+
+    fn close_room(&mut self, out: &mut Expected, room: &str) {
+        let notice = Bytes::from("* room closed: host left");
+        self.notify_room(out, room, None, &notice);
+        let Some(entry) = self.rooms.remove(room) else {
+            return;
+        };
+        for id in entry.members {
+            self.forget(id);
+        }
+        self.closed_rooms.insert(room.to_owned());
+        out.events.push(Event::RoomClosed {
+            room: room.into(),
+            reason: CloseReason::HostLeft,
+        });
+    }
+}

@@ -1,0 +1,457 @@
+//! The simulated world: one core `Server`, the model, the network, the actors and the
+//! attacker, and the virtual clock that drives them.
+//!
+//! Every input reaches the server through [`World::feed`], which logs it, asks the
+//! model what must happen, runs the server, compares, checks the invariants and only
+//! then puts the outputs on the wire. [`World::run_until`] is the event loop: it jumps
+//! the clock to the next thing due (a server or model deadline, a packet, a client
+//! keepalive) and handles it, so no deadline is ever skipped.
+
+use crate::check;
+use crate::host::{Actor, Wire};
+use crate::invariants;
+use crate::model::{Model, Verdict};
+use crate::net::{Net, Packet, Segment};
+use crate::schedule::{config, Schedule};
+use crate::trace::Trace;
+use bytes::Bytes;
+use ocm_core::output::{ConnId, Event, Output};
+use ocm_core::Server;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// The server's address (UDP and TCP).
+pub const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 9000);
+/// The attacker's address: its own IP, never a member's.
+pub const ATTACKER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 66)), 6666);
+
+/// How many times each interesting thing happened: proof that a run exercised the rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Coverage {
+    /// Server inputs fed.
+    pub steps: u64,
+    /// Chat messages relayed (authorized, non-empty, not `/exit`).
+    pub relayed: u64,
+    /// Datagrams the server refused, by drop reason name.
+    pub refused: BTreeMap<String, u64>,
+    /// Refused datagrams that carried a token that was once valid.
+    pub retired_token_probes: u64,
+    /// Evictions, by reason text.
+    pub evictions: BTreeMap<String, u64>,
+    /// Rooms closed.
+    pub rooms_closed: u64,
+    /// Members who left with `/exit`.
+    pub left: u64,
+    /// TCRP answers, by status.
+    pub statuses: BTreeMap<String, u64>,
+    /// Connections refused at accept, and handshake timeouts.
+    pub conns_refused: u64,
+    /// Handshake deadlines hit.
+    pub handshake_timeouts: u64,
+    /// Send failures reported to the server.
+    pub send_failures: u64,
+    /// Sessions whose delivery log was compared with the model at the end.
+    pub sessions_checked: u64,
+}
+
+impl Coverage {
+    /// Adds another run's counts.
+    pub fn add(&mut self, other: &Coverage) {
+        self.steps += other.steps;
+        self.relayed += other.relayed;
+        self.retired_token_probes += other.retired_token_probes;
+        self.rooms_closed += other.rooms_closed;
+        self.left += other.left;
+        self.conns_refused += other.conns_refused;
+        self.handshake_timeouts += other.handshake_timeouts;
+        self.send_failures += other.send_failures;
+        self.sessions_checked += other.sessions_checked;
+        for (mine, theirs) in [
+            (&mut self.refused, &other.refused),
+            (&mut self.evictions, &other.evictions),
+            (&mut self.statuses, &other.statuses),
+        ] {
+            for (k, v) in theirs {
+                *mine.entry(k.clone()).or_default() += v;
+            }
+        }
+    }
+
+    fn count(&mut self, event: &Event) {
+        match event {
+            Event::Handshake { status, .. } => {
+                *self.statuses.entry(format!("{status:?}")).or_default() += 1
+            }
+            Event::ConnectionRefused { .. } => self.conns_refused += 1,
+            Event::HandshakeTimedOut { .. } => self.handshake_timeouts += 1,
+            Event::RoomClosed { .. } => self.rooms_closed += 1,
+            Event::MemberLeft { .. } => self.left += 1,
+            Event::MemberEvicted { reason, .. } => {
+                let kind = match reason {
+                    ocm_core::notice::EvictReason::Idle(_) => "idle",
+                    ocm_core::notice::EvictReason::SendFailures(_) => "send failures",
+                };
+                *self.evictions.entry(kind.into()).or_default() += 1
+            }
+            Event::DatagramDropped { reason, .. } => {
+                *self.refused.entry(format!("{reason:?}")).or_default() += 1
+            }
+            Event::RoomCreated { .. } | Event::MemberJoined { .. } => {}
+        }
+    }
+}
+
+/// A broken rule, with where and when.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// Virtual time of the failing step.
+    pub at: Duration,
+    /// What broke.
+    pub what: String,
+    /// The last lines of the trace.
+    pub trace_tail: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "at {:?}: {}\n--- trace tail ---\n{}",
+            self.at, self.what, self.trace_tail
+        )
+    }
+}
+
+/// One input to the server.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A connection accepted.
+    Accept(ConnId, SocketAddr),
+    /// Bytes on a connection.
+    TcpData(ConnId, Bytes),
+    /// The peer closed or reset a connection.
+    TcpClosed(ConnId),
+    /// A datagram.
+    Datagram(SocketAddr, Bytes),
+    /// A send to this address failed.
+    SendFailed(SocketAddr),
+    /// Timers.
+    Timeout,
+}
+
+/// Who holds the client end of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// An actor, by index.
+    Actor(usize),
+    /// The attacker.
+    Attacker,
+}
+
+/// Everything in a run.
+pub struct World {
+    pub(crate) base: Instant,
+    pub(crate) now: Duration,
+    pub(crate) rng: ChaCha20Rng,
+    pub(crate) server: Server,
+    pub(crate) model: Model,
+    pub(crate) net: Net,
+    pub(crate) actors: Vec<Actor>,
+    pub(crate) owners: BTreeMap<ConnId, Owner>,
+    server_closed: BTreeSet<ConnId>,
+    next_conn: u64,
+    pub(crate) captured: Vec<Bytes>,
+    /// The event log.
+    pub trace: Trace,
+    /// What the run exercised.
+    pub coverage: Coverage,
+}
+
+impl World {
+    /// A world for `schedule`: six actors on three hosts (the third sends its datagrams
+    /// from IPv4-mapped IPv6 addresses), the attacker, and an empty server.
+    pub fn new(schedule: &Schedule, trace: Trace) -> World {
+        let mut rng = ChaCha20Rng::seed_from_u64(schedule.seed);
+        let mut server_seed = [0u8; 32];
+        rng.fill_bytes(&mut server_seed);
+        let server = Server::new(config(), server_seed).expect("the sim's config is valid");
+        let actors = (0..6u8)
+            .map(|i| {
+                let host = Ipv4Addr::new(10, 0, 0, 1 + i / 2);
+                let udp = if i / 2 == 2 {
+                    IpAddr::V6(host.to_ipv6_mapped())
+                } else {
+                    IpAddr::V4(host)
+                };
+                Actor::new(IpAddr::V4(host), udp, 40_000 + u16::from(i) * 1_000)
+            })
+            .collect();
+        World {
+            base: Instant::now(),
+            now: Duration::ZERO,
+            rng,
+            server,
+            model: Model::new(config()),
+            net: Net::new(schedule.network.faults()),
+            actors,
+            owners: BTreeMap::new(),
+            server_closed: BTreeSet::new(),
+            next_conn: 1,
+            captured: Vec::new(),
+            trace,
+            coverage: Coverage::default(),
+        }
+    }
+
+    /// The server under test.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// The reference model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The virtual time.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    pub(crate) fn fail(&self, what: impl Into<String>) -> Failure {
+        Failure {
+            at: self.now,
+            what: what.into(),
+            trace_tail: self.trace.tail(),
+        }
+    }
+
+    pub(crate) fn wire(&mut self) -> (Wire<'_>, &mut Vec<Actor>) {
+        (
+            Wire {
+                net: &mut self.net,
+                rng: &mut self.rng,
+                now: self.now,
+                base: self.base,
+                server: SERVER,
+                captured: &mut self.captured,
+            },
+            &mut self.actors,
+        )
+    }
+
+    /// A fresh connection id for `owner`.
+    pub(crate) fn open_conn(&mut self, owner: Owner) -> ConnId {
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.owners.insert(conn, owner);
+        conn
+    }
+
+    /// Resets a connection from the client side: in-flight bytes are lost and the
+    /// server hears of the close at once.
+    pub(crate) fn reset_conn(&mut self, conn: ConnId) -> Result<(), Failure> {
+        self.net.reset(conn);
+        if self.server_closed.contains(&conn) {
+            return Ok(());
+        }
+        self.feed(Input::TcpClosed(conn))
+    }
+
+    /// Feeds one input to the model and the server, compares, checks, and sends.
+    pub fn feed(&mut self, input: Input) -> Result<(), Failure> {
+        self.coverage.steps += 1;
+        let now = self.now;
+        let _ = writeln!(self.trace, "{now:?} {input:?}");
+        let before = invariants::reachable(&self.model);
+        let at = self.base + now;
+        let mut verdict = None;
+        let expected = match &input {
+            Input::Accept(conn, peer) => {
+                let e = self.model.tcp_accept(now, *conn, *peer);
+                self.server.handle_tcp_accept(at, *conn, *peer);
+                e
+            }
+            Input::TcpData(conn, data) => {
+                let e = self.model.tcp_data(now, *conn, data);
+                self.server.handle_tcp_data(at, *conn, data);
+                e
+            }
+            Input::TcpClosed(conn) => {
+                let e = self.model.tcp_closed(*conn);
+                self.server.handle_tcp_closed(at, *conn);
+                e
+            }
+            Input::Datagram(from, data) => {
+                let retired = retired_token(&self.model, data);
+                let (e, v) = self.model.datagram(now, *from, data);
+                if retired && v == Verdict::Refused {
+                    self.coverage.retired_token_probes += 1;
+                }
+                if let Verdict::Authorized { message, .. } = &v {
+                    if !message.is_empty() && message != "/exit" {
+                        self.coverage.relayed += 1;
+                    }
+                }
+                verdict = Some(v);
+                self.server.handle_datagram(at, *from, data);
+                e
+            }
+            Input::SendFailed(to) => {
+                self.coverage.send_failures += 1;
+                let e = self.model.send_failed(*to);
+                self.server.handle_send_failed(at, *to);
+                e
+            }
+            Input::Timeout => {
+                let e = self.model.timeout(now);
+                self.server.handle_timeout(at);
+                e
+            }
+        };
+        let mut outputs = Vec::new();
+        while let Some(output) = self.server.poll_output() {
+            let _ = writeln!(self.trace, "  {output:?}");
+            outputs.push(output);
+        }
+        let token = check::compare(&expected, &outputs).map_err(|e| self.fail(e))?;
+        if let (Some(member), Some(token)) = (expected.admitted, token) {
+            self.model
+                .learn_token(member, token)
+                .map_err(|e| self.fail(e))?;
+        }
+        invariants::outputs(&before, verdict.as_ref(), &outputs).map_err(|e| self.fail(e))?;
+        invariants::state(&self.server, &self.model, now).map_err(|e| self.fail(e))?;
+        for output in outputs {
+            self.route(output);
+        }
+        Ok(())
+    }
+
+    fn route(&mut self, output: Output) {
+        let now = self.now;
+        match output {
+            Output::TcpSend { conn, data } => {
+                self.net.send_tcp(&mut self.rng, now, conn, false, &data)
+            }
+            Output::TcpShutdownWrite { conn } => self.net.send_fin(&mut self.rng, now, conn, false),
+            Output::TcpClose { conn } => {
+                self.server_closed.insert(conn);
+                self.net.send_fin(&mut self.rng, now, conn, false);
+            }
+            Output::Datagram { to, payload } => {
+                self.net.send_udp(&mut self.rng, now, SERVER, to, payload)
+            }
+            Output::Event(event) => self.coverage.count(&event),
+        }
+    }
+
+    fn deliver(&mut self, packet: Packet) -> Result<(), Failure> {
+        let _ = writeln!(self.trace, "{:?} deliver {packet:?}", self.now);
+        match packet {
+            Packet::Udp {
+                from, to, payload, ..
+            } if to == SERVER => self.feed(Input::Datagram(from, payload)),
+            Packet::Udp { to, .. } if to == ATTACKER => {
+                Err(self.fail("the attacker received a datagram"))
+            }
+            Packet::Udp {
+                from, to, payload, ..
+            } => {
+                let taken = self.actors.iter_mut().any(|a| a.on_udp(to, &payload));
+                if !taken && from == SERVER {
+                    return self.feed(Input::SendFailed(to));
+                }
+                Ok(())
+            }
+            Packet::Tcp {
+                conn,
+                to_server: true,
+                segment,
+            } => {
+                if self.server_closed.contains(&conn) {
+                    return Ok(());
+                }
+                match segment {
+                    Segment::Data(data) => self.feed(Input::TcpData(conn, data)),
+                    Segment::Fin => self.feed(Input::TcpClosed(conn)),
+                }
+            }
+            Packet::Tcp {
+                conn,
+                to_server: false,
+                segment,
+            } => match self.owners.get(&conn) {
+                Some(Owner::Actor(i)) => {
+                    let i = *i;
+                    let (mut wire, actors) = self.wire();
+                    let result = actors[i].on_tcp(&mut wire, conn, segment);
+                    result.map_err(|e| self.fail(e))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+
+    fn server_deadline(&self) -> Option<Duration> {
+        let server = self
+            .server
+            .poll_timeout()
+            .map(|at| at.saturating_duration_since(self.base));
+        let model = self.model.next_deadline();
+        server.into_iter().chain(model).min()
+    }
+
+    /// Lets a little time pass between two operations (up to 250 ms, drawn from the
+    /// seed), so that handshakes can complete before the next move.
+    pub fn think(&mut self) -> Result<(), Failure> {
+        let gap = Duration::from_micros(crate::net::below(&mut self.rng, 250_000));
+        self.run_until(self.now + gap)
+    }
+
+    /// Runs every event due up to `until`, then sets the clock to `until`.
+    pub fn run_until(&mut self, until: Duration) -> Result<(), Failure> {
+        loop {
+            let actors = self.actors.iter().filter_map(|a| a.poll_timeout(self.base));
+            let next = [self.server_deadline(), self.net.next_due()]
+                .into_iter()
+                .flatten()
+                .chain(actors)
+                .min();
+            match next {
+                Some(at) if at <= until => self.now = self.now.max(at),
+                _ => break,
+            }
+            if self.server_deadline().is_some_and(|at| at <= self.now) {
+                self.feed(Input::Timeout)?;
+            }
+            while let Some(packet) = self.net.pop_due(self.now) {
+                self.deliver(packet)?;
+            }
+            let now = self.now;
+            let (mut wire, actors) = self.wire();
+            for actor in actors.iter_mut() {
+                if actor.poll_timeout(wire.base).is_some_and(|at| at <= now) {
+                    actor.handle_timeout(&mut wire);
+                }
+            }
+        }
+        self.now = self.now.max(until);
+        Ok(())
+    }
+}
+
+/// True if the datagram names a token the model once saw and no longer holds.
+fn retired_token(model: &Model, data: &[u8]) -> bool {
+    let [room_len, token_len, rest @ ..] = data else {
+        return false;
+    };
+    let (r, t) = (usize::from(*room_len), usize::from(*token_len));
+    rest.get(r..r + t)
+        .and_then(|token| <[u8; 32]>::try_from(token).ok())
+        .is_some_and(|token| model.retired.contains(&token) && !model.token_is_live(&token))
+}

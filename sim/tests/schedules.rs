@@ -1,0 +1,114 @@
+//! The simulator's test suite: proptest schedules under every invariant (a bounded
+//! number in CI, 10 000+ in the deep run), the determinism check, and frozen schedules
+//! that once failed.
+//!
+//! - `cargo test -p ocm-sim`: 256 schedules (set `OCM_SIM_CASES` for more or fewer).
+//! - `cargo test -p ocm-sim --release -- --ignored --nocapture`: the deep run,
+//!   10 000 schedules (`OCM_SIM_DEEP` to change), printing a throughput figure.
+
+use ocm_sim::schedule::{schedule, Network, Op, Schedule};
+use ocm_sim::trace::Trace;
+use ocm_sim::{run, run_with, Coverage};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use std::cell::RefCell;
+use std::time::Instant;
+
+fn env_cases(var: &str, default: u32) -> u32 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `cases` generated schedules; returns what they covered and how many messages
+/// the server relayed.
+fn explore(cases: u32, max_ops: usize, keep_tail: bool) -> (Coverage, u64, u32) {
+    let config = Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let total = RefCell::new((Coverage::default(), 0u64, 0u32));
+    let result = runner.run(&schedule(max_ops), |s| {
+        let trace = if keep_tail {
+            Trace::default()
+        } else {
+            Trace::hash_only()
+        };
+        let outcome = run_with(&s, trace)
+            .map_err(|f| TestCaseError::fail(format!("seed {} ({:?}): {f}", s.seed, s.network)))?;
+        let mut total = total.borrow_mut();
+        total.0.add(&outcome.coverage);
+        total.1 += outcome.relayed;
+        total.2 += 1;
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    total.into_inner()
+}
+
+#[test]
+fn ci_schedules_keep_every_invariant() {
+    let (coverage, relayed, runs) = explore(env_cases("OCM_SIM_CASES", 256), 60, true);
+    assert!(relayed > 0);
+    println!("{runs} schedules, {relayed} messages relayed\n{coverage:#?}");
+}
+
+#[test]
+#[ignore = "deep run: cargo test -p ocm-sim --release -- --ignored --nocapture"]
+fn deep_run() {
+    let cases = env_cases("OCM_SIM_DEEP", 10_000);
+    let start = Instant::now();
+    let (coverage, relayed, runs) = explore(cases, 80, false);
+    let wall = start.elapsed().as_secs_f64();
+    println!("deep run: {runs} schedules in {wall:.1} s, {relayed} messages relayed");
+    println!(
+        "simulated throughput: {:.0} messages/wall-second, {:.0} server inputs/wall-second",
+        relayed as f64 / wall,
+        coverage.steps as f64 / wall
+    );
+    println!("{coverage:#?}");
+}
+
+#[test]
+fn same_seed_gives_the_same_trace() {
+    let s = Schedule {
+        seed: 42,
+        network: Network::Lossy {
+            loss: 100,
+            duplicate: 50,
+            corrupt: 50,
+        },
+        ops: vec![
+            Op::Create {
+                actor: 0,
+                room: 0,
+                user: 0,
+                password: true,
+            },
+            Op::Advance { ms: 500 },
+            Op::Join {
+                actor: 1,
+                room: 0,
+                user: 1,
+                password: 1,
+            },
+            Op::Advance { ms: 500 },
+            Op::Send { actor: 0, text: 1 },
+            Op::Send { actor: 1, text: 0 },
+            Op::Replay { index: 1 },
+            Op::Advance { ms: 30_000 },
+        ],
+    };
+    let a = run(&s).unwrap();
+    let b = run(&s).unwrap();
+    assert_eq!((a.trace_hash, a.trace_len), (b.trace_hash, b.trace_len));
+    let other = run(&Schedule { seed: 43, ..s }).unwrap();
+    assert_ne!(
+        a.trace_hash, other.trace_hash,
+        "the seed does not reach the trace"
+    );
+}
