@@ -19,6 +19,9 @@
 
 pub mod client;
 pub mod config;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hash;
 pub mod names;
 pub mod notice;

@@ -1,0 +1,44 @@
+//! Fuzz targets, shared by the cargo-fuzz crate in `fuzz/` and the corpus replay test
+//! `tests/fuzz_corpus.rs`, so the assertions live in one place.
+//!
+//! Each target takes the raw bytes libFuzzer hands it, reads a structured input out of
+//! them with [`arbitrary::Unstructured`], drives one part of the core and panics when a
+//! property breaks. The inputs implement [`arbitrary::Arbitrary`] by hand, each with an
+//! `encode` that is its exact inverse, so the seed corpus ([`seeds`]) is written as
+//! typed values and turned into bytes, never hand-copied.
+//!
+//! | target | drives | properties |
+//! |---|---|---|
+//! | [`tcrp_stream`] | [`crate::tcrp::FrameDecoder`], arbitrary chunking | no panic; holds at most 32 + 255 + limit bytes; frames re-encode to their bytes; chunking changes nothing |
+//! | [`room_datagram`] | [`crate::room_datagram`], room client | no panic; decode → encode gives the same bytes; errors match the sizes |
+//! | [`relay_datagram`] | [`crate::relay_datagram`], relay client | same |
+//! | [`server_ops`] | a whole [`crate::Server`] | no panic; invariants after every input; datagrams only to member addresses; TCRP answers well formed |
+//! | [`relay_ops`] | a whole [`crate::RelayServer`] | same, for relay mode |
+//!
+//! Only built with the `fuzzing` feature; not part of the supported API.
+
+mod codec;
+mod config;
+mod pools;
+mod relay_ops;
+mod scenarios;
+pub mod seeds;
+mod server_ops;
+mod server_shell;
+
+pub use codec::{relay_datagram, room_datagram, tcrp_stream, TcrpInput};
+pub use config::FuzzConfig;
+pub use relay_ops::{relay_ops, RelayOp, RelayOps};
+pub use server_ops::{server_ops, ServerOp, ServerOps};
+
+/// A target: its name (as the fuzz crate and the corpus directories have it) and function.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+pub const TARGETS: [Target; 5] = [
+    ("tcrp_stream", tcrp_stream),
+    ("room_datagram", room_datagram),
+    ("relay_datagram", relay_datagram),
+    ("server_ops", server_ops),
+    ("relay_ops", relay_ops),
+];

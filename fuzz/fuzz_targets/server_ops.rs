@@ -1,0 +1,5 @@
+//! A whole rooms server driven by an arbitrary sequence of inputs.
+//! Properties and input format: `ocm_core::fuzzing::server_ops`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ocm_core::fuzzing::server_ops(data));
