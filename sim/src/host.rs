@@ -8,6 +8,7 @@
 //! session receives is logged, so the end of a run can compare it with what the model
 //! says the server owed that member.
 
+use crate::model::canonical;
 use crate::net::{below, Net, Segment};
 use crate::schedule::KEEPALIVE;
 use bytes::Bytes;
@@ -253,7 +254,8 @@ impl Actor {
         else {
             return false;
         };
-        if *addr != to {
+        // A dual-stack socket gets datagrams sent to its IPv4 or IPv4-mapped form alike.
+        if addr.port() != to.port() || canonical(addr.ip()) != canonical(to.ip()) {
             return false;
         }
         self.sessions[*log].received.push(payload.clone());

@@ -81,6 +81,20 @@ pub fn outputs(
     Ok(())
 }
 
+/// After the timers ran, the timer table holds at most two entries per live connection
+/// or member plus a slack of 64: stale entries are swept, memory stays bounded.
+pub fn timers_bounded(server: &Server) -> Result<(), String> {
+    let c = server.counts();
+    let bound = 2 * (c.connections + c.members) + 64;
+    if c.timers > bound {
+        return Err(format!(
+            "{} timer entries for {} connections and {} members",
+            c.timers, c.connections, c.members
+        ));
+    }
+    Ok(())
+}
+
 /// Rules about the state of the server after a step.
 pub fn state(server: &Server, model: &Model, now: Duration) -> Result<(), String> {
     server.check_invariants().map_err(|e| e.to_string())?;
@@ -91,6 +105,13 @@ pub fn state(server: &Server, model: &Model, now: Duration) -> Result<(), String
         || counts.connections > cfg.max_handshakes
     {
         return Err(format!("server over its limits: {counts:?}"));
+    }
+    if server.stats() != &model.stats {
+        return Err(format!(
+            "server counters differ from the model\n  server: {:?}\n  model:  {:?}",
+            server.stats(),
+            model.stats
+        ));
     }
     if counts.queued_outputs != 0 {
         return Err("outputs left queued after draining".into());

@@ -20,8 +20,9 @@ pub use tcp::frame as tcp_frame;
 pub use udp::relayed_line;
 
 use bytes::Bytes;
+use ocm_core::notice::CloseReason;
 use ocm_core::output::{ConnId, Event};
-use ocm_core::Config;
+use ocm_core::{Config, Stats};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -108,6 +109,8 @@ pub struct Model {
     pub(crate) closed_rooms: BTreeSet<String>,
     /// Everything the server should have sent to each token's member, in order.
     pub(crate) inboxes: BTreeMap<TokenHex, Vec<Bytes>>,
+    /// The counters the server should show.
+    pub(crate) stats: Stats,
 }
 
 impl Model {
@@ -125,7 +128,19 @@ impl Model {
             retired: BTreeSet::new(),
             closed_rooms: BTreeSet::new(),
             inboxes: BTreeMap::new(),
+            stats: Stats::default(),
         }
+    }
+
+    /// The server shuts down: every room closes (sorted by name), then every connection.
+    pub fn shutdown(&mut self) -> Expected {
+        let mut out = Expected::default();
+        let names: Vec<String> = self.rooms.keys().cloned().collect();
+        for name in names {
+            self.close_room(&mut out, &name, CloseReason::ServerShutdown);
+        }
+        self.close_all_conns(&mut out);
+        out
     }
 
     /// Records the token the server drew for an admitted member. Fails if the token is
@@ -209,6 +224,7 @@ impl Model {
     fn send_to_member(&mut self, out: &mut Expected, id: u64, payload: Bytes) {
         let m = &self.members[&id];
         if let Some(to) = m.udp {
+            self.stats.datagrams_sent += 1;
             out.datagrams.entry(to).or_default().push(payload.clone());
             if let Some(token) = m.token {
                 self.inboxes.entry(token).or_default().push(payload);

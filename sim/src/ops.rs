@@ -174,6 +174,7 @@ impl World {
                 }
                 Ok(())
             }
+            Op::Shutdown => self.feed(Input::Shutdown),
             Op::Slowloris => {
                 let conn = self.open_conn(Owner::Attacker);
                 self.feed(Input::Accept(conn, attacker_peer(conn.0)))?;

@@ -187,6 +187,8 @@ pub enum Op {
     },
     /// The attacker opens a TCP connection and sends a few bytes, then nothing.
     Slowloris,
+    /// The server shuts down (closing every room and connection) and carries on empty.
+    Shutdown,
     /// The attacker sends a malformed TCRP request (see `world.rs` for the kinds).
     BadRequest {
         /// Which kind.
@@ -242,6 +244,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4u8, any::<u16>()).prop_map(|(kind, salt)| Op::Garbage { kind, salt }),
         1 => (actor, any::<bool>()).prop_map(|(victim, same_room)| Op::StolenToken { victim, same_room }),
         1 => Just(Op::Slowloris),
+        1 => Just(Op::Shutdown),
         1 => (0..8u8).prop_map(|kind| Op::BadRequest { kind }),
     ]
 }

@@ -141,6 +141,8 @@ pub enum Input {
     SendFailed(SocketAddr),
     /// Timers.
     Timeout,
+    /// The server shuts down.
+    Shutdown,
 }
 
 /// Who holds the client end of a connection.
@@ -310,6 +312,12 @@ impl World {
             Input::Timeout => {
                 let e = self.model.timeout(now);
                 self.server.handle_timeout(at);
+                invariants::timers_bounded(&self.server).map_err(|e| self.fail(e))?;
+                e
+            }
+            Input::Shutdown => {
+                let e = self.model.shutdown();
+                self.server.shutdown(at);
                 e
             }
         };

@@ -109,6 +109,7 @@ impl Model {
             || from_ip >= self.cfg.max_handshakes_per_ip
             || self.conns.contains_key(&conn)
         {
+            self.stats.connections_refused += 1;
             out.tcp.entry(conn).or_default().push(TcpOut::Close);
             out.events.push(Event::ConnectionRefused { peer });
             return out;
@@ -182,8 +183,17 @@ impl Model {
         for conn in due {
             let c = &self.conns[&conn];
             if let Phase::Request(_) = c.phase {
+                self.stats.handshake_timeouts += 1;
                 out.events.push(Event::HandshakeTimedOut { peer: c.peer });
             }
+            self.close_conn(out, conn);
+        }
+    }
+
+    /// Closes every connection, in id order.
+    pub(super) fn close_all_conns(&mut self, out: &mut Expected) {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
             self.close_conn(out, conn);
         }
     }
@@ -209,6 +219,7 @@ impl Model {
 
     fn refuse(&mut self, out: &mut Expected, conn: ConnId, op: u8, room: &[u8], status: Status) {
         let peer = self.conns[&conn].peer;
+        self.stats.handshakes[usize::from(status.code())] += 1;
         out.tcp
             .entry(conn)
             .or_default()
@@ -238,6 +249,7 @@ impl Model {
             Ok(member) => member,
             Err(status) => return self.refuse(out, conn, op, room, status),
         };
+        self.stats.handshakes[usize::from(Status::Ok.code())] += 1;
         let tcp = out.tcp.entry(conn).or_default();
         tcp.push(TcpOut::Send(frame(room, op, 1, &[0])));
         tcp.push(TcpOut::SendComplete(

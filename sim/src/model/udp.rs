@@ -84,9 +84,11 @@ impl Model {
         data: &[u8],
     ) -> (Expected, Verdict) {
         let mut out = Expected::default();
+        self.stats.datagrams_received += 1;
         let (id, message) = match self.authorize(from, data) {
             Ok(found) => found,
             Err(reason) => {
+                self.stats.dropped[reason.index()] += 1;
                 out.events.push(Event::DatagramDropped { from, reason });
                 return (out, Verdict::Refused);
             }
@@ -101,9 +103,10 @@ impl Model {
             message: message.to_owned(),
         };
         match message {
-            "" => {}
+            "" => self.stats.keepalives += 1,
             "/exit" => self.remove_member(&mut out, id, Removal::Left),
             text => {
+                self.stats.messages_relayed += 1;
                 let line = relayed_line(&member.username, text);
                 let room = member.room.clone();
                 self.notify_room(&mut out, &room, Some(id), &line);
@@ -115,6 +118,7 @@ impl Model {
     /// A send to `to` failed: each member there counts a failure, and goes at the limit.
     pub fn send_failed(&mut self, to: SocketAddr) -> Expected {
         let mut out = Expected::default();
+        self.stats.send_failures += 1;
         let ids = self.by_addr.get(&to).cloned().unwrap_or_default();
         let mut evict = Vec::new();
         for id in ids {
@@ -177,7 +181,9 @@ impl Model {
                 username: member.username.as_str().into(),
             }),
             Removal::Evicted(reason) => {
+                self.stats.evictions += 1;
                 if let Some(to) = member.udp {
+                    self.stats.datagrams_sent += 1;
                     let text = Bytes::from(format!(
                         "* disconnected: {}, join again",
                         reason_text(reason)
@@ -195,7 +201,7 @@ impl Model {
             }
         }
         if is_host {
-            return self.close_room(out, &room);
+            return self.close_room(out, &room, CloseReason::HostLeft);
         }
         let notice = match how {
             Removal::Left => format!("* {} left", member.username),
@@ -204,8 +210,12 @@ impl Model {
         self.notify_room(out, &room, None, &Bytes::from(notice));
     }
 
-    fn close_room(&mut self, out: &mut Expected, room: &str) {
-        let notice = Bytes::from("* room closed: host left");
+    pub(super) fn close_room(&mut self, out: &mut Expected, room: &str, reason: CloseReason) {
+        let text = match reason {
+            CloseReason::HostLeft => "host left",
+            CloseReason::ServerShutdown => "server shutting down",
+        };
+        let notice = Bytes::from(format!("* room closed: {text}"));
         self.notify_room(out, room, None, &notice);
         let Some(entry) = self.rooms.remove(room) else {
             return;
@@ -216,7 +226,7 @@ impl Model {
         self.closed_rooms.insert(room.to_owned());
         out.events.push(Event::RoomClosed {
             room: room.into(),
-            reason: CloseReason::HostLeft,
+            reason,
         });
     }
 }
