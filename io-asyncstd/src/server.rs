@@ -2,14 +2,15 @@
 //! completes.
 
 use crate::{conn, udp};
+use async_channel::Receiver;
 use async_std::net::{TcpListener, UdpSocket};
 use async_std::task;
 use futures_lite::future::{self, Future};
 use ocm_core::Stats;
-use ocm_io::{errqueue, Driver, Input, Options, Protocol};
+use ocm_io::{errqueue, Driver, Input, Inspection, Inspector, Options, Protocol};
 use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,12 +20,15 @@ pub struct Server {
     tcp: Option<TcpListener>,
     udp: UdpSocket,
     driver: Driver,
+    inspector: Inspector,
+    inspections: async_channel::Receiver<Inspection>,
     tcp_addr: Option<SocketAddr>,
     udp_addr: SocketAddr,
 }
 
 enum Step {
     Input(Input),
+    Inspect(Inspection),
     Timer,
     Stop,
 }
@@ -52,10 +56,13 @@ impl Server {
             .transpose()?;
         let driver = Driver::new(options, ocm_io::seed::os_seed()?, udp_addr)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let (inspector, inspections) = Inspector::new();
         Ok(Server {
             tcp: tcp.map(TcpListener::from),
             udp: UdpSocket::from(udp),
             driver,
+            inspector,
+            inspections,
             tcp_addr,
             udp_addr,
         })
@@ -71,6 +78,11 @@ impl Server {
         self.udp_addr
     }
 
+    /// Asks the running server questions (see [`Inspector`]).
+    pub fn inspector(&self) -> Inspector {
+        self.inspector.clone()
+    }
+
     /// Serves until `shutdown` completes, then tells every member the server is going,
     /// sends those notices and returns the core's counters. Tasks run on async-std's
     /// executor.
@@ -79,6 +91,7 @@ impl Server {
             tcp,
             udp,
             mut driver,
+            inspections,
             ..
         } = self;
         let udp = Arc::new(udp);
@@ -87,29 +100,11 @@ impl Server {
         let acceptor = tcp.map(|listener| task::spawn(conn::accept(listener, tx)));
         let mut shutdown = pin!(shutdown);
         loop {
-            let deadline = driver.poll_timeout();
-            let step = future::or(
-                async {
-                    (&mut shutdown).await;
-                    Step::Stop
-                },
-                future::or(
-                    async { rx.recv().await.map_or(Step::Stop, Step::Input) },
-                    async {
-                        match deadline {
-                            Some(at) => {
-                                task::sleep(at.saturating_duration_since(Instant::now())).await
-                            }
-                            None => future::pending().await,
-                        }
-                        Step::Timer
-                    },
-                ),
-            )
-            .await;
+            let step = next_step(&mut shutdown, &inspections, &rx, driver.poll_timeout()).await;
             let now = Instant::now();
             match step {
                 Step::Input(input) => driver.handle(now, input),
+                Step::Inspect(question) => question(&driver),
                 Step::Timer => {}
                 Step::Stop => break,
             }
@@ -117,7 +112,13 @@ impl Server {
             udp::send_all(&udp, &mut driver).await;
         }
         tracing::info!("shutting down");
-        driver.shutdown(Instant::now());
+        // What the readers had already passed on is handled first (a bounded amount: the
+        // channel's capacity), so a member whose registration was in flight is told too.
+        let now = Instant::now();
+        while let Ok(input) = rx.try_recv() {
+            driver.handle(now, input);
+        }
+        driver.shutdown(now);
         udp::send_all(&udp, &mut driver).await;
         reader.cancel().await;
         if let Some(acceptor) = acceptor {
@@ -130,6 +131,35 @@ impl Server {
     pub fn run_blocking(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         task::block_on(self.run(shutdown))
     }
+}
+
+/// Waits for what the owner does next: stop, answer a question, handle an input, or
+/// fire the core's timers. Earlier branches win when several are ready.
+async fn next_step(
+    shutdown: &mut Pin<&mut impl Future<Output = ()>>,
+    inspections: &Receiver<Inspection>,
+    inputs: &Receiver<Input>,
+    deadline: Option<Instant>,
+) -> Step {
+    let stop = async {
+        shutdown.await;
+        Step::Stop
+    };
+    let inspect = async {
+        match inspections.recv().await {
+            Ok(question) => Step::Inspect(question),
+            Err(_) => future::pending().await,
+        }
+    };
+    let input = async { inputs.recv().await.map_or(Step::Stop, Step::Input) };
+    let timer = async {
+        match deadline {
+            Some(at) => task::sleep(at.saturating_duration_since(Instant::now())).await,
+            None => future::pending().await,
+        }
+        Step::Timer
+    };
+    future::or(stop, future::or(inspect, future::or(input, timer))).await
 }
 
 fn bind_error(what: &str, addr: SocketAddr, error: io::Error) -> io::Error {

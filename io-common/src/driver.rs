@@ -10,9 +10,10 @@ use crate::addr;
 use crate::options::{Options, Protocol};
 use async_channel::Sender;
 use bytes::Bytes;
-use ocm_core::{ConfigError, ConnId, Output, RelayServer, Server, Stats};
+use ocm_core::{ConfigError, ConnId, MemberInfo, Output, RelayServer, Server, Stats};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Something a socket task saw, for the owner task.
@@ -188,6 +189,22 @@ impl Driver {
         match &self.machine {
             Machine::Rooms(server) => server.stats(),
             Machine::Relay(relay) => relay.stats(),
+        }
+    }
+
+    /// The members of `room`, host first (`None` for no such room, or in relay mode).
+    pub fn members_of(&self, room: &str) -> Option<Vec<MemberInfo>> {
+        match &self.machine {
+            Machine::Rooms(server) => server.members_of(room),
+            Machine::Relay(_) => None,
+        }
+    }
+
+    /// The relay's registered clients (empty in rooms mode).
+    pub fn relay_clients(&self) -> Vec<(SocketAddr, Arc<str>)> {
+        match &self.machine {
+            Machine::Rooms(_) => Vec::new(),
+            Machine::Relay(relay) => relay.clients(),
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`errqueue`]: `IP_RECVERR` / `IPV6_RECVERR` and the socket error queue on Linux,
 //!   so a member whose port is closed is counted as a failed send.
 //! - [`seed`]: the token RNG seed, from OS entropy once at start.
+//! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
 //!
 //! A shell's owner loop, in outline:
 //!
@@ -30,11 +31,13 @@ pub mod addr;
 mod driver;
 pub mod errqueue;
 mod events;
+mod inspect;
 mod options;
 pub mod seed;
 
 pub use driver::{ConnCmd, Driver, Input};
 pub use events::log_event;
+pub use inspect::{Inspection, Inspector};
 pub use options::{Options, Protocol};
 
 /// Size of the datagram read buffer: one byte more than the largest valid datagram

@@ -2,13 +2,14 @@
 //! completes.
 
 use crate::{conn, udp};
+use async_channel::Receiver;
 use ocm_core::Stats;
-use ocm_io::{errqueue, Driver, Input, Options, Protocol};
+use ocm_io::{errqueue, Driver, Input, Inspection, Inspector, Options, Protocol};
 use smol::future::{self, Future};
 use smol::{Async, Timer};
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,12 +19,15 @@ pub struct Server {
     tcp: Option<Async<TcpListener>>,
     udp: Async<UdpSocket>,
     driver: Driver,
+    inspector: Inspector,
+    inspections: async_channel::Receiver<Inspection>,
     tcp_addr: Option<SocketAddr>,
     udp_addr: SocketAddr,
 }
 
 enum Step {
     Input(Input),
+    Inspect(Inspection),
     Timer,
     Stop,
 }
@@ -46,10 +50,13 @@ impl Server {
         let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
         let driver = Driver::new(options, ocm_io::seed::os_seed()?, udp_addr)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let (inspector, inspections) = Inspector::new();
         Ok(Server {
             tcp: tcp.map(Async::new).transpose()?,
             udp: Async::new(udp)?,
             driver,
+            inspector,
+            inspections,
             tcp_addr,
             udp_addr,
         })
@@ -65,6 +72,11 @@ impl Server {
         self.udp_addr
     }
 
+    /// Asks the running server questions (see [`Inspector`]).
+    pub fn inspector(&self) -> Inspector {
+        self.inspector.clone()
+    }
+
     /// Serves until `shutdown` completes, then tells every member the server is going,
     /// sends those notices and returns the core's counters. Tasks run on smol's global
     /// executor.
@@ -73,6 +85,7 @@ impl Server {
             tcp,
             udp,
             mut driver,
+            inspections,
             ..
         } = self;
         let udp = Arc::new(udp);
@@ -81,24 +94,11 @@ impl Server {
         let _acceptor = tcp.map(|listener| smol::spawn(conn::accept(listener, tx)));
         let mut shutdown = pin!(shutdown);
         loop {
-            let timer = driver.poll_timeout().map_or_else(Timer::never, Timer::at);
-            let step = future::or(
-                async {
-                    (&mut shutdown).await;
-                    Step::Stop
-                },
-                future::or(
-                    async { rx.recv().await.map_or(Step::Stop, Step::Input) },
-                    async {
-                        timer.await;
-                        Step::Timer
-                    },
-                ),
-            )
-            .await;
+            let step = next_step(&mut shutdown, &inspections, &rx, driver.poll_timeout()).await;
             let now = Instant::now();
             match step {
                 Step::Input(input) => driver.handle(now, input),
+                Step::Inspect(question) => question(&driver),
                 Step::Timer => {}
                 Step::Stop => break,
             }
@@ -106,7 +106,13 @@ impl Server {
             udp::send_all(&udp, &mut driver).await;
         }
         tracing::info!("shutting down");
-        driver.shutdown(Instant::now());
+        // What the readers had already passed on is handled first (a bounded amount: the
+        // channel's capacity), so a member whose registration was in flight is told too.
+        let now = Instant::now();
+        while let Ok(input) = rx.try_recv() {
+            driver.handle(now, input);
+        }
+        driver.shutdown(now);
         udp::send_all(&udp, &mut driver).await;
         Ok(driver.stats().clone())
     }
@@ -115,6 +121,35 @@ impl Server {
     pub fn run_blocking(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         smol::block_on(self.run(shutdown))
     }
+}
+
+/// Waits for what the owner does next: stop, answer a question, handle an input, or
+/// fire the core's timers. Earlier branches win when several are ready.
+async fn next_step(
+    shutdown: &mut Pin<&mut impl Future<Output = ()>>,
+    inspections: &Receiver<Inspection>,
+    inputs: &Receiver<Input>,
+    deadline: Option<Instant>,
+) -> Step {
+    let stop = async {
+        shutdown.await;
+        Step::Stop
+    };
+    let inspect = async {
+        match inspections.recv().await {
+            Ok(question) => Step::Inspect(question),
+            Err(_) => future::pending().await,
+        }
+    };
+    let input = async { inputs.recv().await.map_or(Step::Stop, Step::Input) };
+    let timer = async {
+        match deadline {
+            Some(at) => Timer::at(at).await,
+            None => Timer::never().await,
+        };
+        Step::Timer
+    };
+    future::or(stop, future::or(inspect, future::or(input, timer))).await
 }
 
 fn bind_error(what: &str, addr: SocketAddr, error: io::Error) -> io::Error {
