@@ -7,9 +7,10 @@ use crate::exit;
 use ocm_core::Operation;
 use ocm_smol::client::{self, ClientError, ClientEvent, ClientOptions, Outcome, Target};
 use smol::io::{AsyncBufReadExt, BufReader};
-use smol::stream::StreamExt;
-use std::io::{BufRead, IsTerminal, Write};
+use smol::stream::Stream;
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::task::Poll;
 
 /// A problem found before anything was sent, with its exit code.
 struct Early(u8, String);
@@ -24,15 +25,7 @@ pub fn run(args: ClientArgs) -> u8 {
             return code;
         }
     };
-    let stop = crate::signals::install().ok();
-    let stdin = BufReader::new(smol::Unblock::new(std::io::stdin())).lines();
-    // Ctrl-C or SIGTERM leave the room like /exit does.
-    let signals = smol::stream::unfold(stop, |stop| async move {
-        let stop = stop?;
-        stop.recv().await.ok()?;
-        Some((Ok("/exit".to_owned()), Some(stop)))
-    });
-    let lines = stdin.or(Box::pin(signals));
+    let lines = input(crate::signals::install().ok());
     let outcome = smol::block_on(client::run(&options, lines, |event| {
         show(event, interactive, &options)
     }));
@@ -52,6 +45,23 @@ pub fn run(args: ClientArgs) -> u8 {
     }
 }
 
+/// Stdin lines, with Ctrl-C or SIGTERM read as `/exit` (leave like /exit does); ends
+/// at the end of stdin.
+fn input(
+    stop: Option<async_channel::Receiver<()>>,
+) -> impl Stream<Item = io::Result<String>> + Unpin {
+    let mut stdin = Box::pin(BufReader::new(smol::Unblock::new(std::io::stdin())).lines());
+    let mut stop = stop.map(Box::pin);
+    smol::stream::poll_fn(move |cx| {
+        if let Some(stop) = stop.as_mut() {
+            if let Poll::Ready(Some(())) = stop.as_mut().poll_next(cx) {
+                return Poll::Ready(Some(Ok("/exit".to_owned())));
+            }
+        }
+        stdin.as_mut().poll_next(cx)
+    })
+}
+
 fn show(event: ClientEvent, interactive: bool, options: &ClientOptions) {
     match event {
         ClientEvent::Message(incoming) => {
@@ -59,14 +69,19 @@ fn show(event: ClientEvent, interactive: bool, options: &ClientOptions) {
             let _ = writeln!(stdout, "{incoming}");
             let _ = stdout.flush();
         }
-        ClientEvent::Ready { .. } if interactive => {
+        ClientEvent::Ready { .. } => {
+            // On stderr, so stdout carries only what was received; scripts can wait for it.
             let place = match &options.target {
                 Target::Room { room, username, .. } => format!("in room {room:?} as {username:?}"),
                 Target::Relay { username, .. } => format!("on the relay as {username:?}"),
             };
-            eprintln!("* {place}: type a message and Enter; /exit or Ctrl-D leaves");
+            let hint = if interactive {
+                ": type a message and Enter; /exit or Ctrl-D leaves"
+            } else {
+                ""
+            };
+            eprintln!("* {place}{hint}");
         }
-        ClientEvent::Ready { .. } => {}
         ClientEvent::Unsent(error) => eprintln!("ocm: message not sent: {error}"),
         ClientEvent::BadInput => eprintln!("ocm: skipped a line that is not valid UTF-8"),
     }
