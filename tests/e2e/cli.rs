@@ -1,0 +1,301 @@
+//! The built `ocm` binary as child processes: the `listening` line, two clients chatting
+//! through stdin and stdout, SIGTERM, and the exit codes of the documented failures.
+
+use crate::common::{Runtime, WAIT};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+crate::on_both_runtimes!(a_server_and_two_clients_chat_through_the_binary);
+
+/// A child process with its output read line by line on threads; killed when dropped.
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ocm"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ocm starts");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Proc {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn line(&self) -> String {
+        self.stdout
+            .recv_timeout(WAIT)
+            .expect("a line on stdout within the wait")
+    }
+
+    fn expect(&self, lines: &[&str]) {
+        for expected in lines {
+            assert_eq!(self.line(), *expected);
+        }
+    }
+
+    /// Waits for a stderr line containing `text`.
+    fn stderr_until(&self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no stderr line with {text:?} within the wait"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    fn say(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{text}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    fn exit_code(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().expect("exited, not killed");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ocm did not exit within the wait"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[cfg(unix)]
+    fn terminate(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ocm server` on free loopback ports and parses its one stdout line.
+fn server(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
+    let mut args = vec!["server", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let server = Proc::spawn(&args);
+    let line = server.line();
+    let addr = |key: &str| -> SocketAddr {
+        let field = line
+            .split(' ')
+            .find_map(|f| f.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in {line:?}"));
+        field.parse().unwrap()
+    };
+    assert!(line.starts_with("listening tcp="), "{line}");
+    let (tcp, udp) = (addr("tcp="), addr("udp="));
+    (server, tcp, udp)
+}
+
+fn client(tcp: SocketAddr, udp: SocketAddr, args: &[&str]) -> Proc {
+    let (t, u) = (tcp.port().to_string(), udp.port().to_string());
+    let mut all = vec![
+        "client",
+        "--server",
+        "127.0.0.1",
+        "--tcp-port",
+        &t,
+        "--udp-port",
+        &u,
+    ];
+    all.extend_from_slice(args);
+    Proc::spawn(&all)
+}
+
+fn a_server_and_two_clients_chat_through_the_binary(runtime: Runtime) {
+    let (mut server, tcp, udp) = server(&["--runtime", runtime.flag()]);
+    let mut alice = client(tcp, udp, &["--name", "alice", "--create", "lobby"]);
+    alice.stderr_until("in room \"lobby\"");
+    let mut bob = client(tcp, udp, &["--name", "bob", "--join", "lobby"]);
+    bob.stderr_until("in room \"lobby\"");
+    alice.expect(&["* bob joined"]);
+    bob.say("hi alice");
+    alice.expect(&["bob: hi alice"]);
+    alice.say("hi bob");
+    bob.expect(&["alice: hi bob"]);
+    server.stderr_until("joined");
+    bob.close_stdin();
+    assert_eq!(bob.exit_code(), 0, "end of input leaves with 0");
+    alice.expect(&["* bob left"]);
+    #[cfg(unix)]
+    {
+        server.terminate();
+        alice.expect(&["* room closed: server shutting down"]);
+        assert_eq!(alice.exit_code(), 6, "a closed room exits with 6");
+        assert_eq!(server.exit_code(), 0, "SIGTERM is a clean shutdown");
+    }
+    #[cfg(not(unix))]
+    {
+        alice.say("/exit");
+        assert_eq!(alice.exit_code(), 0);
+    }
+}
+
+#[test]
+fn relay_mode_prints_only_the_udp_address() {
+    let server = Proc::spawn(&["server", "--protocol", "relay", "--udp", "127.0.0.1:0"]);
+    let line = server.line();
+    let udp: SocketAddr = line
+        .strip_prefix("listening udp=")
+        .expect(&line)
+        .parse()
+        .unwrap();
+    let addr = udp.to_string();
+    let mut a = Proc::spawn(&[
+        "client",
+        "--protocol",
+        "relay",
+        "--server",
+        &addr,
+        "--name",
+        "a",
+    ]);
+    a.stderr_until("on the relay");
+    let mut b = Proc::spawn(&[
+        "client",
+        "--protocol",
+        "relay",
+        "--server",
+        &addr,
+        "--name",
+        "b",
+    ]);
+    b.stderr_until("on the relay");
+    a.expect(&["* b joined"]);
+    b.say("hello relay");
+    a.expect(&["b: hello relay"]);
+    a.say("/exit");
+    assert_eq!(a.exit_code(), 0);
+    b.expect(&["* a left"]);
+}
+
+#[test]
+fn a_refused_join_is_one_line_on_stderr_and_exit_3() {
+    let (_server, tcp, udp) = server(&[]);
+    let mut bob = client(tcp, udp, &["--name", "bob", "--join", "nowhere"]);
+    assert_eq!(bob.exit_code(), 3);
+    assert_eq!(
+        bob.stderr.recv_timeout(WAIT).unwrap(),
+        r#"ocm: error: room "nowhere" does not exist"#
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_is_a_timeout_with_exit_4() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp = silent.local_addr().unwrap();
+    let mut client = client(
+        tcp,
+        tcp,
+        &["--name", "bob", "--join", "x", "--timeout", "0.5"],
+    );
+    assert_eq!(client.exit_code(), 4);
+    let error = client.stderr.recv_timeout(WAIT).unwrap();
+    assert!(error.starts_with("ocm: error: no answer from"), "{error}");
+    drop(silent);
+}
+
+#[test]
+fn no_server_at_all_is_an_error_with_exit_1() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp = closed.local_addr().unwrap();
+    drop(closed);
+    let mut client = client(tcp, tcp, &["--name", "bob", "--join", "x"]);
+    assert_eq!(client.exit_code(), 1);
+    let error = client.stderr.recv_timeout(WAIT).unwrap();
+    assert!(
+        error.starts_with("ocm: error: cannot connect to"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_missing_name_without_a_terminal_is_a_usage_error() {
+    let mut client = Proc::spawn(&["client", "--join", "x"]);
+    assert_eq!(client.exit_code(), 2);
+    let error = client.stderr.recv_timeout(WAIT).unwrap();
+    assert!(error.contains("no username given"), "{error}");
+}
+
+#[test]
+fn help_teaches_the_commands_and_the_exit_codes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ocm"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for text in [
+        "ocm server",
+        "ocm client --name alice --create lobby",
+        "Exit codes:",
+        "6  the room closed",
+    ] {
+        assert!(help.contains(text), "--help lacks {text:?}:\n{help}");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_ocm"))
+        .args(["server", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for flag in [
+        "--runtime",
+        "--protocol",
+        "--tcp",
+        "--udp",
+        "--idle-timeout",
+        "--max-send-failures",
+        "--max-rooms",
+        "--max-members",
+    ] {
+        assert!(help.contains(flag), "server --help lacks {flag}");
+    }
+}

@@ -1,0 +1,367 @@
+//! Test helpers: servers on either runtime, in-process clients, bounded waits.
+
+#![allow(dead_code)]
+
+pub mod raw;
+
+use ocm_core::{Config, Operation, Stats};
+use ocm_io::{Driver, Inspector, Options, Protocol};
+use ocm_smol::client::{ClientError, ClientEvent, ClientOptions, Outcome, Target};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// The longest any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Makes `#[test]`s for both runtimes out of functions taking a [`Runtime`].
+#[macro_export]
+macro_rules! on_both_runtimes {
+    ($($name:ident),* $(,)?) => {
+        mod smol {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::common::Runtime::Smol)
+            })*
+        }
+        mod async_std {
+            $(#[test]
+            fn $name() {
+                super::$name($crate::common::Runtime::AsyncStd)
+            })*
+        }
+    };
+}
+
+/// Which server shell runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// `ocm-smol`.
+    Smol,
+    /// `ocm-asyncstd`.
+    AsyncStd,
+}
+
+impl Runtime {
+    /// The `--runtime` value of the command line.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Runtime::Smol => "smol",
+            Runtime::AsyncStd => "async-std",
+        }
+    }
+}
+
+/// Limits for tests: the defaults, but members are evicted after 30 s of silence, so
+/// no test depends on keepalives unless it says so.
+pub fn config() -> Config {
+    Config {
+        idle_timeout: Duration::from_secs(30),
+        ..Config::default()
+    }
+}
+
+/// A server running on its own thread; stopped (gracefully) when dropped.
+pub struct TestServer {
+    /// TCP address (rooms mode).
+    pub tcp: Option<SocketAddr>,
+    /// UDP address.
+    pub udp: SocketAddr,
+    stop: async_channel::Sender<()>,
+    done: mpsc::Receiver<io::Result<Stats>>,
+    inspector: Inspector,
+}
+
+impl TestServer {
+    /// A rooms server on 127.0.0.1 with [`config`].
+    pub fn rooms(runtime: Runtime) -> TestServer {
+        TestServer::start(runtime, Protocol::Rooms, "127.0.0.1:0", config())
+    }
+
+    /// A relay server on 127.0.0.1 with [`config`].
+    pub fn relay(runtime: Runtime) -> TestServer {
+        TestServer::start(runtime, Protocol::Relay, "127.0.0.1:0", config())
+    }
+
+    /// A server on `ip:0` (TCP and UDP).
+    pub fn start(runtime: Runtime, protocol: Protocol, addr: &str, config: Config) -> TestServer {
+        TestServer::try_start(runtime, protocol, addr, config).expect("server binds")
+    }
+
+    /// As [`TestServer::start`], or the bind error.
+    pub fn try_start(
+        runtime: Runtime,
+        protocol: Protocol,
+        addr: &str,
+        config: Config,
+    ) -> io::Result<TestServer> {
+        let addr: SocketAddr = addr.parse().expect("an address");
+        let options = Options {
+            protocol,
+            tcp: addr,
+            udp: addr,
+            config,
+        };
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let shutdown = async move {
+            let _ = stopped.recv().await;
+        };
+        let (result, done) = mpsc::channel();
+        let (tcp, udp, inspector) = match runtime {
+            Runtime::Smol => {
+                let server = ocm_smol::Server::bind(&options)?;
+                let addrs = (server.tcp_addr(), server.udp_addr(), server.inspector());
+                thread::spawn(move || {
+                    let _ = result.send(server.run_blocking(shutdown));
+                });
+                addrs
+            }
+            Runtime::AsyncStd => {
+                let server = ocm_asyncstd::Server::bind(&options)?;
+                let addrs = (server.tcp_addr(), server.udp_addr(), server.inspector());
+                thread::spawn(move || {
+                    let _ = result.send(server.run_blocking(shutdown));
+                });
+                addrs
+            }
+        };
+        Ok(TestServer {
+            tcp,
+            udp,
+            stop,
+            done,
+            inspector,
+        })
+    }
+
+    /// The same server, reached by clients at `ip` (for a server bound to `[::]`).
+    pub fn via(mut self, ip: &str) -> TestServer {
+        let ip = ip.parse().expect("an IP");
+        if let Some(tcp) = &mut self.tcp {
+            tcp.set_ip(ip);
+        }
+        self.udp.set_ip(ip);
+        self
+    }
+
+    /// The TCP address; panics in relay mode.
+    pub fn tcp(&self) -> SocketAddr {
+        self.tcp.expect("a rooms server")
+    }
+
+    /// Shuts the server down (members are told) and returns its counters.
+    pub fn stop(self) -> Stats {
+        let _ = self.stop.try_send(());
+        self.done
+            .recv_timeout(WAIT)
+            .expect("the server stops in time")
+            .expect("the server ran without error")
+    }
+
+    /// Options for a real client of this server.
+    pub fn target(
+        &self,
+        operation: Operation,
+        room: &str,
+        username: &str,
+        password: Option<&str>,
+    ) -> ClientOptions {
+        let mut options = ClientOptions::new(Target::Room {
+            tcp: self.tcp(),
+            udp: self.udp,
+            operation,
+            room: room.into(),
+            username: username.into(),
+            password: password.map(Into::into),
+        });
+        options.timeout = WAIT;
+        options
+    }
+
+    /// Waits until `check` holds on the running server (asked between two inputs).
+    pub fn until(&self, what: &str, check: impl Fn(&Driver) -> bool + Send + Clone + 'static) {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if smol::block_on(self.inspector.inspect(check.clone())) == Some(true) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not within {WAIT:?}: {what}"
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits until the server knows where `username` of `room` receives. Clients on
+    /// different sockets race each other into the server; tests that expect a join
+    /// notice wait for this first.
+    pub fn wait_known(&self, room: &str, username: &str) {
+        let (room, name) = (room.to_owned(), username.to_owned());
+        self.until(
+            &format!("{username} of {room} has an address"),
+            move |driver| {
+                let members = driver.members_of(&room).unwrap_or_default();
+                members
+                    .iter()
+                    .any(|m| *m.username == *name && m.udp.is_some())
+            },
+        );
+    }
+
+    /// Starts a real client and waits until the server knows its address.
+    pub fn client(&self, options: ClientOptions) -> TestClient {
+        let client = TestClient::start(options.clone()).expect("the client starts");
+        match &options.target {
+            Target::Room { room, username, .. } => self.wait_known(room, username),
+            Target::Relay { username, .. } => {
+                let name = username.clone();
+                self.until(&format!("{username} is registered"), move |driver| {
+                    driver.relay_clients().iter().any(|(_, n)| **n == *name)
+                });
+            }
+        }
+        client
+    }
+
+    /// Creates `room` as `username` with a real client.
+    pub fn create(&self, room: &str, username: &str) -> TestClient {
+        self.client(self.target(Operation::Create, room, username, None))
+    }
+
+    /// Joins `room` as `username` with a real client.
+    pub fn join(&self, room: &str, username: &str) -> TestClient {
+        self.client(self.target(Operation::Join, room, username, None))
+    }
+
+    /// A relay-mode client.
+    pub fn relay_client(&self, username: &str) -> TestClient {
+        let options = ClientOptions::new(Target::Relay {
+            udp: self.udp,
+            username: username.into(),
+        });
+        self.client(options)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.stop.try_send(());
+    }
+}
+
+enum Seen {
+    Line(String),
+    Ended(Result<Outcome, ClientError>),
+}
+
+/// A real client (`ocm_smol::client::run`) on its own thread, fed lines by the test.
+pub struct TestClient {
+    name: String,
+    lines: Option<async_channel::Sender<String>>,
+    seen: mpsc::Receiver<Seen>,
+}
+
+impl TestClient {
+    /// Starts a client and waits until it is in the room, or returns why it is not.
+    pub fn start(options: ClientOptions) -> Result<TestClient, ClientError> {
+        let name = match &options.target {
+            Target::Room { username, .. } | Target::Relay { username, .. } => username.clone(),
+        };
+        let (lines, input) = async_channel::unbounded::<String>();
+        let (seen_tx, seen) = mpsc::channel();
+        let (ready_tx, ready) = mpsc::channel();
+        thread::spawn(move || {
+            let events = seen_tx.clone();
+            let on_event = move |event: ClientEvent| match event {
+                ClientEvent::Ready { .. } => {
+                    let _ = ready_tx.send(());
+                }
+                ClientEvent::Message(incoming) => {
+                    let _ = events.send(Seen::Line(incoming.to_string()));
+                }
+                ClientEvent::Unsent(error) => panic!("a test line was not sent: {error}"),
+                ClientEvent::BadInput => panic!("a test line was not UTF-8"),
+            };
+            let input = Box::pin(smol::stream::StreamExt::map(input, Ok));
+            let outcome = smol::block_on(ocm_smol::client::run(&options, input, on_event));
+            let _ = seen_tx.send(Seen::Ended(outcome));
+        });
+        let client = TestClient {
+            name,
+            lines: Some(lines),
+            seen,
+        };
+        match ready.recv_timeout(WAIT) {
+            Ok(()) => Ok(client),
+            Err(_) => match client.seen.recv_timeout(WAIT) {
+                Ok(Seen::Ended(Err(error))) => Err(error),
+                Ok(Seen::Ended(Ok(outcome))) => {
+                    panic!("the session ended before it started: {outcome:?}")
+                }
+                Ok(Seen::Line(line)) => panic!("a line before the session started: {line}"),
+                Err(_) => panic!("the client neither started nor failed within {WAIT:?}"),
+            },
+        }
+    }
+
+    /// The username.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sends one line, as typed.
+    pub fn say(&self, text: &str) {
+        let lines = self.lines.as_ref().expect("input is open");
+        lines
+            .try_send(text.to_owned())
+            .expect("the client is running");
+    }
+
+    /// The next line received (message or notice), within [`WAIT`].
+    pub fn line(&self) -> String {
+        match self.seen.recv_timeout(WAIT) {
+            Ok(Seen::Line(line)) => line,
+            Ok(Seen::Ended(outcome)) => panic!("the session ended instead: {outcome:?}"),
+            Err(_) => panic!("no line within {WAIT:?}"),
+        }
+    }
+
+    /// Asserts the next lines, in order.
+    pub fn expect(&self, lines: &[&str]) {
+        for expected in lines {
+            assert_eq!(self.line(), *expected);
+        }
+    }
+
+    /// Reads lines until `last` arrives and returns those before it.
+    pub fn lines_until(&self, last: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            let line = self.line();
+            if line == last {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+
+    /// How the session ended, waiting for it (lines not yet read are skipped).
+    pub fn outcome(self) -> Outcome {
+        loop {
+            match self.seen.recv_timeout(WAIT) {
+                Ok(Seen::Line(_)) => {}
+                Ok(Seen::Ended(Ok(outcome))) => return outcome,
+                Ok(Seen::Ended(Err(error))) => panic!("the client failed: {error}"),
+                Err(_) => panic!("the session did not end within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Ends the input (EOF): the client leaves.
+    pub fn close_input(&mut self) {
+        self.lines = None;
+    }
+}

@@ -1,0 +1,20 @@
+//! End-to-end tests over real loopback sockets, for both server runtimes.
+//!
+//! Servers run in-process on port 0 ([`common::TestServer`]), clients are the real
+//! `ocm_smol::client` ([`common::TestClient`]), the raw-bytes tests speak TCRP and UDP
+//! from the protocol document alone ([`common::raw`]), and `cli` runs the built `ocm`
+//! binary as child processes. Every wait is bounded ([`common::WAIT`]); a broken
+//! server fails a test in seconds instead of hanging it.
+//!
+//! Each test is a function taking a [`common::Runtime`]; `on_both_runtimes!` makes a
+//! `#[test]` of it for smol and one for async-std.
+
+mod common;
+
+mod cli;
+mod eviction;
+mod ipv6;
+mod raw_bytes;
+mod relay;
+mod rooms;
+mod shutdown;
