@@ -41,6 +41,8 @@ pub enum InvalidName {
     Room(NameError),
     /// The username.
     Username(NameError),
+    /// The token from the handshake is empty or longer than 255 bytes.
+    Token,
 }
 
 impl std::fmt::Display for InvalidName {
@@ -48,6 +50,7 @@ impl std::fmt::Display for InvalidName {
         match self {
             InvalidName::Room(e) => write!(f, "invalid room name: {e}"),
             InvalidName::Username(e) => write!(f, "invalid username: {e}"),
+            InvalidName::Token => f.write_str("invalid token: empty or longer than 255 bytes"),
         }
     }
 }
@@ -254,7 +257,7 @@ impl ChatSession {
     ) -> Result<ChatSession, InvalidName> {
         names::room_name(room.as_bytes()).map_err(InvalidName::Room)?;
         if token.is_empty() || token.len() > MAX_TOKEN_LEN as usize {
-            return Err(InvalidName::Room(NameError::TooLong));
+            return Err(InvalidName::Token);
         }
         let framing = Framing::Room {
             room: Bytes::copy_from_slice(room.as_bytes()),

@@ -29,6 +29,11 @@ pub enum Output {
         conn: ConnId,
     },
     /// Write what is queued, then close the connection. The server has forgotten it.
+    ///
+    /// The peer may still have unread bytes in flight (an oversize payload, say). Closing
+    /// a socket with unread input makes the kernel send a reset, which can destroy the
+    /// answer before the peer reads it; so shut down the write side, then read and discard
+    /// for a bounded time until the peer closes (a lingering close).
     TcpClose {
         /// The connection.
         conn: ConnId,
@@ -86,6 +91,16 @@ pub enum Event {
         room: Arc<str>,
         /// Username.
         username: Arc<str>,
+    },
+    /// A member's UDP address became known or changed (a valid datagram from a new
+    /// source, or the port step).
+    MemberAddress {
+        /// Room name.
+        room: Arc<str>,
+        /// Username.
+        username: Arc<str>,
+        /// Where it now receives.
+        addr: SocketAddr,
     },
     /// A member left with `/exit`.
     MemberLeft {

@@ -12,6 +12,7 @@ use crate::names;
 use crate::notice::{CloseReason, EvictReason, Notice};
 use crate::output::{DropReason, Event, Output};
 use crate::relay_datagram::{RelayDatagram, RelayDatagramError};
+use crate::server::canonical_addr;
 use crate::stats::Stats;
 use crate::timers::TimerQueue;
 use bytes::Bytes;
@@ -65,6 +66,7 @@ impl RelayServer {
     /// A datagram arrived.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.stats.datagrams_received += 1;
+        let from = canonical_addr(from);
         let (username, message) = match parse(data) {
             Ok(parts) => parts,
             Err(reason) => return self.drop_datagram(from, reason),
@@ -98,6 +100,7 @@ impl RelayServer {
     /// A send to `to` failed; at `max_send_failures` in a row the client is evicted.
     pub fn handle_send_failed(&mut self, _now: Instant, to: SocketAddr) {
         self.stats.send_failures += 1;
+        let to = canonical_addr(to);
         let Some(client) = self.clients.get_mut(&to) else {
             return;
         };

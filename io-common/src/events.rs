@@ -10,6 +10,11 @@ pub fn log_event(event: &Event) {
         Event::RoomClosed { room, reason } => tracing::info!(%room, %reason, "room closed"),
         Event::MemberJoined { room, username } => tracing::info!(%room, %username, "joined"),
         Event::MemberLeft { room, username } => tracing::info!(%room, %username, "left"),
+        Event::MemberAddress {
+            room,
+            username,
+            addr,
+        } => tracing::debug!(%room, %username, %addr, "member address"),
         Event::MemberEvicted {
             room,
             username,

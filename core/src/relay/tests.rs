@@ -229,6 +229,19 @@ fn failing_clients_are_evicted_after_n_failures_in_a_row() {
 }
 
 #[test]
+fn mapped_ipv6_and_ipv4_forms_are_one_client() {
+    let mut h = three();
+    h.send("[::ffff:10.0.0.1]:4000", "alice", "same socket");
+    assert_eq!(h.relay.clients().len(), 3);
+    for _ in 0..3 {
+        h.relay
+            .handle_send_failed(h.now, addr("[::ffff:10.0.0.2]:4000"));
+    }
+    h.pump();
+    assert_eq!(h.relay.clients().len(), 2);
+}
+
+#[test]
 fn shutdown_tells_everyone() {
     let mut h = three();
     h.relay.shutdown(h.now);

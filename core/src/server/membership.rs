@@ -5,7 +5,7 @@
 //! authorized when its room exists, its token belongs to that room and it comes from
 //! that IP; only then does it change anything (address, last-seen time, failure count).
 
-use super::{canonical_ip, Server, TimerKey};
+use super::{canonical_addr, canonical_ip, Server, TimerKey};
 use crate::notice::{CloseReason, EvictReason, Notice};
 use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
@@ -172,15 +172,22 @@ impl Server {
             return;
         }
         let old = member.udp.replace(addr);
+        let (room, username) = (member.room.clone(), member.username.clone());
         if let Some(old) = old {
             unindex(&mut self.by_addr, old, id);
         }
         self.by_addr.entry(addr).or_default().push(id);
+        self.emit(Event::MemberAddress {
+            room,
+            username,
+            addr,
+        });
     }
 
     /// A datagram arrived on the UDP socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.stats.datagrams_received += 1;
+        let from = canonical_addr(from);
         let (id, message) = match self.authorize(from, data) {
             Ok(found) => found,
             Err(reason) => return self.drop_datagram(from, reason),

@@ -161,7 +161,7 @@ impl Server {
     /// member resets its count.
     pub fn handle_send_failed(&mut self, _now: Instant, to: SocketAddr) {
         self.stats.send_failures += 1;
-        let Some(ids) = self.by_addr.get(&to) else {
+        let Some(ids) = self.by_addr.get(&canonical_addr(to)) else {
             return;
         };
         let mut evict = Vec::new();
@@ -257,6 +257,13 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,
     }
+}
+
+/// [`canonical_ip`] for a socket address: one member, one key, whichever socket family
+/// the datagram came through. Outputs use this form; a shell with an IPv6 socket maps
+/// IPv4 destinations back to `::ffff:a.b.c.d`.
+pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
 }
 
 #[cfg(test)]

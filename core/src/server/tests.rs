@@ -739,9 +739,32 @@ fn token_of_another_room_is_refused() {
 #[test]
 fn token_obtained_over_ipv4_works_from_the_mapped_ipv6_form() {
     let (mut h, ta, _) = lobby();
-    h.say("[::ffff:10.0.0.1]:4000", "lobby", &ta, "via v6");
+    h.say("[::ffff:10.0.0.1]:5000", "lobby", &ta, "via v6");
     assert_eq!(h.received_by(B), vec!["alice: via v6"]);
     assert!(h.dropped().is_empty());
+    // one member, one canonical address, whichever form a datagram or failure uses
+    assert_eq!(
+        h.server.members_of("lobby").unwrap()[0].udp,
+        Some(addr("10.0.0.1:5000"))
+    );
+    assert!(h.events.contains(&Event::MemberAddress {
+        room: "lobby".into(),
+        username: "alice".into(),
+        addr: addr("10.0.0.1:5000"),
+    }));
+    for to in [
+        "[::ffff:10.0.0.1]:5000",
+        "10.0.0.1:5000",
+        "[::ffff:10.0.0.1]:5000",
+    ] {
+        h.server.handle_send_failed(h.now, addr(to));
+    }
+    h.pump();
+    assert_eq!(
+        h.server.counts().rooms,
+        0,
+        "the host failed 3 times: evicted, room closed"
+    );
 }
 
 #[test]
