@@ -4,17 +4,24 @@
 //! `Instant::now()`, then [`Driver::poll_datagram`] until `None`, sending each datagram
 //! on the UDP socket. TCP outputs need no waiting, so the driver carries them out
 //! itself: it puts a [`ConnCmd`] on the connection's channel, which that connection's
-//! task works through in order. Events go to the log.
+//! task works through in order. Events go to the log, rate-limited where a peer can
+//! cause them at will ([`crate::EventLog`]).
+//!
+//! The driver also logs a one-line summary of the counters every
+//! [`Options::stats_interval`]: [`Driver::poll_timeout`] includes its deadline (and the
+//! end of a log window with suppressed lines), and [`Driver::handle_timeout`] writes it,
+//! so a shell's owner loop needs nothing more than the core already asks of it.
 
 use crate::addr;
+use crate::events::EventLog;
 use crate::options::{Options, Protocol};
 use async_channel::Sender;
 use bytes::Bytes;
-use ocm_core::{ConfigError, ConnId, MemberInfo, Output, RelayServer, Server, Stats};
+use ocm_core::{ConfigError, ConnId, Counts, MemberInfo, Output, RelayServer, Server, Stats};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Something a socket task saw, for the owner task.
 #[derive(Debug)]
@@ -77,6 +84,11 @@ pub struct Driver {
     machine: Machine,
     conns: HashMap<ConnId, Sender<ConnCmd>>,
     udp_local: SocketAddr,
+    /// The time of the latest input or timeout: events drained afterwards happened then.
+    now: Instant,
+    log: EventLog,
+    stats_interval: Option<Duration>,
+    next_summary: Option<Instant>,
 }
 
 impl Driver {
@@ -92,15 +104,21 @@ impl Driver {
             Protocol::Rooms => Machine::Rooms(Box::new(Server::new(config, seed)?)),
             Protocol::Relay => Machine::Relay(Box::new(RelayServer::new(config, seed)?)),
         };
+        let now = Instant::now();
         Ok(Driver {
             machine,
             conns: HashMap::new(),
             udp_local,
+            now,
+            log: EventLog::default(),
+            stats_interval: options.stats_interval,
+            next_summary: options.stats_interval.map(|every| now + every),
         })
     }
 
     /// Feeds one input to the core.
     pub fn handle(&mut self, now: Instant, input: Input) {
+        self.now = now;
         match (&mut self.machine, input) {
             (Machine::Rooms(server), Input::Accepted { conn, peer, cmds }) => {
                 self.conns.insert(conn, cmds);
@@ -129,6 +147,7 @@ impl Driver {
     /// A send to `to` (either address form) failed.
     pub fn handle_send_failed(&mut self, now: Instant, to: SocketAddr) {
         tracing::debug!(%to, "send failed");
+        self.now = now;
         let to = addr::to_core(to);
         match &mut self.machine {
             Machine::Rooms(server) => server.handle_send_failed(now, to),
@@ -136,24 +155,57 @@ impl Driver {
         }
     }
 
-    /// Fires the core's timers due at `now` (an early call does nothing).
+    /// Fires the core's timers due at `now`, reports suppressed log lines, and logs the
+    /// periodic summary when it is due (an early call does nothing).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         match &mut self.machine {
             Machine::Rooms(server) => server.handle_timeout(now),
             Machine::Relay(relay) => relay.handle_timeout(now),
         }
+        self.log.flush(now);
+        if let (Some(due), Some(every)) = (self.next_summary, self.stats_interval) {
+            if due <= now {
+                tracing::info!("{}", self.summary());
+                // Skip the beats missed while the owner was busy instead of catching up.
+                let mut next = due + every;
+                while next <= now {
+                    next += every;
+                }
+                self.next_summary = Some(next);
+            }
+        }
     }
 
-    /// When [`Driver::handle_timeout`] is next due.
+    /// When [`Driver::handle_timeout`] is next due: the earliest of the core's deadline,
+    /// the periodic summary and the end of a log window with lines left out.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.machine {
+        let core = match &self.machine {
             Machine::Rooms(server) => server.poll_timeout(),
             Machine::Relay(relay) => relay.poll_timeout(),
-        }
+        };
+        [core, self.next_summary, self.log.flush_due()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The one-line summary: the counters since start, then what the server holds now.
+    pub fn summary(&self) -> String {
+        let counts = self.counts();
+        format!(
+            "stats: {} rooms={} members={} connections={} timers={}",
+            self.stats(),
+            counts.rooms,
+            counts.members,
+            counts.connections,
+            counts.timers,
+        )
     }
 
     /// Tells every member the server is going and closes every connection.
     pub fn shutdown(&mut self, now: Instant) {
+        self.now = now;
         match &mut self.machine {
             Machine::Rooms(server) => server.shutdown(now),
             Machine::Relay(relay) => relay.shutdown(now),
@@ -179,7 +231,7 @@ impl Driver {
                     self.command(conn, ConnCmd::Close);
                     self.conns.remove(&conn);
                 }
-                Output::Event(event) => crate::log_event(&event),
+                Output::Event(event) => self.log.log(self.now, &event),
             }
         }
     }
@@ -189,6 +241,20 @@ impl Driver {
         match &self.machine {
             Machine::Rooms(server) => server.stats(),
             Machine::Relay(relay) => relay.stats(),
+        }
+    }
+
+    /// What the core holds now: rooms, members, connections, queued outputs, timers.
+    /// Relay mode has no rooms, connections or timers table: it reports its clients as
+    /// members and its queued outputs.
+    pub fn counts(&self) -> Counts {
+        match &self.machine {
+            Machine::Rooms(server) => server.counts(),
+            Machine::Relay(relay) => Counts {
+                members: relay.clients().len(),
+                queued_outputs: relay.queued_outputs(),
+                ..Counts::default()
+            },
         }
     }
 
@@ -218,5 +284,48 @@ impl Driver {
             // The channel is unbounded; a closed one means the task is gone already.
             let _ = cmds.try_send(cmd);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn driver(protocol: Protocol, stats_interval: Option<Duration>) -> Driver {
+        let options = Options {
+            protocol,
+            stats_interval,
+            ..Options::default()
+        };
+        Driver::new(&options, [7; 32], "127.0.0.1:9".parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_summary_is_a_deadline_of_its_own_and_moves_on_when_written() {
+        let every = Duration::from_secs(60);
+        let mut driver = driver(Protocol::Relay, Some(every));
+        let first = driver
+            .poll_timeout()
+            .expect("an idle relay still has the summary");
+        assert!(first > driver.now && first <= driver.now + every);
+        driver.handle_timeout(first - Duration::from_millis(1));
+        assert_eq!(driver.poll_timeout(), Some(first), "early: nothing happens");
+        driver.handle_timeout(first);
+        assert_eq!(driver.poll_timeout(), Some(first + every));
+        // A late owner skips the missed beats instead of logging them all at once.
+        driver.handle_timeout(first + 5 * every + Duration::from_secs(1));
+        assert_eq!(driver.poll_timeout(), Some(first + 6 * every));
+    }
+
+    #[test]
+    fn without_a_summary_an_idle_server_has_no_deadline() {
+        let driver = driver(Protocol::Rooms, None);
+        assert_eq!(driver.poll_timeout(), None);
+        let summary = driver.summary();
+        assert!(summary.starts_with("stats: received=0 "), "{summary}");
+        assert!(
+            summary.ends_with("rooms=0 members=0 connections=0 timers=0"),
+            "{summary}"
+        );
     }
 }

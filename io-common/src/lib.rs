@@ -36,9 +36,9 @@ mod options;
 pub mod seed;
 
 pub use driver::{ConnCmd, Driver, Input};
-pub use events::log_event;
+pub use events::{log_event, EventLog, LogLimiter};
 pub use inspect::{Inspection, Inspector};
-pub use options::{Options, Protocol};
+pub use options::{Options, Protocol, DEFAULT_STATS_INTERVAL};
 
 /// Size of the datagram read buffer: one byte more than the largest valid datagram
 /// (4096), so an oversize datagram is seen as oversize instead of being truncated into

@@ -2,6 +2,7 @@
 
 use ocm_core::Config;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Which protocol the server speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -13,8 +14,11 @@ pub enum Protocol {
     Relay,
 }
 
-/// A server to start. `Options::new` gives the documented defaults (TCP `0.0.0.0:8000`,
-/// UDP `0.0.0.0:8001`, rooms, `Config::default()`).
+/// Default of [`Options::stats_interval`].
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A server to start. `Options::default()` gives the documented defaults (TCP `0.0.0.0:8000`,
+/// UDP `0.0.0.0:8001`, rooms, `Config::default()`, a stats line every 60 s).
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Rooms or relay.
@@ -25,6 +29,10 @@ pub struct Options {
     pub udp: SocketAddr,
     /// Limits and timeouts of the core.
     pub config: Config,
+    /// How often the one-line traffic summary is logged at info level (`None`: never;
+    /// default 60 s). The shell's owner loop needs nothing for it: the [`crate::Driver`]
+    /// folds it into its `poll_timeout`.
+    pub stats_interval: Option<Duration>,
 }
 
 impl Default for Options {
@@ -34,6 +42,7 @@ impl Default for Options {
             tcp: SocketAddr::from(([0, 0, 0, 0], 8000)),
             udp: SocketAddr::from(([0, 0, 0, 0], 8001)),
             config: Config::default(),
+            stats_interval: Some(DEFAULT_STATS_INTERVAL),
         }
     }
 }

@@ -106,6 +106,7 @@ impl TestServer {
             tcp: addr,
             udp: addr,
             config,
+            ..Options::default()
         };
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let shutdown = async move {
