@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ocm_core::{Output, Server};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Who could be reached where before the step: address → (room, username) of members.
 pub type Reachable = BTreeMap<SocketAddr, Vec<(String, String)>>;
@@ -96,9 +96,32 @@ pub fn timers_bounded(server: &Server) -> Result<(), String> {
 }
 
 /// Rules about the state of the server after a step.
-pub fn state(server: &Server, model: &Model, now: Duration) -> Result<(), String> {
+pub fn state(server: &Server, model: &Model, base: Instant, now: Duration) -> Result<(), String> {
     server.check_invariants().map_err(|e| e.to_string())?;
     let cfg = &model.cfg;
+    if server.config() != cfg {
+        return Err(format!(
+            "server reports limits {:?}, it was given {cfg:?}",
+            server.config()
+        ));
+    }
+    // Timers: nothing overdue (every due timer was handled, no deadline set in the past),
+    // and the server asks to be woken no later than the model's next deadline.
+    let wake = server
+        .poll_timeout()
+        .map(|at| at.saturating_duration_since(base));
+    if wake.is_some_and(|at| at <= now) {
+        return Err(format!(
+            "server asks to be woken at {wake:?}, not after now ({now:?})"
+        ));
+    }
+    if let Some(due) = model.next_deadline() {
+        if wake.map_or(true, |at| at > due) {
+            return Err(format!(
+                "server asks to be woken at {wake:?}, but a timer is due at {due:?}"
+            ));
+        }
+    }
     let counts = server.counts();
     if counts.rooms > cfg.max_rooms
         || counts.members > cfg.max_members

@@ -232,7 +232,8 @@ impl Model {
         }
     }
 
-    fn set_udp(&mut self, id: u64, addr: SocketAddr) {
+    /// The member now receives at `addr` (already in canonical form); a change is an event.
+    fn set_udp(&mut self, out: &mut Expected, id: u64, addr: SocketAddr) {
         let m = self.members.get_mut(&id).expect("member exists");
         if m.udp == Some(addr) {
             return;
@@ -241,6 +242,11 @@ impl Model {
             unindex(&mut self.by_addr, old, id);
         }
         self.by_addr.entry(addr).or_default().push(id);
+        out.events.push(Event::MemberAddress {
+            room: m.room.as_str().into(),
+            username: m.username.as_str().into(),
+            addr,
+        });
     }
 
     /// Drops a member's token and address; returns it.
@@ -264,6 +270,11 @@ fn unindex(by_addr: &mut BTreeMap<SocketAddr, Vec<u64>>, addr: SocketAddr, id: u
             by_addr.remove(&addr);
         }
     }
+}
+
+/// A socket address with its IP in [`canonical`] form: the one key the server uses.
+pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical(addr.ip()), addr.port())
 }
 
 /// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.

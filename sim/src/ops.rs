@@ -14,6 +14,9 @@
 //! | 5 | room name with a control character | INVALID_REQUEST |
 //! | 6 | payload not UTF-8 | INVALID_REQUEST |
 //! | 7 | 29-byte size with its top byte set | PAYLOAD_TOO_LARGE |
+//!
+//! `Flood` sends such requests one after another, 50 ms apart, so closed connections
+//! leave many stale timer entries behind (the timer table must still be swept).
 
 use crate::host::Actor;
 use crate::model::tcp_frame;
@@ -183,15 +186,25 @@ impl World {
                     .send_tcp(&mut self.rng, self.now, conn, true, &partial);
                 Ok(())
             }
-            Op::BadRequest { kind } => {
-                let conn = self.open_conn(Owner::Attacker);
-                self.feed(Input::Accept(conn, attacker_peer(conn.0)))?;
-                let request = bad_request(kind);
-                self.net
-                    .send_tcp(&mut self.rng, self.now, conn, true, &request);
+            Op::BadRequest { kind } => self.bad_request(kind),
+            Op::Flood { conns } => {
+                for i in 0..conns % 128 {
+                    self.bad_request(i)?;
+                    self.run_until(self.now + Duration::from_millis(50))?;
+                }
                 Ok(())
             }
         }
+    }
+
+    /// The attacker opens a connection and sends a malformed request of this kind.
+    fn bad_request(&mut self, kind: u8) -> Result<(), Failure> {
+        let conn = self.open_conn(Owner::Attacker);
+        self.feed(Input::Accept(conn, attacker_peer(conn.0)))?;
+        let request = bad_request(kind);
+        self.net
+            .send_tcp(&mut self.rng, self.now, conn, true, &request);
+        Ok(())
     }
 
     fn handshake(&mut self, index: usize, handshake: Handshake, room: &str) -> Result<(), Failure> {

@@ -187,6 +187,11 @@ pub enum Op {
     },
     /// The attacker opens a TCP connection and sends a few bytes, then nothing.
     Slowloris,
+    /// The attacker sends `conns` (modulo 128) malformed requests, 50 ms apart.
+    Flood {
+        /// How many.
+        conns: u8,
+    },
     /// The server shuts down (closing every room and connection) and carries on empty.
     Shutdown,
     /// The attacker sends a malformed TCRP request (see `world.rs` for the kinds).
@@ -245,6 +250,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (actor, any::<bool>()).prop_map(|(victim, same_room)| Op::StolenToken { victim, same_room }),
         1 => Just(Op::Slowloris),
         1 => Just(Op::Shutdown),
+        1 => any::<u8>().prop_map(|conns| Op::Flood { conns }),
         1 => (0..8u8).prop_map(|kind| Op::BadRequest { kind }),
     ]
 }

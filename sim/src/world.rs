@@ -100,7 +100,9 @@ impl Coverage {
             Event::DatagramDropped { reason, .. } => {
                 *self.refused.entry(format!("{reason:?}")).or_default() += 1
             }
-            Event::RoomCreated { .. } | Event::MemberJoined { .. } => {}
+            Event::RoomCreated { .. }
+            | Event::MemberJoined { .. }
+            | Event::MemberAddress { .. } => {}
         }
     }
 }
@@ -333,7 +335,7 @@ impl World {
                 .map_err(|e| self.fail(e))?;
         }
         invariants::outputs(&before, verdict.as_ref(), &outputs).map_err(|e| self.fail(e))?;
-        invariants::state(&self.server, &self.model, now).map_err(|e| self.fail(e))?;
+        invariants::state(&self.server, &self.model, self.base, now).map_err(|e| self.fail(e))?;
         for output in outputs {
             self.route(output);
         }

@@ -137,12 +137,16 @@ fn deep_run() {
     let (coverage, relayed, runs) = explore(cases, 80, false, seed);
     let wall = start.elapsed().as_secs_f64();
     println!("deep run: {runs} schedules in {wall:.1} s, {relayed} messages relayed");
-    println!(
-        "simulated throughput: {:.0} messages/wall-second, {:.0} server inputs/wall-second",
-        relayed as f64 / wall,
-        coverage.steps as f64 / wall
-    );
     println!("{coverage:#?}");
+    let start = Instant::now();
+    let outcome = run_with(&storm(20_000), Trace::hash_only()).unwrap_or_else(|f| panic!("{f}"));
+    let wall = start.elapsed().as_secs_f64();
+    println!(
+        "simulated throughput (chat storm, 3 members, every check on): {} messages in {wall:.2} s = {:.0} messages/wall-second, {:.0} server inputs/wall-second",
+        outcome.relayed,
+        outcome.relayed as f64 / wall,
+        outcome.coverage.steps as f64 / wall
+    );
     assert_covers_every_rule(&coverage);
 }
 
@@ -153,6 +157,84 @@ fn rand_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     nanos as u64
+}
+
+/// Three members of one room, `messages` sends in turn, on a perfect network.
+fn storm(messages: u32) -> Schedule {
+    let mut ops = vec![
+        Op::Create {
+            actor: 0,
+            room: 0,
+            user: 0,
+            password: false,
+        },
+        Op::Advance { ms: 500 },
+        Op::Join {
+            actor: 0,
+            room: 0,
+            user: 1,
+            password: 0,
+        },
+        Op::Advance { ms: 500 },
+        Op::Join {
+            actor: 0,
+            room: 0,
+            user: 2,
+            password: 0,
+        },
+        Op::Advance { ms: 500 },
+    ];
+    for i in 0..messages {
+        ops.push(Op::Send {
+            actor: (i % 3) as u8,
+            text: (i % 2) as u8,
+        });
+    }
+    Schedule {
+        seed: 5,
+        network: Network::Perfect,
+        ops,
+    }
+}
+
+#[test]
+fn chat_storm_relays_every_message_to_every_member_once_in_order() {
+    let outcome = run(&storm(300)).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(outcome.relayed, 300);
+    assert_eq!(outcome.coverage.sessions_checked, 3);
+}
+
+/// A host keeps its room while the attacker opens 120 connections, each closed at once:
+/// their timer entries go stale faster than they expire, and the table must be swept
+/// (the timer bound is checked after every timeout).
+#[test]
+fn stale_timers_are_swept_under_a_connection_flood() {
+    let s = Schedule {
+        seed: 11,
+        network: Network::Perfect,
+        ops: vec![
+            Op::Create {
+                actor: 0,
+                room: 0,
+                user: 0,
+                password: false,
+            },
+            Op::Advance { ms: 500 },
+            Op::Flood { conns: 120 },
+            Op::Advance { ms: 10_000 },
+        ],
+    };
+    let outcome = run(&s).unwrap_or_else(|f| panic!("{f}"));
+    let answered = outcome
+        .coverage
+        .statuses
+        .get("InvalidRequest")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        answered >= 80,
+        "only {answered} flood requests were answered"
+    );
 }
 
 #[test]

@@ -398,7 +398,7 @@ impl Model {
             canonical(peer.ip()),
         );
         if port != 0 && self.members.get(&member).is_some_and(|m| m.udp.is_none()) {
-            self.set_udp(member, SocketAddr::new(ip, port));
+            self.set_udp(out, member, SocketAddr::new(ip, port));
         }
         self.close_conn(out, conn);
     }

@@ -1,7 +1,7 @@
 //! The model's UDP half: which datagrams are authorized, what a member's message makes
 //! the server send, leaving, eviction (idle and failed sends) and closing rooms.
 
-use super::{canonical, Expected, Model, TokenHex, Verdict};
+use super::{canonical, canonical_addr, Expected, Model, TokenHex, Verdict};
 use bytes::Bytes;
 use ocm_core::notice::{CloseReason, EvictReason};
 use ocm_core::output::{DropReason, Event};
@@ -85,6 +85,8 @@ impl Model {
     ) -> (Expected, Verdict) {
         let mut out = Expected::default();
         self.stats.datagrams_received += 1;
+        // One member, one address: the server keys everything by the canonical form.
+        let from = canonical_addr(from);
         let (id, message) = match self.authorize(from, data) {
             Ok(found) => found,
             Err(reason) => {
@@ -93,7 +95,7 @@ impl Model {
                 return (out, Verdict::Refused);
             }
         };
-        self.set_udp(id, from);
+        self.set_udp(&mut out, id, from);
         let member = self.members.get_mut(&id).expect("authorized member exists");
         member.last_seen = now;
         member.failures = 0;
@@ -119,7 +121,11 @@ impl Model {
     pub fn send_failed(&mut self, to: SocketAddr) -> Expected {
         let mut out = Expected::default();
         self.stats.send_failures += 1;
-        let ids = self.by_addr.get(&to).cloned().unwrap_or_default();
+        let ids = self
+            .by_addr
+            .get(&canonical_addr(to))
+            .cloned()
+            .unwrap_or_default();
         let mut evict = Vec::new();
         for id in ids {
             let m = self.members.get_mut(&id).expect("indexed member exists");
