@@ -116,7 +116,7 @@ pub fn state(server: &Server, model: &Model, base: Instant, now: Duration) -> Re
         ));
     }
     if let Some(due) = model.next_deadline() {
-        if wake.map_or(true, |at| at > due) {
+        if !wake.is_some_and(|at| at <= due) {
             return Err(format!(
                 "server asks to be woken at {wake:?}, but a timer is due at {due:?}"
             ));
