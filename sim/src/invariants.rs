@@ -116,7 +116,11 @@ pub fn state(server: &Server, model: &Model, base: Instant, now: Duration) -> Re
         ));
     }
     if let Some(due) = model.next_deadline() {
-        if !wake.is_some_and(|at| at <= due) {
+        let late = match wake {
+            Some(at) => at > due,
+            None => true,
+        };
+        if late {
             return Err(format!(
                 "server asks to be woken at {wake:?}, but a timer is due at {due:?}"
             ));
