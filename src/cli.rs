@@ -64,19 +64,50 @@ pub struct ServerArgs {
     /// UDP address for the chat (port 0: any free port)
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8001")]
     pub udp: SocketAddr,
-    /// Disconnect a member silent for this long
-    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Disconnect a member silent for this long (at most a year)
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub idle_timeout: u64,
     /// Disconnect a member after this many failed sends in a row
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_send_failures: u32,
-    /// Most rooms at once
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = positive)]
+    /// Most rooms at once; a create over it is answered SERVER_FULL (7)
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 10_000, value_parser = positive)]
     pub max_rooms: usize,
-    /// Most members in one room (relay: most clients)
-    #[arg(long, value_name = "N", default_value_t = 1_000, value_parser = positive)]
+    /// Most members in one room, host included (relay: most clients); a join over it is
+    /// answered SERVER_FULL (7); a new relay client over it is dropped
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1_000, value_parser = positive)]
     pub max_members: usize,
+    /// Rooms mode: most members in all rooms together; a create or join over it is
+    /// answered SERVER_FULL (7) [default: 100000]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive)]
+    pub max_members_total: Option<usize>,
+    /// Most TCP connections open at once (in handshake or port step); one over it is
+    /// closed at once, without an answer
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1_024, value_parser = positive)]
+    pub max_handshakes: usize,
+    /// Most TCP connections open at once from one IP address; one over it is closed at
+    /// once, without an answer
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 64, value_parser = positive)]
+    pub max_handshakes_per_ip: usize,
+    /// A connection must complete its create/join request within this, or it is closed
+    /// without an answer (slow or stalled clients)
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "10", value_parser = seconds)]
+    pub handshake_timeout: Duration,
+    /// After the token, how long to wait for the optional 2-byte UDP port
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "1", value_parser = seconds)]
+    pub port_wait: Duration,
+    /// Largest create/join request payload; a bigger one is answered PAYLOAD_TOO_LARGE
+    /// (6) without being read
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1 << 29))]
+    pub max_payload: u32,
+    /// Log a one-line summary of the counters at info level this often, and once on
+    /// shutdown (0: only on shutdown)
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=MAX_SECS))]
+    pub stats_interval: u64,
 }
+
+/// Longest duration accepted in whole seconds: a year.
+const MAX_SECS: u64 = 365 * 24 * 3600;
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
@@ -87,10 +118,20 @@ pub struct ClientArgs {
     #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
     pub server: String,
     /// Server TCP port
-    #[arg(long, value_name = "P", default_value_t = 8000)]
+    #[arg(
+        long,
+        value_name = "P",
+        allow_negative_numbers = true,
+        default_value_t = 8000
+    )]
     pub tcp_port: u16,
     /// Server UDP port
-    #[arg(long, value_name = "P", default_value_t = 8001)]
+    #[arg(
+        long,
+        value_name = "P",
+        allow_negative_numbers = true,
+        default_value_t = 8001
+    )]
     pub udp_port: u16,
     /// Your username (asked for when missing and stdin is a terminal)
     #[arg(long, value_name = "NAME")]
@@ -105,10 +146,10 @@ pub struct ClientArgs {
     #[arg(long, value_name = "PW")]
     pub password: Option<String>,
     /// Seconds between keepalives while you are silent
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "60", value_parser = seconds)]
     pub keepalive: Duration,
     /// Seconds to wait for the server's answer to create/join
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "5", value_parser = seconds)]
     pub timeout: Duration,
 }
 
@@ -136,6 +177,52 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn server(args: &[&str]) -> Result<ServerArgs, clap::Error> {
+        let all = ["ocm", "server"].iter().chain(args);
+        match Cli::try_parse_from(all)?.command {
+            Command::Server(args) => Ok(args),
+            Command::Client(_) => unreachable!("parsed a server command"),
+        }
+    }
+
+    #[test]
+    fn server_limits_default_to_the_core_defaults() {
+        let args = server(&[]).unwrap();
+        let config = ocm_core::Config::default();
+        assert_eq!(args.max_rooms, config.max_rooms);
+        assert_eq!(args.max_members, config.max_members_per_room);
+        assert_eq!(args.max_members_total, None);
+        assert_eq!(args.max_handshakes, config.max_handshakes);
+        assert_eq!(args.max_handshakes_per_ip, config.max_handshakes_per_ip);
+        assert_eq!(args.handshake_timeout, config.handshake_timeout);
+        assert_eq!(args.port_wait, config.port_wait);
+        assert_eq!(args.idle_timeout, config.idle_timeout.as_secs());
+        assert_eq!(args.max_send_failures, config.max_send_failures);
+        assert_eq!(args.max_payload, config.max_payload);
+        assert_eq!(args.stats_interval, 60);
+    }
+
+    #[test]
+    fn zero_huge_and_malformed_limits_are_refused() {
+        for bad in [
+            ["--max-handshakes", "0"],
+            ["--max-handshakes-per-ip", "0"],
+            ["--max-members-total", "0"],
+            ["--handshake-timeout", "0"],
+            ["--handshake-timeout", "NaN"],
+            ["--handshake-timeout", "1e300"],
+            ["--idle-timeout", "18446744073709551615"],
+            ["--max-payload", "536870913"],
+            ["--max-rooms", "-1"],
+            ["--port-wait", "soon"],
+        ] {
+            assert!(server(&bad).is_err(), "{bad:?} was accepted");
+        }
+        let args = server(&["--handshake-timeout", "0.5", "--stats-interval", "0"]).unwrap();
+        assert_eq!(args.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(args.stats_interval, 0);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `ocm server`: binds, prints the one `listening` line on stdout, logs to stderr, and
-//! shuts down gracefully on Ctrl-C or SIGTERM (members are told the room closed).
+//! shuts down gracefully on Ctrl-C or SIGTERM (members are told the room closed). The
+//! counters are logged in one line every `--stats-interval` (by the driver) and once
+//! when the server stops (here).
 
 use crate::cli::{Protocol, Runtime, ServerArgs};
 use crate::exit;
@@ -12,8 +14,14 @@ use tracing_subscriber::EnvFilter;
 
 /// Runs the server command and returns the exit code.
 pub fn run(args: ServerArgs) -> u8 {
+    let options = match options(&args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("ocm: error: {message}");
+            return exit::USAGE;
+        }
+    };
     init_logs();
-    let options = options(&args);
     let stop = match crate::signals::install() {
         Ok(stop) => stop,
         Err(e) => return fail(&format!("cannot install the signal handler: {e}")),
@@ -33,25 +41,45 @@ pub fn run(args: ServerArgs) -> u8 {
     };
     match result {
         Ok(stats) => {
-            tracing::info!(%stats, "stopped");
+            tracing::info!("stopped; stats: {stats}");
             exit::OK
         }
         Err(e) => fail(&e.to_string()),
     }
 }
 
-fn options(args: &ServerArgs) -> Options {
+/// The shell's options from the command line; an error names a combination that makes
+/// no sense.
+fn options(args: &ServerArgs) -> Result<Options, String> {
     let mut config = Config {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_send_failures: args.max_send_failures,
         max_rooms: args.max_rooms,
+        max_handshakes: args.max_handshakes,
+        max_handshakes_per_ip: args.max_handshakes_per_ip,
+        handshake_timeout: args.handshake_timeout,
+        port_wait: args.port_wait,
+        max_payload: args.max_payload,
         ..Config::default()
     };
     match args.protocol {
-        Protocol::Rooms => config.max_members_per_room = args.max_members,
-        Protocol::Relay => config.max_members = args.max_members,
+        Protocol::Rooms => {
+            config.max_members_per_room = args.max_members;
+            if let Some(total) = args.max_members_total {
+                config.max_members = total;
+            }
+        }
+        Protocol::Relay => {
+            if args.max_members_total.is_some() {
+                return Err(
+                    "--max-members-total applies to rooms; a relay's limit is --max-members".into(),
+                );
+            }
+            config.max_members = args.max_members;
+        }
     }
-    Options {
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(Options {
         protocol: match args.protocol {
             Protocol::Rooms => ocm_io::Protocol::Rooms,
             Protocol::Relay => ocm_io::Protocol::Relay,
@@ -59,7 +87,8 @@ fn options(args: &ServerArgs) -> Options {
         tcp: args.tcp,
         udp: args.udp,
         config,
-    }
+        stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
+    })
 }
 
 /// The one line on stdout, with the ports actually bound.

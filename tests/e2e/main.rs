@@ -11,6 +11,7 @@
 
 mod common;
 
+mod bad_input;
 mod cli;
 mod eviction;
 mod ipv6;
