@@ -6,6 +6,10 @@
 //! binary as child processes. Every wait is bounded ([`common::WAIT`]); a broken
 //! server fails a test in seconds instead of hanging it.
 //!
+//! The hostile-client tests (`slowloris`, `flood`, `tokens`, `bad_input`) attack the
+//! server the way the Internet will and assert what must hold; each is bounded in count
+//! and time and prints what it measured (run with `--nocapture` to see it).
+//!
 //! Each test is a function taking a [`common::Runtime`]; `on_both_runtimes!` makes a
 //! `#[test]` of it for smol and one for async-std.
 
@@ -14,8 +18,11 @@ mod common;
 mod bad_input;
 mod cli;
 mod eviction;
+mod flood;
 mod ipv6;
 mod raw_bytes;
 mod relay;
 mod rooms;
 mod shutdown;
+mod slowloris;
+mod tokens;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod client;
+pub mod hostile;
 pub mod raw;
 
 pub use client::TestClient;
@@ -148,6 +149,16 @@ impl TestServer {
         }
         self.udp.set_ip(ip);
         self
+    }
+
+    /// Asks the running server questions (a handle other threads can own).
+    pub fn inspector(&self) -> Inspector {
+        self.inspector.clone()
+    }
+
+    /// Asks the running server, within [`WAIT`].
+    pub fn ask<T: Send + 'static>(&self, f: impl FnOnce(&Driver) -> T + Send + 'static) -> T {
+        hostile::ask(&self.inspector, f)
     }
 
     /// The TCP address; panics in relay mode.
