@@ -1,5 +1,6 @@
 //! The built `ocm` binary as child processes: the `listening` line, two clients chatting
-//! through stdin and stdout, SIGTERM, and the exit codes of the documented failures.
+//! through stdin and stdout, SIGTERM, the exit codes of the documented failures, the
+//! periodic stats line and the rate-limited drop log.
 
 use crate::common::{Runtime, WAIT};
 use std::io::{BufRead, BufReader, Write};
@@ -34,9 +35,13 @@ fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
 
 impl Proc {
     fn spawn(args: &[&str]) -> Proc {
+        Proc::spawn_logging(args, "info")
+    }
+
+    fn spawn_logging(args: &[&str], log: &str) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ocm"))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -119,9 +124,14 @@ impl Drop for Proc {
 
 /// Starts `ocm server` on free loopback ports and parses its one stdout line.
 fn server(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
+    server_logging(extra, "info")
+}
+
+/// [`server`] with `RUST_LOG` set to `log`.
+fn server_logging(extra: &[&str], log: &str) -> (Proc, SocketAddr, SocketAddr) {
     let mut args = vec!["server", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let server = Proc::spawn(&args);
+    let server = Proc::spawn_logging(&args, log);
     let line = server.line();
     let addr = |key: &str| -> SocketAddr {
         let field = line
@@ -298,4 +308,67 @@ fn help_teaches_the_commands_and_the_exit_codes() {
     ] {
         assert!(help.contains(flag), "server --help lacks {flag}");
     }
+}
+
+/// Sends `n` truncated datagrams to `udp`, 10 at a time with a breath between, so the
+/// kernel's receive buffer cannot overflow.
+fn junk(udp: SocketAddr, n: usize) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..n {
+        socket.send_to(&[9, 9, b'x'], udp).unwrap();
+        if i % 10 == 9 {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_server_logs_its_counters_periodically_and_on_shutdown() {
+    let (mut server, _tcp, udp) = server(&["--stats-interval", "1"]);
+    let first = server.stderr_until("stats:");
+    assert!(first.contains(" INFO "), "{first}");
+    assert!(first.contains("stats: received=0 "), "{first}");
+    assert!(first.contains("rooms=0 members=0 connections=0"), "{first}");
+    junk(udp, 3);
+    // The next summaries count them, once the owner has read them.
+    let deadline = Instant::now() + WAIT;
+    while !server.stderr_until("stats:").contains("dropped=3 ") {
+        assert!(Instant::now() < deadline, "no summary counted the 3 drops");
+    }
+    server.terminate();
+    let last = server.stderr_until("stopped");
+    assert!(last.contains("stats: received=3 "), "{last}");
+    assert!(last.contains("dropped=3 "), "{last}");
+    assert_eq!(server.exit_code(), 0);
+}
+
+#[test]
+fn a_flood_of_drops_is_logged_at_most_20_lines_a_second() {
+    let (server, _tcp, udp) = server_logging(&["--stats-interval", "0"], "ocm_io=debug");
+    let sent = 100;
+    junk(udp, sent);
+    let (mut printed, mut left_out) = (0, 0);
+    let deadline = Instant::now() + WAIT;
+    while printed + left_out < sent {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = server.stderr.recv_timeout(left) else {
+            panic!("{printed} drop lines and {left_out} left out, of {sent}, within the wait");
+        };
+        if line.contains("datagram dropped from=") {
+            printed += 1;
+        } else if let Some((_, n)) = line.split_once("suppressed=") {
+            left_out += n.trim().parse::<usize>().expect("a count");
+        }
+    }
+    assert_eq!(
+        printed + left_out,
+        sent,
+        "every drop is a line or is counted"
+    );
+    assert!(
+        left_out > 0,
+        "a burst of {sent} was not limited: {printed} lines"
+    );
+    eprintln!("drop log: {sent} drops, {printed} lines, {left_out} left out");
 }
