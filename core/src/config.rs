@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// The longest timeout accepted (a year): deadlines are `now + timeout`, and an
+/// `Instant` plus a huge `Duration` would overflow and panic.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Every limit and timeout of a server. `Config::default()` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -51,6 +55,8 @@ pub enum ConfigError {
     Zero(&'static str),
     /// `max_payload` is above 2^29.
     PayloadLimitTooLarge,
+    /// A timeout is above [`MAX_DURATION`]; the field is named.
+    TooLong(&'static str),
 }
 
 impl std::fmt::Display for ConfigError {
@@ -60,6 +66,7 @@ impl std::fmt::Display for ConfigError {
             ConfigError::PayloadLimitTooLarge => {
                 f.write_str("max payload must be at most 2^29 bytes")
             }
+            ConfigError::TooLong(field) => write!(f, "{field} must be at most a year"),
         }
     }
 }
@@ -88,6 +95,9 @@ impl Config {
         ];
         if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Zero(field));
+        }
+        if let Some((field, _)) = durations.iter().find(|(_, d)| *d > MAX_DURATION) {
+            return Err(ConfigError::TooLong(field));
         }
         if self.max_payload > crate::tcrp::MAX_PAYLOAD_LIMIT {
             return Err(ConfigError::PayloadLimitTooLarge);
@@ -125,5 +135,51 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(config.validate(), Err(ConfigError::PayloadLimitTooLarge));
+    }
+
+    #[test]
+    fn timeouts_that_would_overflow_a_deadline_are_refused() {
+        for (field, config) in [
+            (
+                "idle_timeout",
+                Config {
+                    idle_timeout: Duration::MAX,
+                    ..Config::default()
+                },
+            ),
+            (
+                "handshake_timeout",
+                Config {
+                    handshake_timeout: Duration::from_secs(u64::MAX),
+                    ..Config::default()
+                },
+            ),
+            (
+                "port_wait",
+                Config {
+                    port_wait: MAX_DURATION + Duration::from_nanos(1),
+                    ..Config::default()
+                },
+            ),
+        ] {
+            assert_eq!(config.validate(), Err(ConfigError::TooLong(field)));
+            assert!(crate::Server::new(config.clone(), [0; 32]).is_err());
+            assert!(crate::RelayServer::new(config, [0; 32]).is_err());
+        }
+        let config = Config {
+            idle_timeout: MAX_DURATION,
+            handshake_timeout: MAX_DURATION,
+            port_wait: MAX_DURATION,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
+        // The longest timeouts still make deadlines: accept and create do not panic.
+        let mut server = crate::Server::new(config, [0; 32]).unwrap();
+        let now = std::time::Instant::now();
+        let conn = crate::ConnId(1);
+        server.handle_tcp_accept(now, conn, "127.0.0.1:5000".parse().unwrap());
+        let create = crate::client::Handshake::create("lobby", "alice", None).unwrap();
+        server.handle_tcp_data(now, conn, create.request());
+        assert_eq!(server.stats().handshakes(crate::Status::Ok), 1);
     }
 }
