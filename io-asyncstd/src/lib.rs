@@ -18,6 +18,5 @@
 
 mod conn;
 mod server;
-mod udp;
 
 pub use server::Server;

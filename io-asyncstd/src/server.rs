@@ -1,24 +1,23 @@
 //! [`Server`]: binds the sockets, then runs the owner loop until the shutdown future
 //! completes.
 
-use crate::{conn, udp};
+use crate::conn;
 use async_channel::Receiver;
-use async_std::net::{TcpListener, UdpSocket};
+use async_std::net::TcpListener;
 use async_std::task;
 use futures_lite::future::{self, Future};
 use ocm_core::Stats;
-use ocm_io::{errqueue, Driver, Input, Inspection, Inspector, Options, Protocol};
+use ocm_io::{errqueue, Driver, Input, Inspection, Inspector, Options, Protocol, UdpPath};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// A bound server, not yet running.
 #[derive(Debug)]
 pub struct Server {
     tcp: Option<TcpListener>,
-    udp: UdpSocket,
+    udp: UdpPath,
     driver: Driver,
     inspector: Inspector,
     inspections: async_channel::Receiver<Inspection>,
@@ -28,6 +27,7 @@ pub struct Server {
 
 enum Step {
     Input(Input),
+    Readable,
     Inspect(Inspection),
     Timer,
     Stop,
@@ -59,7 +59,7 @@ impl Server {
         let (inspector, inspections) = Inspector::new();
         Ok(Server {
             tcp: tcp.map(TcpListener::from),
-            udp: UdpSocket::from(udp),
+            udp: UdpPath::new(udp)?,
             driver,
             inspector,
             inspections,
@@ -89,38 +89,45 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         let Server {
             tcp,
-            udp,
+            mut udp,
             mut driver,
             inspections,
             ..
         } = self;
-        let udp = Arc::new(udp);
         let (tx, rx) = async_channel::bounded(ocm_io::INPUT_QUEUE);
-        let reader = task::spawn(udp::read(udp.clone(), tx.clone()));
         let acceptor = tcp.map(|listener| task::spawn(conn::accept(listener, tx)));
         let mut shutdown = pin!(shutdown);
         loop {
-            let step = next_step(&mut shutdown, &inspections, &rx, driver.poll_timeout()).await;
+            let step = next_step(
+                &mut shutdown,
+                &inspections,
+                &rx,
+                &udp,
+                driver.poll_timeout(),
+            )
+            .await;
             let now = Instant::now();
             match step {
                 Step::Input(input) => driver.handle(now, input),
+                Step::Readable => udp.read_ready(&mut driver, now),
                 Step::Inspect(question) => question(&driver),
                 Step::Timer => {}
                 Step::Stop => break,
             }
             driver.handle_timeout(now);
-            udp::send_all(&udp, &mut driver).await;
+            udp.flush(&mut driver).await;
         }
         tracing::info!("shutting down");
-        // What the readers had already passed on is handled first (a bounded amount: the
-        // channel's capacity), so a member whose registration was in flight is told too.
+        // What is already waiting is handled first (a bounded amount: the channel's
+        // capacity and one read batch), so a member whose registration was in flight is
+        // told too.
         let now = Instant::now();
         while let Ok(input) = rx.try_recv() {
             driver.handle(now, input);
         }
+        udp.read_ready(&mut driver, now);
         driver.shutdown(now);
-        udp::send_all(&udp, &mut driver).await;
-        reader.cancel().await;
+        udp.flush(&mut driver).await;
         if let Some(acceptor) = acceptor {
             acceptor.cancel().await;
         }
@@ -133,12 +140,13 @@ impl Server {
     }
 }
 
-/// Waits for what the owner does next: stop, answer a question, handle an input, or
-/// fire the core's timers. Earlier branches win when several are ready.
+/// Waits for what the owner does next: stop, answer a question, handle a TCP input,
+/// read datagrams, or fire the core's timers. Earlier branches win when several are ready.
 async fn next_step(
     shutdown: &mut Pin<&mut impl Future<Output = ()>>,
     inspections: &Receiver<Inspection>,
     inputs: &Receiver<Input>,
+    udp: &UdpPath,
     deadline: Option<Instant>,
 ) -> Step {
     let stop = async {
@@ -151,7 +159,22 @@ async fn next_step(
             Err(_) => future::pending().await,
         }
     };
-    let input = async { inputs.recv().await.map_or(Step::Stop, Step::Input) };
+    // In relay mode no task sends inputs and the channel is closed from the start.
+    let input = async {
+        match inputs.recv().await {
+            Ok(input) => Step::Input(input),
+            Err(_) => future::pending().await,
+        }
+    };
+    let readable = async {
+        match udp.readable().await {
+            Ok(()) => Step::Readable,
+            Err(error) => {
+                tracing::warn!(%error, "udp socket failed");
+                Step::Stop
+            }
+        }
+    };
     let timer = async {
         match deadline {
             Some(at) => task::sleep(at.saturating_duration_since(Instant::now())).await,
@@ -159,7 +182,11 @@ async fn next_step(
         }
         Step::Timer
     };
-    future::or(stop, future::or(inspect, future::or(input, timer))).await
+    future::or(
+        stop,
+        future::or(inspect, future::or(input, future::or(readable, timer))),
+    )
+    .await
 }
 
 fn bind_error(what: &str, addr: SocketAddr, error: io::Error) -> io::Error {

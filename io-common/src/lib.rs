@@ -12,6 +12,8 @@
 //! - [`errqueue`]: `IP_RECVERR` / `IPV6_RECVERR` and the socket error queue on Linux,
 //!   so a member whose port is closed is counted as a failed send.
 //! - [`seed`]: the token RNG seed, from OS entropy once at start.
+//! - [`UdpPath`]: the UDP hot path both owner loops use: batched reads in the owner task,
+//!   batched sends ([`batch`]: `sendmmsg` on Linux).
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
 //!
 //! A shell's owner loop, in outline:
@@ -25,20 +27,24 @@
 //! ```
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// The one exception, `batch`'s `sendmmsg` call, allows itself and says why.
+#![deny(unsafe_code)]
 
 pub mod addr;
+pub mod batch;
 mod driver;
 pub mod errqueue;
 mod events;
 mod inspect;
 mod options;
 pub mod seed;
+pub mod udp;
 
 pub use driver::{ConnCmd, Driver, Input};
 pub use events::{log_event, EventLog, LogLimiter};
 pub use inspect::{Inspection, Inspector};
 pub use options::{Options, Protocol, DEFAULT_STATS_INTERVAL};
+pub use udp::UdpPath;
 
 /// Size of the datagram read buffer: one byte more than the largest valid datagram
 /// (4096), so an oversize datagram is seen as oversize instead of being truncated into

@@ -23,6 +23,5 @@
 pub mod client;
 mod conn;
 mod server;
-mod udp;
 
 pub use server::Server;

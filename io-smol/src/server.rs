@@ -1,23 +1,22 @@
 //! [`Server`]: binds the sockets, then runs the owner loop until the shutdown future
 //! completes.
 
-use crate::{conn, udp};
+use crate::conn;
 use async_channel::Receiver;
 use ocm_core::Stats;
-use ocm_io::{errqueue, Driver, Input, Inspection, Inspector, Options, Protocol};
+use ocm_io::{errqueue, Driver, Input, Inspection, Inspector, Options, Protocol, UdpPath};
 use smol::future::{self, Future};
 use smol::{Async, Timer};
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::pin::{pin, Pin};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// A bound server, not yet running.
 #[derive(Debug)]
 pub struct Server {
     tcp: Option<Async<TcpListener>>,
-    udp: Async<UdpSocket>,
+    udp: UdpPath,
     driver: Driver,
     inspector: Inspector,
     inspections: async_channel::Receiver<Inspection>,
@@ -27,6 +26,7 @@ pub struct Server {
 
 enum Step {
     Input(Input),
+    Readable,
     Inspect(Inspection),
     Timer,
     Stop,
@@ -53,7 +53,7 @@ impl Server {
         let (inspector, inspections) = Inspector::new();
         Ok(Server {
             tcp: tcp.map(Async::new).transpose()?,
-            udp: Async::new(udp)?,
+            udp: UdpPath::new(udp)?,
             driver,
             inspector,
             inspections,
@@ -83,37 +83,45 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         let Server {
             tcp,
-            udp,
+            mut udp,
             mut driver,
             inspections,
             ..
         } = self;
-        let udp = Arc::new(udp);
         let (tx, rx) = async_channel::bounded(ocm_io::INPUT_QUEUE);
-        let _reader = smol::spawn(udp::read(udp.clone(), tx.clone()));
         let _acceptor = tcp.map(|listener| smol::spawn(conn::accept(listener, tx)));
         let mut shutdown = pin!(shutdown);
         loop {
-            let step = next_step(&mut shutdown, &inspections, &rx, driver.poll_timeout()).await;
+            let step = next_step(
+                &mut shutdown,
+                &inspections,
+                &rx,
+                &udp,
+                driver.poll_timeout(),
+            )
+            .await;
             let now = Instant::now();
             match step {
                 Step::Input(input) => driver.handle(now, input),
+                Step::Readable => udp.read_ready(&mut driver, now),
                 Step::Inspect(question) => question(&driver),
                 Step::Timer => {}
                 Step::Stop => break,
             }
             driver.handle_timeout(now);
-            udp::send_all(&udp, &mut driver).await;
+            udp.flush(&mut driver).await;
         }
         tracing::info!("shutting down");
-        // What the readers had already passed on is handled first (a bounded amount: the
-        // channel's capacity), so a member whose registration was in flight is told too.
+        // What is already waiting is handled first (a bounded amount: the channel's
+        // capacity and one read batch), so a member whose registration was in flight is
+        // told too.
         let now = Instant::now();
         while let Ok(input) = rx.try_recv() {
             driver.handle(now, input);
         }
+        udp.read_ready(&mut driver, now);
         driver.shutdown(now);
-        udp::send_all(&udp, &mut driver).await;
+        udp.flush(&mut driver).await;
         Ok(driver.stats().clone())
     }
 
@@ -123,12 +131,13 @@ impl Server {
     }
 }
 
-/// Waits for what the owner does next: stop, answer a question, handle an input, or
-/// fire the core's timers. Earlier branches win when several are ready.
+/// Waits for what the owner does next: stop, answer a question, handle a TCP input,
+/// read datagrams, or fire the core's timers. Earlier branches win when several are ready.
 async fn next_step(
     shutdown: &mut Pin<&mut impl Future<Output = ()>>,
     inspections: &Receiver<Inspection>,
     inputs: &Receiver<Input>,
+    udp: &UdpPath,
     deadline: Option<Instant>,
 ) -> Step {
     let stop = async {
@@ -141,7 +150,22 @@ async fn next_step(
             Err(_) => future::pending().await,
         }
     };
-    let input = async { inputs.recv().await.map_or(Step::Stop, Step::Input) };
+    // In relay mode no task sends inputs and the channel is closed from the start.
+    let input = async {
+        match inputs.recv().await {
+            Ok(input) => Step::Input(input),
+            Err(_) => future::pending().await,
+        }
+    };
+    let readable = async {
+        match udp.readable().await {
+            Ok(()) => Step::Readable,
+            Err(error) => {
+                tracing::warn!(%error, "udp socket failed");
+                Step::Stop
+            }
+        }
+    };
     let timer = async {
         match deadline {
             Some(at) => Timer::at(at).await,
@@ -149,7 +173,11 @@ async fn next_step(
         };
         Step::Timer
     };
-    future::or(stop, future::or(inspect, future::or(input, timer))).await
+    future::or(
+        stop,
+        future::or(inspect, future::or(input, future::or(readable, timer))),
+    )
+    .await
 }
 
 fn bind_error(what: &str, addr: SocketAddr, error: io::Error) -> io::Error {

@@ -1,0 +1,121 @@
+//! The UDP hot path, shared by both shells: the owner task reads datagrams itself, in
+//! batches, when the socket is readable, hands them to the [`Driver`], and sends what
+//! the core queued, many datagrams per system call where the platform allows
+//! ([`crate::batch`]).
+//!
+//! Reading in the owner task (rather than in a reader task feeding a channel) keeps a
+//! datagram on one thread from socket to fan-out: no cross-thread wake-up per datagram.
+//! The socket is an `async_io::Async`, the reactor under both smol and async-std (which
+//! exposes no readiness of its own), so this code serves both runtimes.
+
+use crate::{batch, errqueue, Driver, Input, DATAGRAM_BUFFER};
+use async_io::Async;
+use bytes::Bytes;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Instant;
+
+/// Most datagrams read before the owner looks at its other inputs again.
+pub const READ_BATCH: usize = 64;
+
+/// The server's UDP socket and its buffers.
+#[derive(Debug)]
+pub struct UdpPath {
+    socket: Async<UdpSocket>,
+    buf: Vec<u8>,
+    outgoing: Vec<(SocketAddr, Bytes)>,
+    sender: batch::Sender,
+}
+
+impl UdpPath {
+    /// Wraps a bound socket (made non-blocking).
+    pub fn new(socket: UdpSocket) -> io::Result<UdpPath> {
+        Ok(UdpPath {
+            socket: Async::new(socket)?,
+            buf: vec![0; DATAGRAM_BUFFER],
+            outgoing: Vec::with_capacity(batch::SEND_BATCH),
+            sender: batch::Sender::new(),
+        })
+    }
+
+    /// Waits until a datagram (or a queued error) can be read.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.socket.readable().await
+    }
+
+    /// Reads what is waiting, up to [`READ_BATCH`] datagrams, into the driver. Errors
+    /// queued on the socket become send failures.
+    pub fn read_ready(&mut self, driver: &mut Driver, now: Instant) {
+        for _ in 0..READ_BATCH {
+            match self.socket.get_ref().recv_from(&mut self.buf) {
+                Ok((len, from)) => {
+                    let data = Bytes::copy_from_slice(&self.buf[..len]);
+                    driver.handle(now, Input::Datagram { from, data });
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) => {
+                    let failed = errqueue::drain(self.socket.get_ref());
+                    if failed.is_empty() {
+                        tracing::debug!(%error, "recv_from failed");
+                        return;
+                    }
+                    for to in failed {
+                        driver.handle_send_failed(now, to);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends every datagram the core has queued, in batches, waiting for the socket to
+    /// be writable when its buffer is full. Failed sends are reported to the core, which
+    /// may queue more (eviction notices): those are sent too.
+    pub async fn flush(&mut self, driver: &mut Driver) {
+        loop {
+            self.outgoing.clear();
+            while self.outgoing.len() < batch::SEND_BATCH {
+                match driver.poll_datagram() {
+                    Some(datagram) => self.outgoing.push(datagram),
+                    None => break,
+                }
+            }
+            if self.outgoing.is_empty() {
+                return;
+            }
+            let mut done = 0;
+            while done < self.outgoing.len() {
+                match self
+                    .sender
+                    .send(self.socket.get_ref(), &self.outgoing[done..])
+                {
+                    Ok(sent) => done += sent,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        if let Err(error) = self.socket.writable().await {
+                            tracing::debug!(%error, "waiting to send failed");
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        let (to, payload) = &self.outgoing[done];
+                        self.send_failed(driver, *to, payload, &error);
+                        done += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The send of `payload` to `to` failed with `error`: drain the error queue (the
+    /// error may be an earlier ICMP error for another member), retry once if so.
+    fn send_failed(&self, driver: &mut Driver, to: SocketAddr, payload: &[u8], error: &io::Error) {
+        let now = Instant::now();
+        for failed in errqueue::drain(self.socket.get_ref()) {
+            driver.handle_send_failed(now, failed);
+        }
+        if errqueue::is_deferred(error) && self.socket.get_ref().send_to(payload, to).is_ok() {
+            return;
+        }
+        tracing::debug!(%to, %error, "send_to failed");
+        driver.handle_send_failed(now, to);
+    }
+}
