@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod coverage;
 pub mod host;
 pub mod invariants;
 pub mod model;
@@ -33,5 +34,6 @@ pub mod schedule;
 pub mod trace;
 pub mod world;
 
-pub use run::{run, run_with, Outcome};
-pub use world::{Coverage, Failure};
+pub use coverage::Coverage;
+pub use run::{run, run_with, run_with_config, Outcome};
+pub use world::Failure;

@@ -19,9 +19,11 @@
 //! assert_eq!(outcome.relayed, 1);
 //! ```
 
+use crate::coverage::Coverage;
 use crate::schedule::{config, Schedule};
 use crate::trace::Trace;
-use crate::world::{Coverage, Failure, World};
+use crate::world::{Failure, World};
+use ocm_core::Config;
 use std::time::Duration;
 
 /// What a run that broke no rule reports.
@@ -46,7 +48,16 @@ pub fn run(schedule: &Schedule) -> Result<Outcome, Failure> {
 
 /// Runs `schedule` with the given trace.
 pub fn run_with(schedule: &Schedule, trace: Trace) -> Result<Outcome, Failure> {
-    let mut world = World::new(schedule, trace);
+    run_with_config(schedule, config(), trace)
+}
+
+/// Runs `schedule` against a server with other limits than [`config`].
+pub fn run_with_config(
+    schedule: &Schedule,
+    limits: Config,
+    trace: Trace,
+) -> Result<Outcome, Failure> {
+    let mut world = World::with_config(schedule, limits, trace);
     for op in &schedule.ops {
         world.apply(*op)?;
         world.think()?;
@@ -65,7 +76,7 @@ pub fn run_with(schedule: &Schedule, trace: Trace) -> Result<Outcome, Failure> {
 /// that the server emptied itself and (on a perfect network) that every member got
 /// exactly what it was owed.
 fn wind_down(world: &mut World) -> Result<(), Failure> {
-    let cfg = config();
+    let cfg = world.model().cfg.clone();
     world.run_until(world.now() + cfg.handshake_timeout + Duration::from_secs(1))?;
     for actor in &mut world.actors {
         actor.go_silent();

@@ -8,6 +8,7 @@
 //! keepalive) and handles it, so no deadline is ever skipped.
 
 use crate::check;
+use crate::coverage::Coverage;
 use crate::host::{Actor, Wire};
 use crate::invariants;
 use crate::model::{Model, Verdict};
@@ -15,8 +16,8 @@ use crate::net::{Net, Packet, Segment};
 use crate::schedule::{config, Schedule};
 use crate::trace::Trace;
 use bytes::Bytes;
-use ocm_core::output::{ConnId, Event, Output};
-use ocm_core::Server;
+use ocm_core::output::{ConnId, Output};
+use ocm_core::{Config, Server};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,84 +29,6 @@ use std::time::{Duration, Instant};
 pub const SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 9000);
 /// The attacker's address: its own IP, never a member's.
 pub const ATTACKER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 66)), 6666);
-
-/// How many times each interesting thing happened: proof that a run exercised the rules.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Coverage {
-    /// Server inputs fed.
-    pub steps: u64,
-    /// Chat messages relayed (authorized, non-empty, not `/exit`).
-    pub relayed: u64,
-    /// Datagrams the server refused, by drop reason name.
-    pub refused: BTreeMap<String, u64>,
-    /// Refused datagrams that carried a token that was once valid.
-    pub retired_token_probes: u64,
-    /// Evictions, by reason text.
-    pub evictions: BTreeMap<String, u64>,
-    /// Rooms closed.
-    pub rooms_closed: u64,
-    /// Members who left with `/exit`.
-    pub left: u64,
-    /// TCRP answers, by status.
-    pub statuses: BTreeMap<String, u64>,
-    /// Connections refused at accept, and handshake timeouts.
-    pub conns_refused: u64,
-    /// Handshake deadlines hit.
-    pub handshake_timeouts: u64,
-    /// Send failures reported to the server.
-    pub send_failures: u64,
-    /// Sessions whose delivery log was compared with the model at the end.
-    pub sessions_checked: u64,
-}
-
-impl Coverage {
-    /// Adds another run's counts.
-    pub fn add(&mut self, other: &Coverage) {
-        self.steps += other.steps;
-        self.relayed += other.relayed;
-        self.retired_token_probes += other.retired_token_probes;
-        self.rooms_closed += other.rooms_closed;
-        self.left += other.left;
-        self.conns_refused += other.conns_refused;
-        self.handshake_timeouts += other.handshake_timeouts;
-        self.send_failures += other.send_failures;
-        self.sessions_checked += other.sessions_checked;
-        for (mine, theirs) in [
-            (&mut self.refused, &other.refused),
-            (&mut self.evictions, &other.evictions),
-            (&mut self.statuses, &other.statuses),
-        ] {
-            for (k, v) in theirs {
-                *mine.entry(k.clone()).or_default() += v;
-            }
-        }
-    }
-
-    fn count(&mut self, event: &Event) {
-        match event {
-            Event::Handshake { status, .. } => {
-                *self.statuses.entry(format!("{status:?}")).or_default() += 1
-            }
-            Event::ConnectionRefused { .. } => self.conns_refused += 1,
-            Event::HandshakeTimedOut { .. } => self.handshake_timeouts += 1,
-            Event::RoomClosed { .. } => self.rooms_closed += 1,
-            Event::MemberLeft { .. } => self.left += 1,
-            Event::MemberEvicted { reason, .. } => {
-                let kind = match reason {
-                    ocm_core::notice::EvictReason::Idle(_) => "idle",
-                    ocm_core::notice::EvictReason::SendFailures(_) => "send failures",
-                };
-                *self.evictions.entry(kind.into()).or_default() += 1
-            }
-            Event::DatagramDropped { reason, .. } => {
-                *self.refused.entry(format!("{reason:?}")).or_default() += 1
-            }
-            Event::RoomCreated { .. }
-            | Event::MemberJoined { .. }
-            | Event::MemberAddress { .. } => {}
-        }
-    }
-}
 
 /// A broken rule, with where and when.
 #[derive(Clone, Debug)]
@@ -179,10 +102,15 @@ impl World {
     /// A world for `schedule`: six actors on three hosts (the third sends its datagrams
     /// from IPv4-mapped IPv6 addresses), the attacker, and an empty server.
     pub fn new(schedule: &Schedule, trace: Trace) -> World {
+        World::with_config(schedule, config(), trace)
+    }
+
+    /// The same world with other server limits (for schedules that need roomier ones).
+    pub fn with_config(schedule: &Schedule, limits: Config, trace: Trace) -> World {
         let mut rng = ChaCha20Rng::seed_from_u64(schedule.seed);
         let mut server_seed = [0u8; 32];
         rng.fill_bytes(&mut server_seed);
-        let server = Server::new(config(), server_seed).expect("the sim's config is valid");
+        let server = Server::new(limits.clone(), server_seed).expect("a valid config");
         let actors = (0..6u8)
             .map(|i| {
                 let host = Ipv4Addr::new(10, 0, 0, 1 + i / 2);
@@ -199,7 +127,7 @@ impl World {
             now: Duration::ZERO,
             rng,
             server,
-            model: Model::new(config()),
+            model: Model::new(limits),
             net: Net::new(schedule.network.faults()),
             actors,
             owners: BTreeMap::new(),

@@ -8,7 +8,7 @@
 
 use ocm_sim::schedule::{schedule, Network, Op, Schedule};
 use ocm_sim::trace::Trace;
-use ocm_sim::{run, run_with, Coverage};
+use ocm_sim::{run, run_with, run_with_config, Coverage};
 use proptest::test_runner::{
     Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestRng, TestRunner,
 };
@@ -204,6 +204,14 @@ fn chat_storm_relays_every_message_to_every_member_once_in_order() {
     assert_eq!(outcome.coverage.sessions_checked, 3);
 }
 
+/// Malformed requests answered (kinds 2 and 7 are too large, the rest invalid).
+fn answered_bad_requests(c: &Coverage) -> u64 {
+    ["InvalidRequest", "PayloadTooLarge"]
+        .iter()
+        .map(|s| c.statuses.get(*s).copied().unwrap_or(0))
+        .sum()
+}
+
 /// A host keeps its room while the attacker opens 120 connections, each closed at once:
 /// their timer entries go stale faster than they expire, and the table must be swept
 /// (the timer bound is checked after every timeout).
@@ -225,16 +233,68 @@ fn stale_timers_are_swept_under_a_connection_flood() {
         ],
     };
     let outcome = run(&s).unwrap_or_else(|f| panic!("{f}"));
-    let answered = outcome
-        .coverage
-        .statuses
-        .get("InvalidRequest")
-        .copied()
-        .unwrap_or(0);
+    let answered = answered_bad_requests(&outcome.coverage);
     assert!(
         answered >= 80,
         "only {answered} flood requests were answered"
     );
+}
+
+/// The sweep threshold must grow with what is alive, not faster: five members and ten
+/// open (slowloris) connections stay alive while 120 stale entries pile up; when the
+/// members' timers fire, the table must be back under 2 per live object + 64.
+#[test]
+fn stale_timers_are_swept_with_many_live_connections_and_members() {
+    let limits = ocm_core::Config {
+        handshake_timeout: std::time::Duration::from_secs(30),
+        max_handshakes: 64,
+        max_handshakes_per_ip: 32,
+        ..ocm_sim::schedule::config()
+    };
+    let mut ops = vec![
+        Op::Create {
+            actor: 0,
+            room: 0,
+            user: 0,
+            password: false,
+        },
+        Op::Join {
+            actor: 0,
+            room: 0,
+            user: 1,
+            password: 0,
+        },
+        Op::Join {
+            actor: 0,
+            room: 0,
+            user: 2,
+            password: 0,
+        },
+        Op::Create {
+            actor: 0,
+            room: 1,
+            user: 0,
+            password: false,
+        },
+        Op::Join {
+            actor: 0,
+            room: 1,
+            user: 1,
+            password: 0,
+        },
+    ];
+    ops.extend([Op::Slowloris; 10]);
+    ops.extend([Op::Flood { conns: 120 }, Op::Advance { ms: 30_000 }]);
+    let s = Schedule {
+        seed: 12,
+        network: Network::Perfect,
+        ops,
+    };
+    let outcome = run_with_config(&s, limits, Trace::default()).unwrap_or_else(|f| panic!("{f}"));
+    let joined = outcome.coverage.statuses.get("Ok").copied().unwrap_or(0);
+    let flood = answered_bad_requests(&outcome.coverage);
+    assert_eq!(joined, 5, "the five members did not all get in");
+    assert_eq!(flood, 120, "not every flood request was answered");
 }
 
 #[test]
