@@ -81,6 +81,10 @@ pub struct ServerArgs {
     /// answered SERVER_FULL (7) [default: 100000]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive)]
     pub max_members_total: Option<usize>,
+    /// Rooms mode: most members in all rooms whose tokens came from one IP address; a
+    /// create or join from that IP over it is answered SERVER_FULL (7)
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 256, value_parser = positive)]
+    pub max_members_per_ip: usize,
     /// Most TCP connections open at once (in handshake or port step); one over it is
     /// closed at once, without an answer
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1_024, value_parser = positive)]
@@ -196,6 +200,7 @@ mod tests {
         assert_eq!(args.max_members_total, None);
         assert_eq!(args.max_handshakes, config.max_handshakes);
         assert_eq!(args.max_handshakes_per_ip, config.max_handshakes_per_ip);
+        assert_eq!(args.max_members_per_ip, config.max_members_per_ip);
         assert_eq!(args.handshake_timeout, config.handshake_timeout);
         assert_eq!(args.port_wait, config.port_wait);
         assert_eq!(args.idle_timeout, config.idle_timeout.as_secs());
@@ -210,6 +215,7 @@ mod tests {
             ["--max-handshakes", "0"],
             ["--max-handshakes-per-ip", "0"],
             ["--max-members-total", "0"],
+            ["--max-members-per-ip", "0"],
             ["--handshake-timeout", "0"],
             ["--handshake-timeout", "NaN"],
             ["--handshake-timeout", "1e300"],

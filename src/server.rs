@@ -57,6 +57,7 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         max_rooms: args.max_rooms,
         max_handshakes: args.max_handshakes,
         max_handshakes_per_ip: args.max_handshakes_per_ip,
+        max_members_per_ip: args.max_members_per_ip,
         handshake_timeout: args.handshake_timeout,
         port_wait: args.port_wait,
         max_payload: args.max_payload,

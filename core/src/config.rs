@@ -25,6 +25,9 @@ pub struct Config {
     pub max_members_per_room: usize,
     /// Most members in all rooms together, or relay-mode clients (default 100 000).
     pub max_members: usize,
+    /// Most members, in all rooms together, whose tokens were obtained from one IP
+    /// address (default 256), so one host cannot take every room or seat.
+    pub max_members_per_ip: usize,
     /// Most TCP connections open at once (default 1 024).
     pub max_handshakes: usize,
     /// Most TCP connections open at once from one IP address (default 64).
@@ -42,6 +45,7 @@ impl Default for Config {
             max_rooms: 10_000,
             max_members_per_room: 1_000,
             max_members: 100_000,
+            max_members_per_ip: 256,
             max_handshakes: 1_024,
             max_handshakes_per_ip: 64,
         }
@@ -82,6 +86,7 @@ impl Config {
             ("max_rooms", self.max_rooms),
             ("max_members_per_room", self.max_members_per_room),
             ("max_members", self.max_members),
+            ("max_members_per_ip", self.max_members_per_ip),
             ("max_handshakes", self.max_handshakes),
             ("max_handshakes_per_ip", self.max_handshakes_per_ip),
         ];

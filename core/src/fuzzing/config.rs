@@ -63,6 +63,9 @@ impl FuzzConfig {
             max_rooms: usize::from(1 + self.rooms % 4),
             max_members_per_room: usize::from(1 + self.per_room % 4),
             max_members: usize::from(1 + self.members % 8),
+            // the byte's upper bits: 0 (as in every older corpus file) leaves the limit at
+            // 8, where `max_members` (1..=8) always binds first
+            max_members_per_ip: [8, 1, 2, 3][usize::from((self.members / 8) % 4)],
             max_handshakes: usize::from(1 + self.handshakes % 4),
             max_handshakes_per_ip: usize::from(1 + self.per_ip % 3),
         }

@@ -111,6 +111,22 @@ impl Server {
             "member kept after max_send_failures",
         )?;
 
+        let members_by_ip: usize = self.members_per_ip.values().sum();
+        ensure(
+            members_by_ip == self.members.len(),
+            "per-IP member counts disagree",
+        )?;
+        ensure(
+            self.members_per_ip
+                .values()
+                .all(|n| (1..=c.max_members_per_ip).contains(n)),
+            "per-IP member count out of range",
+        )?;
+        for (ip, n) in &self.members_per_ip {
+            let actual = self.members.values().filter(|m| m.ip == *ip).count();
+            ensure(actual == *n, "per-IP member count is not the members' own")?;
+        }
+
         let per_ip: usize = self.conns_per_ip.values().sum();
         ensure(
             per_ip == self.conns.len(),

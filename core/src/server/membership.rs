@@ -59,9 +59,7 @@ impl Server {
         if self.rooms.contains_key(room) {
             return Err(Status::RoomExists);
         }
-        if self.rooms.len() >= self.config.max_rooms
-            || self.members.len() >= self.config.max_members
-        {
+        if self.rooms.len() >= self.config.max_rooms || !self.has_seat_for(ip) {
             return Err(Status::ServerFull);
         }
         let name: Arc<str> = room.into();
@@ -107,9 +105,7 @@ impl Server {
         if taken {
             return Err(Status::UsernameTaken);
         }
-        if entry.members.len() >= self.config.max_members_per_room
-            || self.members.len() >= self.config.max_members
-        {
+        if entry.members.len() >= self.config.max_members_per_room || !self.has_seat_for(ip) {
             return Err(Status::ServerFull);
         }
         let name = name.clone();
@@ -124,6 +120,12 @@ impl Server {
             username,
         });
         Ok((id, token))
+    }
+
+    /// True while both the total member limit and the per-IP limit leave room for one more.
+    fn has_seat_for(&self, ip: IpAddr) -> bool {
+        let from_ip = self.members_per_ip.get(&ip).copied().unwrap_or(0);
+        self.members.len() < self.config.max_members && from_ip < self.config.max_members_per_ip
     }
 
     fn add_member(
@@ -142,6 +144,7 @@ impl Server {
         let id = MemberId(self.next_member);
         self.next_member += 1;
         self.tokens.insert(token, id);
+        *self.members_per_ip.entry(ip).or_insert(0) += 1;
         self.members.insert(
             id,
             Member {
@@ -328,6 +331,12 @@ impl Server {
     fn forget_member(&mut self, id: MemberId) -> Option<Member> {
         let member = self.members.remove(&id)?;
         self.tokens.remove(&member.token);
+        if let Some(n) = self.members_per_ip.get_mut(&member.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.members_per_ip.remove(&member.ip);
+            }
+        }
         if let Some(addr) = member.udp {
             unindex(&mut self.by_addr, addr, id);
         }

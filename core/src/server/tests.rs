@@ -398,6 +398,33 @@ fn room_and_member_limits_are_server_full() {
 }
 
 #[test]
+fn one_ip_holds_at_most_max_members_per_ip_seats() {
+    let mut h = Harness::with(Config {
+        max_members_per_ip: 2,
+        ..Config::default()
+    });
+    h.create(A_TCP, "one", "alice");
+    let two = h.create("10.0.0.1:50001", "two", "alice");
+    assert_eq!(
+        h.handshake("10.0.0.1:50002", true, "three", "alice", None),
+        Err(Status::ServerFull)
+    );
+    assert_eq!(
+        h.handshake("10.0.0.1:50003", false, "one", "al", None),
+        Err(Status::ServerFull)
+    );
+    // another IP is not affected
+    h.join(B_TCP, "one", "bob");
+    h.create(B_TCP, "three", "bob");
+    // a seat given back can be taken again
+    h.say("10.0.0.1:4001", "two", &two, "/exit");
+    assert!(h
+        .handshake("10.0.0.1:50004", true, "four", "alice", None)
+        .is_ok());
+    assert_eq!(h.server.counts().members, 4);
+}
+
+#[test]
 fn checks_run_in_the_documented_order() {
     let mut h = Harness::with(Config {
         max_members_per_room: 2,
