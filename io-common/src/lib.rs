@@ -3,6 +3,8 @@
 //! What the smol and async-std shells share, none of it tied to a runtime:
 //!
 //! - [`Options`]: what to bind and which protocol to serve.
+//! - [`Endpoint`]: the bound sockets and the driver, and the owner loop both shells run
+//!   (waiting through `async_io`, the reactor under smol and async-std alike).
 //! - [`Driver`]: owns the sans-IO core ([`ocm_core::Server`] or [`ocm_core::RelayServer`])
 //!   and the table of open TCP connections. The shell's owner task feeds it [`Input`]s
 //!   with `Instant::now()`, and sends the datagrams it hands back; TCP commands go out
@@ -16,13 +18,14 @@
 //!   batched sends ([`batch`]: `sendmmsg` on Linux).
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
 //!
-//! A shell's owner loop, in outline:
+//! The owner loop ([`Endpoint::serve`]), in outline:
 //!
 //! ```text
 //! loop {
-//!     wait for an Input, the shutdown signal, or driver.poll_timeout()
-//!     driver.handle(Instant::now(), input)   // or driver.handle_timeout(now)
-//!     while let Some((to, payload)) = driver.poll_datagram() { udp.send_to(..) }
+//!     wait for: shutdown, a question, a TCP Input, a readable UDP socket, or driver.poll_timeout()
+//!     driver.handle(Instant::now(), input)   // or udp.read_ready(..), up to 64 datagrams
+//!     driver.handle_timeout(now)
+//!     udp.flush(..)                          // sendmmsg batches of what the core queued
 //! }
 //! ```
 
@@ -37,6 +40,7 @@ pub mod errqueue;
 mod events;
 mod inspect;
 mod options;
+mod owner;
 pub mod seed;
 pub mod udp;
 
@@ -44,6 +48,7 @@ pub use driver::{ConnCmd, Driver, Input};
 pub use events::{log_event, EventLog, LogLimiter};
 pub use inspect::{Inspection, Inspector};
 pub use options::{Options, Protocol, DEFAULT_STATS_INTERVAL};
+pub use owner::Endpoint;
 pub use udp::UdpPath;
 
 /// Size of the datagram read buffer: one byte more than the largest valid datagram

@@ -1,185 +1,58 @@
-//! [`Server`]: binds the sockets, then runs the owner loop until the shutdown future
-//! completes.
+//! [`Server`]: the shared [`Endpoint`] with its TCP tasks on smol's executor.
 
 use crate::conn;
-use async_channel::Receiver;
 use ocm_core::Stats;
-use ocm_io::{errqueue, Driver, Input, Inspection, Inspector, Options, Protocol, UdpPath};
-use smol::future::{self, Future};
-use smol::{Async, Timer};
+use ocm_io::{Endpoint, Inspector, Options};
+use smol::future::Future;
+use smol::Async;
 use std::io;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::pin::{pin, Pin};
-use std::time::Instant;
+use std::net::SocketAddr;
 
 /// A bound server, not yet running.
 #[derive(Debug)]
 pub struct Server {
-    tcp: Option<Async<TcpListener>>,
-    udp: UdpPath,
-    driver: Driver,
-    inspector: Inspector,
-    inspections: async_channel::Receiver<Inspection>,
-    tcp_addr: Option<SocketAddr>,
-    udp_addr: SocketAddr,
-}
-
-enum Step {
-    Input(Input),
-    Readable,
-    Inspect(Inspection),
-    Timer,
-    Stop,
+    endpoint: Endpoint,
 }
 
 impl Server {
     /// Binds the UDP socket (and, in rooms mode, the TCP listener) and seeds the core
     /// from OS entropy. Errors name the address that could not be bound.
     pub fn bind(options: &Options) -> io::Result<Server> {
-        let udp = UdpSocket::bind(options.udp).map_err(|e| bind_error("udp", options.udp, e))?;
-        if let Err(error) = errqueue::enable(&udp) {
-            tracing::warn!(%error, "cannot enable the socket error queue; only send_to errors will count");
-        }
-        let udp_addr = udp.local_addr()?;
-        let tcp = match options.protocol {
-            Protocol::Rooms => Some(
-                TcpListener::bind(options.tcp).map_err(|e| bind_error("tcp", options.tcp, e))?,
-            ),
-            Protocol::Relay => None,
-        };
-        let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
-        let driver = Driver::new(options, ocm_io::seed::os_seed()?, udp_addr)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let (inspector, inspections) = Inspector::new();
         Ok(Server {
-            tcp: tcp.map(Async::new).transpose()?,
-            udp: UdpPath::new(udp)?,
-            driver,
-            inspector,
-            inspections,
-            tcp_addr,
-            udp_addr,
+            endpoint: Endpoint::bind(options)?,
         })
     }
 
     /// The TCP address actually bound (`None` in relay mode).
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.tcp_addr
+        self.endpoint.tcp_addr()
     }
 
     /// The UDP address actually bound.
     pub fn udp_addr(&self) -> SocketAddr {
-        self.udp_addr
+        self.endpoint.udp_addr()
     }
 
     /// Asks the running server questions (see [`Inspector`]).
     pub fn inspector(&self) -> Inspector {
-        self.inspector.clone()
+        self.endpoint.inspector()
     }
 
     /// Serves until `shutdown` completes, then tells every member the server is going,
-    /// sends those notices and returns the core's counters. Tasks run on smol's global
-    /// executor.
+    /// sends those notices and returns the core's counters. The acceptor and connection
+    /// tasks run on smol's global executor.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
-        let Server {
-            tcp,
-            mut udp,
-            mut driver,
-            inspections,
-            ..
-        } = self;
+        let mut endpoint = self.endpoint;
         let (tx, rx) = async_channel::bounded(ocm_io::INPUT_QUEUE);
-        let _acceptor = tcp.map(|listener| smol::spawn(conn::accept(listener, tx)));
-        let mut shutdown = pin!(shutdown);
-        loop {
-            let step = next_step(
-                &mut shutdown,
-                &inspections,
-                &rx,
-                &udp,
-                driver.poll_timeout(),
-            )
-            .await;
-            let now = Instant::now();
-            match step {
-                Step::Input(input) => driver.handle(now, input),
-                Step::Readable => udp.read_ready(&mut driver, now),
-                Step::Inspect(question) => question(&driver),
-                Step::Timer => {}
-                Step::Stop => break,
-            }
-            driver.handle_timeout(now);
-            udp.flush(&mut driver).await;
-        }
-        tracing::info!("shutting down");
-        // What is already waiting is handled first (a bounded amount: the channel's
-        // capacity and one read batch), so a member whose registration was in flight is
-        // told too.
-        let now = Instant::now();
-        while let Ok(input) = rx.try_recv() {
-            driver.handle(now, input);
-        }
-        udp.read_ready(&mut driver, now);
-        driver.shutdown(now);
-        udp.flush(&mut driver).await;
-        Ok(driver.stats().clone())
+        let _acceptor = match endpoint.take_listener() {
+            Some(listener) => Some(smol::spawn(conn::accept(Async::new(listener)?, tx))),
+            None => None,
+        };
+        Ok(endpoint.serve(rx, shutdown).await)
     }
 
     /// [`Server::run`] on the current thread.
     pub fn run_blocking(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         smol::block_on(self.run(shutdown))
     }
-}
-
-/// Waits for what the owner does next: stop, answer a question, handle a TCP input,
-/// read datagrams, or fire the core's timers. Earlier branches win when several are ready.
-async fn next_step(
-    shutdown: &mut Pin<&mut impl Future<Output = ()>>,
-    inspections: &Receiver<Inspection>,
-    inputs: &Receiver<Input>,
-    udp: &UdpPath,
-    deadline: Option<Instant>,
-) -> Step {
-    let stop = async {
-        shutdown.await;
-        Step::Stop
-    };
-    let inspect = async {
-        match inspections.recv().await {
-            Ok(question) => Step::Inspect(question),
-            Err(_) => future::pending().await,
-        }
-    };
-    // In relay mode no task sends inputs and the channel is closed from the start.
-    let input = async {
-        match inputs.recv().await {
-            Ok(input) => Step::Input(input),
-            Err(_) => future::pending().await,
-        }
-    };
-    let readable = async {
-        match udp.readable().await {
-            Ok(()) => Step::Readable,
-            Err(error) => {
-                tracing::warn!(%error, "udp socket failed");
-                Step::Stop
-            }
-        }
-    };
-    let timer = async {
-        match deadline {
-            Some(at) => Timer::at(at).await,
-            None => Timer::never().await,
-        };
-        Step::Timer
-    };
-    future::or(
-        stop,
-        future::or(inspect, future::or(input, future::or(readable, timer))),
-    )
-    .await
-}
-
-fn bind_error(what: &str, addr: SocketAddr, error: io::Error) -> io::Error {
-    io::Error::new(error.kind(), format!("cannot bind {what} {addr}: {error}"))
 }
