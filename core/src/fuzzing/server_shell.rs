@@ -369,3 +369,46 @@ impl ConnView {
         issued
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzzing::FuzzConfig;
+
+    fn harness() -> Harness {
+        Harness::new(FuzzConfig::ROOMY.config(), false)
+    }
+
+    #[test]
+    #[should_panic(expected = "not a member address")]
+    fn a_datagram_to_a_stranger_is_caught() {
+        let datagram = Output::Datagram {
+            to: address(0),
+            payload: Bytes::from_static(b"bob: hi"),
+        };
+        harness().check_outputs(&ServerOp::Timeout, &[datagram], &HashSet::new());
+    }
+
+    #[test]
+    #[should_panic(expected = "send on closed")]
+    fn a_send_on_a_closed_connection_is_caught() {
+        let send = Output::TcpSend {
+            conn: ConnId(9),
+            data: Bytes::from_static(b"x"),
+        };
+        harness().check_outputs(&ServerOp::Timeout, &[send], &HashSet::new());
+    }
+
+    #[test]
+    #[should_panic(expected = "left open after a refusal")]
+    fn a_refusal_without_a_close_is_caught() {
+        let mut harness = harness();
+        harness.open.insert(ConnId(0), ConnView::new(address(0)));
+        let data = crate::tcrp::encode_response(b"lobby", 1, Status::RoomExists);
+        let send = Output::TcpSend {
+            conn: ConnId(0),
+            data,
+        };
+        harness.check_outputs(&ServerOp::Timeout, &[send], &HashSet::new());
+    }
+}
