@@ -3,9 +3,9 @@
 //! The ocm server on [async-std](https://docs.rs/async-std). async-std is deprecated
 //! upstream in favour of smol, which is ocm's default; this shell stays supported and
 //! passes the same end-to-end suite. It has the same shape and API as `ocm-smol`'s
-//! server: one owner task holds the core ([`ocm_io::Driver`]); the acceptor, each
-//! connection and the UDP reader are tasks that forward what they read over a channel;
-//! the owner sleeps until the core's next deadline in between.
+//! server: the owner task runs [`ocm_io::Endpoint::serve`] (the core, the UDP socket
+//! and the timers); the acceptor and each connection are async-std tasks that forward
+//! what they read to it over a channel.
 //!
 //! ```no_run
 //! let server = ocm_asyncstd::Server::bind(&ocm_io::Options::default())?;

@@ -3,10 +3,10 @@
 //! The ocm server and client on [smol](https://docs.rs/smol), the default runtime.
 //!
 //! [`Server`] binds a TCP listener and a UDP socket and drives the sans-IO core from
-//! `ocm-core` over them: one owner task holds the core ([`ocm_io::Driver`]), the
-//! acceptor, each connection and the UDP reader are tasks that forward what they read
-//! over a channel (the smol chat-server pattern), and the owner sleeps until the core's
-//! next deadline in between.
+//! `ocm-core` over them: one owner task ([`ocm_io::Endpoint::serve`]) holds the core,
+//! reads and sends datagrams itself and sleeps until the core's next deadline; the
+//! acceptor and each connection are tasks that forward what they read to it over a
+//! channel (the smol chat-server pattern).
 //!
 //! ```no_run
 //! let server = ocm_smol::Server::bind(&ocm_io::Options::default())?;
