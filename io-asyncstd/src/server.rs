@@ -1,7 +1,6 @@
 //! [`Server`]: the shared [`Endpoint`] with its TCP tasks on async-std's executor.
 
-use crate::conn;
-use async_std::net::TcpListener;
+use async_io::Async;
 use async_std::task;
 use futures_lite::future::Future;
 use ocm_core::Stats;
@@ -45,9 +44,15 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         let mut endpoint = self.endpoint;
         let (tx, rx) = async_channel::bounded(ocm_io::INPUT_QUEUE);
-        let acceptor = endpoint
-            .take_listener()
-            .map(|listener| task::spawn(conn::accept(TcpListener::from(listener), tx)));
+        let acceptor = match endpoint.take_listener() {
+            Some(listener) => {
+                let accept = ocm_io::tcp::accept(Async::new(listener)?, tx, |job| {
+                    task::spawn(job);
+                });
+                Some(task::spawn(accept))
+            }
+            None => None,
+        };
         let stats = endpoint.serve(rx, shutdown).await;
         if let Some(acceptor) = acceptor {
             acceptor.cancel().await;

@@ -16,6 +16,7 @@
 //! - [`seed`]: the token RNG seed, from OS entropy once at start.
 //! - [`UdpPath`]: the UDP hot path both owner loops use: batched reads in the owner task,
 //!   batched sends ([`batch`]: `sendmmsg` on Linux).
+//! - [`tcp`]: the acceptor and the per-connection tasks, handed to the shell's `spawn`.
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
 //!
 //! The owner loop ([`Endpoint::serve`]), in outline:
@@ -42,6 +43,7 @@ mod inspect;
 mod options;
 mod owner;
 pub mod seed;
+pub mod tcp;
 pub mod udp;
 
 pub use driver::{ConnCmd, Driver, Input};

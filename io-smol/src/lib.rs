@@ -21,7 +21,6 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
-mod conn;
 mod server;
 
 pub use server::Server;

@@ -1,6 +1,5 @@
 //! [`Server`]: the shared [`Endpoint`] with its TCP tasks on smol's executor.
 
-use crate::conn;
 use ocm_core::Stats;
 use ocm_io::{Endpoint, Inspector, Options};
 use smol::future::Future;
@@ -45,7 +44,11 @@ impl Server {
         let mut endpoint = self.endpoint;
         let (tx, rx) = async_channel::bounded(ocm_io::INPUT_QUEUE);
         let _acceptor = match endpoint.take_listener() {
-            Some(listener) => Some(smol::spawn(conn::accept(Async::new(listener)?, tx))),
+            Some(listener) => {
+                let accept =
+                    ocm_io::tcp::accept(Async::new(listener)?, tx, |job| smol::spawn(job).detach());
+                Some(smol::spawn(accept))
+            }
             None => None,
         };
         Ok(endpoint.serve(rx, shutdown).await)

@@ -1,20 +1,27 @@
-//! The TCP side: the acceptor task, and one task per connection that forwards what it
-//! reads to the owner and carries out the owner's [`ConnCmd`]s in order.
+//! The TCP side of both shells: the acceptor, and one task per connection that forwards
+//! what it reads to the owner and carries out the owner's [`ConnCmd`]s in order.
+//!
+//! Sockets are `async_io::Async` (what smol's and async-std's own TCP types wrap), so
+//! this code is the same on either runtime; the shell passes its executor's `spawn`.
 
+use crate::{ConnCmd, Input, LINGER, LINGER_BYTES, TCP_READ_BUFFER};
 use async_channel::{Receiver, Sender};
-use async_std::net::{TcpListener, TcpStream};
-use async_std::task;
+use async_io::{Async, Timer};
 use bytes::Bytes;
-use futures_lite::future;
+use futures_lite::future::{self, Future};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use ocm_core::ConnId;
-use ocm_io::{ConnCmd, Input, LINGER, LINGER_BYTES, TCP_READ_BUFFER};
 use std::io;
-use std::net::Shutdown;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::pin::Pin;
 use std::time::Duration;
 
-/// Accepts connections until the owner is gone, numbering them from 0.
-pub(crate) async fn accept(listener: TcpListener, tx: Sender<Input>) {
+/// A task for the shell's executor.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Accepts connections until the owner is gone, numbering them from 0; each one's task
+/// is handed to `spawn`.
+pub async fn accept(listener: Async<TcpListener>, tx: Sender<Input>, spawn: impl Fn(Task)) {
     for id in 0.. {
         let (stream, peer) = loop {
             match listener.accept().await {
@@ -22,7 +29,7 @@ pub(crate) async fn accept(listener: TcpListener, tx: Sender<Input>) {
                 Err(error) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!(%error, "accept failed");
-                    task::sleep(Duration::from_millis(100)).await;
+                    Timer::after(Duration::from_millis(100)).await;
                 }
             }
         };
@@ -31,7 +38,7 @@ pub(crate) async fn accept(listener: TcpListener, tx: Sender<Input>) {
         if tx.send(Input::Accepted { conn, peer, cmds }).await.is_err() {
             return;
         }
-        task::spawn(connection(conn, stream, commands, tx.clone()));
+        spawn(Box::pin(connection(conn, stream, commands, tx.clone())));
     }
 }
 
@@ -42,7 +49,7 @@ enum Step {
 
 async fn connection(
     conn: ConnId,
-    stream: TcpStream,
+    stream: Async<TcpStream>,
     commands: Receiver<ConnCmd>,
     tx: Sender<Input>,
 ) {
@@ -76,7 +83,7 @@ async fn connection(
                 Input::TcpClosed { conn }
             }
             Step::Cmd(Some(ConnCmd::ShutdownWrite)) => {
-                let _ = stream.shutdown(Shutdown::Write);
+                let _ = stream.get_ref().shutdown(Shutdown::Write);
                 continue;
             }
             Step::Cmd(Some(ConnCmd::Close) | None) => break,
@@ -90,20 +97,22 @@ async fn connection(
 
 /// Sends FIN, then reads and discards until the peer's EOF (bounded in time and bytes),
 /// so unread input cannot turn the close into a reset that destroys our last answer.
-async fn linger(stream: &TcpStream, reading: bool, buf: &mut [u8]) {
-    let _ = stream.shutdown(Shutdown::Write);
+async fn linger(stream: &Async<TcpStream>, reading: bool, buf: &mut [u8]) {
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
     if !reading {
         return;
     }
     let discard = async {
         let mut total = 0;
-        let mut reader = stream;
-        while let Ok(n @ 1..) = reader.read(buf).await {
+        while let Ok(n @ 1..) = (&*stream).read(buf).await {
             total += n;
             if total > LINGER_BYTES {
                 break;
             }
         }
     };
-    future::or(discard, task::sleep(LINGER)).await;
+    future::or(discard, async {
+        Timer::after(LINGER).await;
+    })
+    .await;
 }
