@@ -15,6 +15,7 @@ use bytes::Bytes;
 use ocm_core::client::{port_bytes, ChatSession, Handshake, HandshakeError};
 use ocm_core::ConnId;
 use rand_chacha::ChaCha20Rng;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -105,6 +106,10 @@ pub struct Actor {
     /// Every session it had.
     pub sessions: Vec<SessionLog>,
     last: Option<(SocketAddr, Bytes)>,
+    /// Whether its port steps may be 3 bytes long (see `Setup`).
+    pub three_byte_port_steps: bool,
+    /// What it wrote as the port step on each connection.
+    port_steps: BTreeMap<ConnId, Bytes>,
 }
 
 impl Actor {
@@ -117,7 +122,14 @@ impl Actor {
             state: State::Idle,
             sessions: Vec::new(),
             last: None,
+            three_byte_port_steps: false,
+            port_steps: BTreeMap::new(),
         }
+    }
+
+    /// The whole port step it wrote on `conn`, if it got that far.
+    pub fn port_step(&self, conn: ConnId) -> Option<&Bytes> {
+        self.port_steps.get(&conn)
     }
 
     /// True when it can start a create or join.
@@ -218,13 +230,15 @@ impl Actor {
         let addr = SocketAddr::new(self.udp_ip, port);
         let session = ChatSession::room(w.instant(), room, &token, KEEPALIVE)
             .map_err(|e| format!("client refused its own session: {e}"))?;
-        // The port step: usually the port, sometimes nothing, port 0 or 3 bytes (ignored).
+        // The port step: usually the port, sometimes nothing, port 0 or (when enabled)
+        // 3 bytes, which the server must ignore however TCP splits them.
         let step: &[u8] = match below(w.rng, 6) {
-            0..=2 => &port_bytes(port),
             3 => &[],
             4 => &[0, 0],
-            _ => &[1, 2, 3],
+            5 if self.three_byte_port_steps => &[1, 2, 3],
+            _ => &port_bytes(port),
         };
+        self.port_steps.insert(conn, Bytes::copy_from_slice(step));
         if !step.is_empty() {
             w.net
                 .send_tcp(w.rng, w.now, conn, true, &Bytes::copy_from_slice(step));

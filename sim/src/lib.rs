@@ -35,5 +35,5 @@ pub mod trace;
 pub mod world;
 
 pub use coverage::Coverage;
-pub use run::{run, run_with, run_with_config, Outcome};
-pub use world::Failure;
+pub use run::{run, run_with, run_with_config, run_with_setup, Outcome};
+pub use world::{Failure, Setup};

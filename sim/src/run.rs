@@ -22,7 +22,7 @@
 use crate::coverage::Coverage;
 use crate::schedule::{config, Schedule};
 use crate::trace::Trace;
-use crate::world::{Failure, World};
+use crate::world::{Failure, Setup, World};
 use ocm_core::Config;
 use std::time::Duration;
 
@@ -57,7 +57,20 @@ pub fn run_with_config(
     limits: Config,
     trace: Trace,
 ) -> Result<Outcome, Failure> {
-    let mut world = World::with_config(schedule, limits, trace);
+    let setup = Setup {
+        limits,
+        ..Setup::default()
+    };
+    run_with_setup(schedule, &setup, trace)
+}
+
+/// Runs `schedule` in a world set up as `setup` says.
+pub fn run_with_setup(
+    schedule: &Schedule,
+    setup: &Setup,
+    trace: Trace,
+) -> Result<Outcome, Failure> {
+    let mut world = World::with_setup(schedule, setup, trace);
     for op in &schedule.ops {
         world.apply(*op)?;
         world.think()?;

@@ -17,8 +17,9 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-/// Lines kept for failure reports.
+/// Lines kept for failure reports, and how much of each.
 const TAIL_LINES: usize = 40;
+const TAIL_LINE_CHARS: usize = 300;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -80,6 +81,24 @@ impl Trace {
     }
 }
 
+impl Trace {
+    /// Appends to the current tail line, keeping at most [`TAIL_LINE_CHARS`] of it.
+    fn push_clipped(&mut self, text: &str) {
+        let room = TAIL_LINE_CHARS.saturating_sub(self.line.len());
+        if text.len() <= room {
+            return self.line.push_str(text);
+        }
+        let mut cut = room;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.line.push_str(&text[..cut]);
+        if !self.line.ends_with('…') {
+            self.line.push('…');
+        }
+    }
+}
+
 impl fmt::Write for Trace {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         for &b in s.as_bytes() {
@@ -90,13 +109,13 @@ impl fmt::Write for Trace {
             for piece in s.split_inclusive('\n') {
                 match piece.strip_suffix('\n') {
                     Some(rest) => {
-                        self.line.push_str(rest);
+                        self.push_clipped(rest);
                         if self.tail.len() == TAIL_LINES {
                             self.tail.pop_front();
                         }
                         self.tail.push_back(std::mem::take(&mut self.line));
                     }
-                    None => self.line.push_str(piece),
+                    None => self.push_clipped(piece),
                 }
             }
         }

@@ -16,7 +16,7 @@ use crate::net::{Net, Packet, Segment};
 use crate::schedule::{config, Schedule};
 use crate::trace::Trace;
 use bytes::Bytes;
-use ocm_core::output::{ConnId, Output};
+use ocm_core::output::{ConnId, Event, Output};
 use ocm_core::{Config, Server};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -70,6 +70,26 @@ pub enum Input {
     Shutdown,
 }
 
+/// How a world is set up beyond its schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setup {
+    /// The server's limits.
+    pub limits: Config,
+    /// Clients sometimes send a 3-byte port step (which the server must ignore). Off by
+    /// default while core applies the first 2 bytes when TCP splits them 2 + 1 (see
+    /// `tests/regressions.rs`); on in the frozen test of that bug.
+    pub three_byte_port_steps: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Setup {
+        Setup {
+            limits: config(),
+            three_byte_port_steps: false,
+        }
+    }
+}
+
 /// Who holds the client end of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
@@ -102,11 +122,12 @@ impl World {
     /// A world for `schedule`: six actors on three hosts (the third sends its datagrams
     /// from IPv4-mapped IPv6 addresses), the attacker, and an empty server.
     pub fn new(schedule: &Schedule, trace: Trace) -> World {
-        World::with_config(schedule, config(), trace)
+        World::with_setup(schedule, &Setup::default(), trace)
     }
 
-    /// The same world with other server limits (for schedules that need roomier ones).
-    pub fn with_config(schedule: &Schedule, limits: Config, trace: Trace) -> World {
+    /// The same world with another setup (roomier limits, say).
+    pub fn with_setup(schedule: &Schedule, setup: &Setup, trace: Trace) -> World {
+        let limits = setup.limits.clone();
         let mut rng = ChaCha20Rng::seed_from_u64(schedule.seed);
         let mut server_seed = [0u8; 32];
         rng.fill_bytes(&mut server_seed);
@@ -119,7 +140,9 @@ impl World {
                 } else {
                     IpAddr::V4(host)
                 };
-                Actor::new(IpAddr::V4(host), udp, 40_000 + u16::from(i) * 1_000)
+                let mut actor = Actor::new(IpAddr::V4(host), udp, 40_000 + u16::from(i) * 1_000);
+                actor.three_byte_port_steps = setup.three_byte_port_steps;
+                actor
             })
             .collect();
         World {
@@ -263,11 +286,34 @@ impl World {
                 .map_err(|e| self.fail(e))?;
         }
         invariants::outputs(&before, verdict.as_ref(), &outputs).map_err(|e| self.fail(e))?;
+        if let Input::TcpData(conn, _) = &input {
+            self.check_port_step(*conn, &outputs)?;
+        }
         invariants::state(&self.server, &self.model, self.base, now).map_err(|e| self.fail(e))?;
         for output in outputs {
             self.route(output);
         }
         Ok(())
+    }
+
+    /// An address set during a connection's port step must come from a port step of
+    /// exactly 2 bytes, whatever TCP did to them: the outcome cannot depend on how the
+    /// stream was split.
+    fn check_port_step(&self, conn: ConnId, outputs: &[Output]) -> Result<(), Failure> {
+        let set = outputs
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::MemberAddress { .. })));
+        let written = match self.owners.get(&conn) {
+            Some(Owner::Actor(i)) => self.actors[*i].port_step(conn),
+            _ => None,
+        };
+        match written {
+            Some(step) if set && step.len() != 2 => Err(self.fail(format!(
+                "the server took a UDP port from a {}-byte port step {step:?}; only exactly 2 bytes may set it",
+                step.len()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn route(&mut self, output: Output) {
