@@ -57,7 +57,7 @@ pub enum ServerOp {
         /// The bytes (at most 255).
         data: Vec<u8>,
     },
-    /// The 2-byte port step.
+    /// The 2-byte port step, then the client's EOF.
     Port {
         /// Connection, 0 = the newest.
         conn: u8,

@@ -90,9 +90,11 @@ impl Server {
         }
     }
 
-    /// The peer closed its side, or the connection failed. The server forgets it.
+    /// The peer closed its side, or the connection failed. The server forgets it; a
+    /// port step of exactly 2 bytes takes effect now.
     pub fn handle_tcp_closed(&mut self, _now: Instant, conn: ConnId) {
         if self.conns.contains_key(&conn) {
+            self.finish_port_step(conn);
             self.close_conn(conn);
         }
     }
@@ -110,6 +112,7 @@ impl Server {
             let peer = c.peer;
             self.emit(Event::HandshakeTimedOut { peer });
         }
+        self.finish_port_step(conn);
         self.close_conn(conn);
     }
 
@@ -204,35 +207,45 @@ impl Server {
         });
     }
 
-    /// Bytes after the token: exactly 2 of them, a non-zero big-endian port, set the
-    /// member's UDP address. Anything more is ignored and the connection closed.
+    /// Bytes after the token. More than 2 in all: ignored, and the connection closed at
+    /// once. Otherwise they are kept until EOF or the port-wait deadline, where
+    /// [`Server::finish_port_step`] decides, so how TCP split them changes nothing.
     fn port_bytes(&mut self, conn: ConnId, data: &[u8]) {
         let Some(Conn {
-            peer,
-            phase:
-                Phase::AwaitPort {
-                    member,
-                    port,
-                    filled,
-                },
+            phase: Phase::AwaitPort { port, filled, .. },
             ..
         }) = self.conns.get_mut(&conn)
         else {
             return;
         };
         if *filled + data.len() > 2 {
+            *filled = 3; // too long, whatever comes next
             self.close_conn(conn);
             return;
         }
         port[*filled..*filled + data.len()].copy_from_slice(data);
         *filled += data.len();
-        if *filled < 2 {
+    }
+
+    /// The port step ends (EOF or deadline): exactly 2 bytes, a non-zero big-endian
+    /// port, set the member's UDP address to (TCP peer IP, port).
+    fn finish_port_step(&mut self, conn: ConnId) {
+        let Some(Conn {
+            peer,
+            phase:
+                Phase::AwaitPort {
+                    member,
+                    port,
+                    filled: 2,
+                },
+            ..
+        }) = self.conns.get(&conn)
+        else {
             return;
-        }
+        };
         let (member, port, ip) = (*member, u16::from_be_bytes(*port), canonical_ip(peer.ip()));
         if port != 0 {
             self.set_udp_from_port_step(member, SocketAddr::new(ip, port));
         }
-        self.close_conn(conn);
     }
 }

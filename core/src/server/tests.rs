@@ -543,6 +543,11 @@ fn port_step_registers_the_udp_address_before_the_member_speaks() {
     let received = h.tcp[&conn].received.clone();
     hs.handle_data(&received).unwrap().unwrap();
     h.tcp_send(conn, &port_bytes(6000));
+    assert!(
+        !h.tcp[&conn].closed,
+        "2 bytes so far: a third would void the step"
+    );
+    h.tcp_eof(conn);
     assert!(h.tcp[&conn].closed);
     let carol = h.server.members_of("lobby").unwrap()[2].clone();
     assert_eq!(carol.udp, Some(addr("10.0.0.3:6000")));
@@ -567,7 +572,7 @@ fn member_with_port_step_receives_messages_before_speaking() {
     h.tcp_send(conn, &bytes);
     let received = h.tcp[&conn].received.clone();
     assert!(hs.handle_data(&received).unwrap().is_some());
-    assert!(h.tcp[&conn].closed);
+    h.tcp_eof(conn);
     h.take();
     h.say(A, "lobby", &ta, "hello carol");
     assert_eq!(h.received_by("10.0.0.3:6000"), vec!["alice: hello carol"]);
@@ -576,7 +581,7 @@ fn member_with_port_step_receives_messages_before_speaking() {
 #[test]
 fn port_step_ignores_wrong_lengths_and_port_zero() {
     for (bytes, eof) in [
-        (&[0u8, 0][..], false),
+        (&[0u8, 0][..], true),
         (&[1, 2, 3][..], false),
         (&[1][..], true),
     ] {
@@ -592,6 +597,35 @@ fn port_step_ignores_wrong_lengths_and_port_zero() {
         }
         assert!(h.tcp[&conn].closed, "{bytes:?}");
         assert_eq!(h.server.members_of("r").unwrap()[0].udp, None, "{bytes:?}");
+    }
+}
+
+#[test]
+fn port_step_outcome_does_not_depend_on_how_tcp_splits_it() {
+    // the same bytes, whole or split: 2 bytes count (at EOF or at the deadline), 3 never
+    let cases: [(Vec<&[u8]>, bool, bool); 6] = [
+        (vec![&[0x17, 0x70]], true, true),
+        (vec![&[0x17], &[0x70]], true, true),
+        (vec![&[0x17, 0x70]], false, true),
+        (vec![&[0x17, 0x70, 1]], true, false),
+        (vec![&[0x17, 0x70], &[1]], true, false),
+        (vec![&[0x17], &[0x70], &[1]], false, false),
+    ];
+    for (chunks, eof, applied) in cases {
+        let mut h = Harness::new();
+        let conn = h.connect(A_TCP);
+        h.tcp_send(conn, &encode_frame(b"r", 1, 0, b"alice"));
+        for chunk in &chunks {
+            h.tcp_send(conn, chunk);
+        }
+        if eof {
+            h.tcp_eof(conn);
+        } else {
+            h.advance(Duration::from_secs(1));
+        }
+        assert!(h.tcp[&conn].closed);
+        let udp = h.server.members_of("r").unwrap()[0].udp;
+        assert_eq!(udp, applied.then(|| addr("10.0.0.1:6000")), "{chunks:?}");
     }
 }
 
