@@ -162,10 +162,11 @@ impl Model {
         out
     }
 
-    /// The peer closed the connection.
+    /// The peer closed the connection: a port step of exactly 2 bytes counts now.
     pub fn tcp_closed(&mut self, conn: ConnId) -> Expected {
         let mut out = Expected::default();
         if self.conns.contains_key(&conn) {
+            self.finish_port_step(&mut out, conn);
             self.close_conn(&mut out, conn);
         }
         out
@@ -186,6 +187,7 @@ impl Model {
                 self.stats.handshake_timeouts += 1;
                 out.events.push(Event::HandshakeTimedOut { peer: c.peer });
             }
+            self.finish_port_step(out, conn);
             self.close_conn(out, conn);
         }
     }
@@ -374,12 +376,11 @@ impl Model {
         id
     }
 
-    /// The optional port step: exactly two bytes, a non-zero port, set the address of a
-    /// member that has none yet; anything longer is ignored. The connection then closes.
+    /// The optional port step: the bytes are kept until EOF or the deadline; a third byte
+    /// voids the step and closes the connection at once.
     fn port_bytes(&mut self, out: &mut Expected, conn: ConnId, data: &[u8]) {
         let Some(Conn {
-            peer,
-            phase: Phase::AwaitPort { member, got },
+            phase: Phase::AwaitPort { got, .. },
             ..
         }) = self.conns.get_mut(&conn)
         else {
@@ -389,7 +390,20 @@ impl Model {
             return self.close_conn(out, conn);
         }
         got.extend_from_slice(data);
-        if got.len() < 2 {
+    }
+
+    /// The port step ends (EOF or deadline): exactly two bytes, a non-zero port, set the
+    /// address of a member that has none yet.
+    fn finish_port_step(&mut self, out: &mut Expected, conn: ConnId) {
+        let Some(Conn {
+            peer,
+            phase: Phase::AwaitPort { member, got },
+            ..
+        }) = self.conns.get(&conn)
+        else {
+            return;
+        };
+        if got.len() != 2 {
             return;
         }
         let (member, port, ip) = (
@@ -400,6 +414,5 @@ impl Model {
         if port != 0 && self.members.get(&member).is_some_and(|m| m.udp.is_none()) {
             self.set_udp(out, member, SocketAddr::new(ip, port));
         }
-        self.close_conn(out, conn);
     }
 }
