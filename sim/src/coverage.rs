@@ -35,6 +35,8 @@ pub struct Coverage {
     pub send_failures: u64,
     /// Sessions whose delivery log was compared with the model at the end.
     pub sessions_checked: u64,
+    /// Creates and joins refused for the per-IP member limit alone.
+    pub per_ip_refusals: u64,
 }
 
 impl Coverage {
@@ -49,6 +51,7 @@ impl Coverage {
         self.handshake_timeouts += other.handshake_timeouts;
         self.send_failures += other.send_failures;
         self.sessions_checked += other.sessions_checked;
+        self.per_ip_refusals += other.per_ip_refusals;
         for (mine, theirs) in [
             (&mut self.refused, &other.refused),
             (&mut self.evictions, &other.evictions),

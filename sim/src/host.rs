@@ -106,8 +106,6 @@ pub struct Actor {
     /// Every session it had.
     pub sessions: Vec<SessionLog>,
     last: Option<(SocketAddr, Bytes)>,
-    /// Whether its port steps may be 3 bytes long (see `Setup`).
-    pub three_byte_port_steps: bool,
     /// What it wrote as the port step on each connection.
     port_steps: BTreeMap<ConnId, Bytes>,
 }
@@ -122,7 +120,6 @@ impl Actor {
             state: State::Idle,
             sessions: Vec::new(),
             last: None,
-            three_byte_port_steps: false,
             port_steps: BTreeMap::new(),
         }
     }
@@ -230,12 +227,12 @@ impl Actor {
         let addr = SocketAddr::new(self.udp_ip, port);
         let session = ChatSession::room(w.instant(), room, &token, KEEPALIVE)
             .map_err(|e| format!("client refused its own session: {e}"))?;
-        // The port step: usually the port, sometimes nothing, port 0 or (when enabled)
-        // 3 bytes, which the server must ignore however TCP splits them.
+        // The port step: usually the port, sometimes nothing, port 0 or 3 bytes, which
+        // the server must ignore however TCP splits them.
         let step: &[u8] = match below(w.rng, 6) {
             3 => &[],
             4 => &[0, 0],
-            5 if self.three_byte_port_steps => &[1, 2, 3],
+            5 => &[1, 2, 3],
             _ => &port_bytes(port),
         };
         self.port_steps.insert(conn, Bytes::copy_from_slice(step));

@@ -111,6 +111,8 @@ pub struct Model {
     pub(crate) inboxes: BTreeMap<TokenHex, Vec<Bytes>>,
     /// The counters the server should show.
     pub(crate) stats: Stats,
+    /// Creates and joins refused only for the per-IP member limit (coverage).
+    pub(crate) per_ip_refusals: std::cell::Cell<u64>,
 }
 
 impl Model {
@@ -129,6 +131,7 @@ impl Model {
             closed_rooms: BTreeSet::new(),
             inboxes: BTreeMap::new(),
             stats: Stats::default(),
+            per_ip_refusals: std::cell::Cell::new(0),
         }
     }
 

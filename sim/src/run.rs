@@ -57,11 +57,7 @@ pub fn run_with_config(
     limits: Config,
     trace: Trace,
 ) -> Result<Outcome, Failure> {
-    let setup = Setup {
-        limits,
-        ..Setup::default()
-    };
-    run_with_setup(schedule, &setup, trace)
+    run_with_setup(schedule, &Setup { limits }, trace)
 }
 
 /// Runs `schedule` in a world set up as `setup` says.
@@ -81,7 +77,10 @@ pub fn run_with_setup(
         trace_len: world.trace.len(),
         relayed: world.server().stats().messages_relayed,
         virtual_time: world.now(),
-        coverage: world.coverage.clone(),
+        coverage: Coverage {
+            per_ip_refusals: world.model().per_ip_refusals.get(),
+            ..world.coverage.clone()
+        },
     })
 }
 

@@ -1,9 +1,11 @@
 //! What a run does: a seed, a network profile and a list of operations, generated and
 //! shrunk by proptest.
 //!
-//! Operations name actors, rooms, users and texts by small indices into fixed pools
-//! (taken modulo the pool size), so any list is valid and shrinking never produces a
-//! schedule that cannot run. The `Debug` form of a [`Schedule`] is Rust syntax: paste a
+//! Operations name rooms, users and texts by small indices into fixed pools (taken
+//! modulo the pool size), and actors by an index among those the operation fits (a send
+//! picks among the actors that are chatting, a create among the idle ones, a join
+//! usually picks a room that exists); so any list is valid, few operations are wasted,
+//! and shrinking never produces a schedule that cannot run. The `Debug` form of a [`Schedule`] is Rust syntax: paste a
 //! failing one into a `#[test]` to freeze it.
 //!
 //! ```
@@ -33,8 +35,9 @@ pub const USERS: [&str; 4] = [
 /// The one correct password; joins may send it, a wrong one, or none.
 pub const PASSWORD: &str = "s3cret";
 
-/// The server limits of every run: small, so that every limit is reached. Limits not
-/// named here keep core's defaults (so a new one does not break the build).
+/// The server limits of every run: small, so that every limit is reached (two actors
+/// share each host, so a lingering member makes a third from one IP). Limits not named
+/// here keep core's defaults, so a new one does not break the build.
 #[allow(clippy::needless_update)] // needless only while every limit is named here
 pub fn config() -> Config {
     Config {
@@ -46,6 +49,7 @@ pub fn config() -> Config {
         max_rooms: 2,
         max_members_per_room: 3,
         max_members: 5,
+        max_members_per_ip: 2,
         max_handshakes: 4,
         max_handshakes_per_ip: 2,
         ..Config::default()
@@ -110,7 +114,7 @@ pub enum Op {
     Join {
         /// Which actor.
         actor: u8,
-        /// Index into [`ROOMS`].
+        /// Index into the rooms alive (3 times in 4), else into [`ROOMS`].
         room: u8,
         /// Index into [`USERS`].
         user: u8,

@@ -75,18 +75,11 @@ pub enum Input {
 pub struct Setup {
     /// The server's limits.
     pub limits: Config,
-    /// Clients sometimes send a 3-byte port step (which the server must ignore). Off by
-    /// default while core applies the first 2 bytes when TCP splits them 2 + 1 (see
-    /// `tests/regressions.rs`); on in the frozen test of that bug.
-    pub three_byte_port_steps: bool,
 }
 
 impl Default for Setup {
     fn default() -> Setup {
-        Setup {
-            limits: config(),
-            three_byte_port_steps: false,
-        }
+        Setup { limits: config() }
     }
 }
 
@@ -140,9 +133,7 @@ impl World {
                 } else {
                     IpAddr::V4(host)
                 };
-                let mut actor = Actor::new(IpAddr::V4(host), udp, 40_000 + u16::from(i) * 1_000);
-                actor.three_byte_port_steps = setup.three_byte_port_steps;
-                actor
+                Actor::new(IpAddr::V4(host), udp, 40_000 + u16::from(i) * 1_000)
             })
             .collect();
         World {
@@ -286,7 +277,7 @@ impl World {
                 .map_err(|e| self.fail(e))?;
         }
         invariants::outputs(&before, verdict.as_ref(), &outputs).map_err(|e| self.fail(e))?;
-        if let Input::TcpData(conn, _) = &input {
+        if let Input::TcpData(conn, _) | Input::TcpClosed(conn) = &input {
             self.check_port_step(*conn, &outputs)?;
         }
         invariants::state(&self.server, &self.model, self.base, now).map_err(|e| self.fail(e))?;

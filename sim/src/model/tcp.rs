@@ -297,7 +297,7 @@ impl Model {
                 if self.rooms.contains_key(room) {
                     return Err(Status::RoomExists);
                 }
-                if self.rooms.len() >= cfg.max_rooms || self.members.len() >= cfg.max_members {
+                if self.rooms.len() >= cfg.max_rooms || !self.has_seat_for(ip) {
                     return Err(Status::ServerFull);
                 }
                 let id = self.add_member(now, room, &creds.username, ip);
@@ -330,9 +330,7 @@ impl Model {
                 {
                     return Err(Status::UsernameTaken);
                 }
-                if entry.members.len() >= cfg.max_members_per_room
-                    || self.members.len() >= cfg.max_members
-                {
+                if entry.members.len() >= cfg.max_members_per_room || !self.has_seat_for(ip) {
                     return Err(Status::ServerFull);
                 }
                 let id = self.add_member(now, room, &creds.username, ip);
@@ -350,6 +348,18 @@ impl Model {
                 Ok(id)
             }
         }
+    }
+
+    /// Room for one more member in all, and for one more whose token came from `ip`.
+    /// A refusal for the per-IP limit alone is counted for coverage.
+    fn has_seat_for(&self, ip: std::net::IpAddr) -> bool {
+        let from_ip = self.members.values().filter(|m| m.ip == ip).count();
+        let total_ok = self.members.len() < self.cfg.max_members;
+        let ip_ok = from_ip < self.cfg.max_members_per_ip;
+        if total_ok && !ip_ok {
+            self.per_ip_refusals.set(self.per_ip_refusals.get() + 1);
+        }
+        total_ok && ip_ok
     }
 
     fn add_member(
