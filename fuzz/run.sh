@@ -60,7 +60,7 @@ seeds=("fuzz/corpus/$target")
 
 if [ "${OCM_FUZZ_MERGE:-}" = 1 ]; then
   exec cargo "${toolchain[@]}" fuzz run -s "$sanitizer" "$target" "fuzz/corpus/$target" "$work" -- \
-    -merge=1 -max_len="$max_len" "$@"
+    -set_cover_merge=1 -max_len="$max_len" "$@"
 fi
 
 # -malloc_limit_mb (with ASan): any single allocation above 64 MiB is a crash (decoders
