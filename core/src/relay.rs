@@ -168,6 +168,18 @@ impl RelayServer {
         self.outputs.len()
     }
 
+    /// What the relay holds now, in the rooms server's terms: its clients are the members
+    /// of one room; there are no connections.
+    pub fn counts(&self) -> crate::Counts {
+        crate::Counts {
+            rooms: usize::from(!self.clients.is_empty()),
+            members: self.clients.len(),
+            connections: 0,
+            queued_outputs: self.outputs.len(),
+            timers: self.timers.len(),
+        }
+    }
+
     /// Checks the client limit and that the fan-out order lists each client once.
     pub fn check_invariants(&self) -> Result<(), crate::InvariantViolation> {
         use crate::InvariantViolation as V;

@@ -250,11 +250,7 @@ impl Driver {
     pub fn counts(&self) -> Counts {
         match &self.machine {
             Machine::Rooms(server) => server.counts(),
-            Machine::Relay(relay) => Counts {
-                members: relay.clients().len(),
-                queued_outputs: relay.queued_outputs(),
-                ..Counts::default()
-            },
+            Machine::Relay(relay) => relay.counts(),
         }
     }
 

@@ -166,6 +166,23 @@ fn bad_datagrams_are_dropped_and_never_answered() {
 }
 
 #[test]
+fn counts_follow_the_clients_and_stale_timers_are_swept() {
+    let mut h = Harness::new(Config::default());
+    assert_eq!(h.relay.counts(), crate::Counts::default());
+    h.send(A, "alice", "");
+    h.send(B, "bob", "");
+    let counts = h.relay.counts();
+    assert_eq!((counts.rooms, counts.members, counts.timers), (1, 2, 2));
+    for i in 0..100 {
+        h.send(&format!("10.1.0.{i}:1"), "x", "");
+        h.send(&format!("10.1.0.{i}:1"), "x", "/exit");
+    }
+    assert_eq!(h.relay.counts().members, 2);
+    h.relay.handle_timeout(h.now);
+    assert!(h.relay.counts().timers <= 2 * 2 + 64);
+}
+
+#[test]
 fn client_limit_drops_newcomers() {
     let mut h = Harness::new(Config {
         max_members: 2,
