@@ -55,6 +55,7 @@ async fn connection(
 ) {
     let mut buf = [0; TCP_READ_BUFFER];
     let mut reading = true;
+    let mut answered = false;
     loop {
         let next_cmd = async { Step::Cmd(commands.recv().await.ok()) };
         let step = if reading {
@@ -76,6 +77,7 @@ async fn connection(
                 Input::TcpClosed { conn }
             }
             Step::Cmd(Some(ConnCmd::Send(data))) => {
+                answered = true;
                 if (&stream).write_all(&data).await.is_ok() || !reading {
                     continue;
                 }
@@ -92,7 +94,12 @@ async fn connection(
             break;
         }
     }
-    linger(&stream, reading, &mut buf).await;
+    // A connection closed without an answer (refused at a limit, timed out) has nothing
+    // a reset could destroy: it closes at once, so a connection flood holds no
+    // descriptors in lingering.
+    if answered {
+        linger(&stream, reading, &mut buf).await;
+    }
 }
 
 /// Sends FIN, then reads and discards until the peer's EOF (bounded in time and bytes),
