@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Something a socket task saw, for the owner task.
+/// Something a TCP task saw, for the owner task (datagrams the owner reads itself).
 #[derive(Debug)]
 pub enum Input {
     /// A TCP connection was accepted; its task takes commands from `cmds`.
@@ -46,18 +46,6 @@ pub enum Input {
     TcpClosed {
         /// The connection.
         conn: ConnId,
-    },
-    /// A datagram arrived.
-    Datagram {
-        /// Its source, as the socket reported it.
-        from: SocketAddr,
-        /// Its bytes, up to [`crate::DATAGRAM_BUFFER`].
-        data: Bytes,
-    },
-    /// A send to this address failed (an error queue entry).
-    SendFailed {
-        /// The destination, in core's form.
-        to: SocketAddr,
     },
 }
 
@@ -134,13 +122,16 @@ impl Driver {
                 let _ = cmds.try_send(ConnCmd::Close);
             }
             (Machine::Relay(_), Input::TcpData { .. } | Input::TcpClosed { .. }) => {}
-            (Machine::Rooms(server), Input::Datagram { from, data }) => {
-                server.handle_datagram(now, addr::to_core(from), &data)
-            }
-            (Machine::Relay(relay), Input::Datagram { from, data }) => {
-                relay.handle_datagram(now, addr::to_core(from), &data)
-            }
-            (_, Input::SendFailed { to }) => self.handle_send_failed(now, to),
+        }
+    }
+
+    /// A datagram arrived from `from` (either address form).
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.now = now;
+        let from = addr::to_core(from);
+        match &mut self.machine {
+            Machine::Rooms(server) => server.handle_datagram(now, from, data),
+            Machine::Relay(relay) => relay.handle_datagram(now, from, data),
         }
     }
 

@@ -15,7 +15,8 @@
 //!   so a member whose port is closed is counted as a failed send.
 //! - [`seed`]: the token RNG seed, from OS entropy once at start.
 //! - [`UdpPath`]: the UDP hot path both owner loops use: batched reads in the owner task,
-//!   batched sends ([`batch`]: `sendmmsg` on Linux).
+//!   batched receives and sends ([`batch_recv`]: `recvmmsg`, [`batch`]: `sendmmsg`, on
+//!   Linux).
 //! - [`tcp`]: the acceptor and the per-connection tasks, handed to the shell's `spawn`.
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
 //!
@@ -36,6 +37,7 @@
 
 pub mod addr;
 pub mod batch;
+pub mod batch_recv;
 mod driver;
 pub mod errqueue;
 mod events;
@@ -69,6 +71,6 @@ pub const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 /// Most bytes read and discarded while lingering.
 pub const LINGER_BYTES: usize = 64 * 1024;
 
-/// Capacity of the channel from socket reader tasks to the owner task. When it is full,
-/// readers wait, and the kernel drops datagrams for us.
+/// Capacity of the channel from the TCP tasks to the owner task. When it is full, those
+/// tasks wait (and stop reading their sockets).
 pub const INPUT_QUEUE: usize = 1024;

@@ -8,7 +8,7 @@
 //! The socket is an `async_io::Async`, the reactor under both smol and async-std (which
 //! exposes no readiness of its own), so this code serves both runtimes.
 
-use crate::{batch, errqueue, Driver, Input, DATAGRAM_BUFFER};
+use crate::{batch, batch_recv, errqueue, Driver};
 use async_io::Async;
 use bytes::Bytes;
 use std::io;
@@ -22,7 +22,7 @@ pub const READ_BATCH: usize = 64;
 #[derive(Debug)]
 pub struct UdpPath {
     socket: Async<UdpSocket>,
-    buf: Vec<u8>,
+    receiver: batch_recv::Receiver,
     outgoing: Vec<(SocketAddr, Bytes)>,
     sender: batch::Sender,
 }
@@ -32,7 +32,7 @@ impl UdpPath {
     pub fn new(socket: UdpSocket) -> io::Result<UdpPath> {
         Ok(UdpPath {
             socket: Async::new(socket)?,
-            buf: vec![0; DATAGRAM_BUFFER],
+            receiver: batch_recv::Receiver::new(),
             outgoing: Vec::with_capacity(batch::SEND_BATCH),
             sender: batch::Sender::new(),
         })
@@ -46,11 +46,15 @@ impl UdpPath {
     /// Reads what is waiting, up to [`READ_BATCH`] datagrams, into the driver. Errors
     /// queued on the socket become send failures.
     pub fn read_ready(&mut self, driver: &mut Driver, now: Instant) {
-        for _ in 0..READ_BATCH {
-            match self.socket.get_ref().recv_from(&mut self.buf) {
-                Ok((len, from)) => {
-                    let data = Bytes::copy_from_slice(&self.buf[..len]);
-                    driver.handle(now, Input::Datagram { from, data });
+        let mut read = 0;
+        while read < READ_BATCH {
+            match self.receiver.recv(self.socket.get_ref()) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let (from, data) = self.receiver.datagram(i);
+                        driver.handle_datagram(now, from, data);
+                    }
+                    read += n.max(1);
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) => {
