@@ -18,4 +18,4 @@
 
 mod server;
 
-pub use server::Server;
+pub use server::{AsyncStd, Server};

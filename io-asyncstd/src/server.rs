@@ -1,67 +1,23 @@
-//! [`Server`]: the shared [`Endpoint`] with its TCP tasks on async-std's executor.
+//! [`Server`]: the shared server with its TCP tasks on async-std's executor.
 
-use async_io::Async;
 use async_std::task;
 use futures_lite::future::Future;
-use ocm_core::Stats;
-use ocm_io::{Endpoint, Inspector, Options};
-use std::io;
-use std::net::SocketAddr;
+use ocm_io::tcp::Task;
 
-/// A bound server, not yet running.
+/// async-std as an [`ocm_io::Runtime`]: tasks on its executor.
 #[derive(Debug)]
-pub struct Server {
-    endpoint: Endpoint,
-}
+pub struct AsyncStd;
 
-impl Server {
-    /// Binds the UDP socket (and, in rooms mode, the TCP listener) and seeds the core
-    /// from OS entropy. Errors name the address that could not be bound.
-    pub fn bind(options: &Options) -> io::Result<Server> {
-        Ok(Server {
-            endpoint: Endpoint::bind(options)?,
-        })
+impl ocm_io::Runtime for AsyncStd {
+    fn spawn(task: Task) {
+        task::spawn(task);
     }
 
-    /// The TCP address actually bound (`None` in relay mode).
-    pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.endpoint.tcp_addr()
-    }
-
-    /// The UDP address actually bound.
-    pub fn udp_addr(&self) -> SocketAddr {
-        self.endpoint.udp_addr()
-    }
-
-    /// Asks the running server questions (see [`Inspector`]).
-    pub fn inspector(&self) -> Inspector {
-        self.endpoint.inspector()
-    }
-
-    /// Serves until `shutdown` completes, then tells every member the server is going,
-    /// sends those notices and returns the core's counters. The acceptor and connection
-    /// tasks run on async-std's executor.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
-        let mut endpoint = self.endpoint;
-        let (tx, rx) = async_channel::bounded(ocm_io::INPUT_QUEUE);
-        let acceptor = match endpoint.take_listener() {
-            Some(listener) => {
-                let accept = ocm_io::tcp::accept(Async::new(listener)?, tx, |job| {
-                    task::spawn(job);
-                });
-                Some(task::spawn(accept))
-            }
-            None => None,
-        };
-        let stats = endpoint.serve(rx, shutdown).await;
-        if let Some(acceptor) = acceptor {
-            acceptor.cancel().await;
-        }
-        Ok(stats)
-    }
-
-    /// [`Server::run`] on the current thread.
-    pub fn run_blocking(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
-        task::block_on(self.run(shutdown))
+    fn block_on<F: Future>(future: F) -> F::Output {
+        task::block_on(future)
     }
 }
+
+/// The ocm server on async-std: bind, then `run` or `run_blocking` (see
+/// [`ocm_io::Server`]).
+pub type Server = ocm_io::Server<AsyncStd>;

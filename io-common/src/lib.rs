@@ -3,8 +3,10 @@
 //! What the smol and async-std shells share, none of it tied to a runtime:
 //!
 //! - [`Options`]: what to bind and which protocol to serve.
-//! - [`Endpoint`]: the bound sockets and the driver, and the owner loop both shells run
-//!   (waiting through `async_io`, the reactor under smol and async-std alike).
+//! - [`Server`]: what a shell is, given its [`Runtime`] (how to spawn a task and block on
+//!   a future): an [`Endpoint`], the bound sockets and the driver, with the owner loop
+//!   both shells run (waiting through `async_io`, the reactor under smol and async-std
+//!   alike).
 //! - [`Driver`]: owns the sans-IO core ([`ocm_core::Server`] or [`ocm_core::RelayServer`])
 //!   and the table of open TCP connections. The shell's owner task feeds it [`Input`]s
 //!   with `Instant::now()`, and sends the datagrams it hands back; TCP commands go out
@@ -44,6 +46,7 @@ mod events;
 mod inspect;
 mod options;
 mod owner;
+mod runtime;
 pub mod seed;
 pub mod tcp;
 pub mod udp;
@@ -53,6 +56,7 @@ pub use events::{log_event, EventLog, LogLimiter};
 pub use inspect::{Inspection, Inspector};
 pub use options::{Options, Protocol, DEFAULT_STATS_INTERVAL};
 pub use owner::Endpoint;
+pub use runtime::{Runtime, Server};
 pub use udp::UdpPath;
 
 /// Size of the datagram read buffer: one byte more than the largest valid datagram

@@ -23,4 +23,4 @@
 pub mod client;
 mod server;
 
-pub use server::Server;
+pub use server::{Server, Smol};

@@ -1,61 +1,21 @@
-//! [`Server`]: the shared [`Endpoint`] with its TCP tasks on smol's executor.
+//! [`Server`]: the shared server with its TCP tasks on smol's executor.
 
-use ocm_core::Stats;
-use ocm_io::{Endpoint, Inspector, Options};
+use ocm_io::tcp::Task;
 use smol::future::Future;
-use smol::Async;
-use std::io;
-use std::net::SocketAddr;
 
-/// A bound server, not yet running.
+/// smol as an [`ocm_io::Runtime`]: tasks on its global executor.
 #[derive(Debug)]
-pub struct Server {
-    endpoint: Endpoint,
-}
+pub struct Smol;
 
-impl Server {
-    /// Binds the UDP socket (and, in rooms mode, the TCP listener) and seeds the core
-    /// from OS entropy. Errors name the address that could not be bound.
-    pub fn bind(options: &Options) -> io::Result<Server> {
-        Ok(Server {
-            endpoint: Endpoint::bind(options)?,
-        })
+impl ocm_io::Runtime for Smol {
+    fn spawn(task: Task) {
+        smol::spawn(task).detach();
     }
 
-    /// The TCP address actually bound (`None` in relay mode).
-    pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.endpoint.tcp_addr()
-    }
-
-    /// The UDP address actually bound.
-    pub fn udp_addr(&self) -> SocketAddr {
-        self.endpoint.udp_addr()
-    }
-
-    /// Asks the running server questions (see [`Inspector`]).
-    pub fn inspector(&self) -> Inspector {
-        self.endpoint.inspector()
-    }
-
-    /// Serves until `shutdown` completes, then tells every member the server is going,
-    /// sends those notices and returns the core's counters. The acceptor and connection
-    /// tasks run on smol's global executor.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
-        let mut endpoint = self.endpoint;
-        let (tx, rx) = async_channel::bounded(ocm_io::INPUT_QUEUE);
-        let _acceptor = match endpoint.take_listener() {
-            Some(listener) => {
-                let accept =
-                    ocm_io::tcp::accept(Async::new(listener)?, tx, |job| smol::spawn(job).detach());
-                Some(smol::spawn(accept))
-            }
-            None => None,
-        };
-        Ok(endpoint.serve(rx, shutdown).await)
-    }
-
-    /// [`Server::run`] on the current thread.
-    pub fn run_blocking(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
-        smol::block_on(self.run(shutdown))
+    fn block_on<F: Future>(future: F) -> F::Output {
+        smol::block_on(future)
     }
 }
+
+/// The ocm server on smol: bind, then `run` or `run_blocking` (see [`ocm_io::Server`]).
+pub type Server = ocm_io::Server<Smol>;

@@ -1,0 +1,78 @@
+//! [`Server`]: an [`Endpoint`] run on an executor of the shell's choosing.
+//!
+//! All that differs between the smol and async-std shells is how a task is spawned and
+//! how a future is run to completion; a shell says that by implementing [`Runtime`] and
+//! names its server `ocm_io::Server<ItsRuntime>`.
+
+use crate::tcp::{self, Task};
+use crate::{Endpoint, Inspector, Options};
+use async_io::Async;
+use futures_lite::future::{self, Future};
+use ocm_core::Stats;
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+/// An executor: where the server's TCP tasks run.
+pub trait Runtime: 'static {
+    /// Runs `task` in the background, detached.
+    fn spawn(task: Task);
+    /// Runs `future` to completion on the current thread.
+    fn block_on<F: Future>(future: F) -> F::Output;
+}
+
+/// A bound server, not yet running, for the runtime `R`.
+#[derive(Debug)]
+pub struct Server<R> {
+    endpoint: Endpoint,
+    runtime: PhantomData<R>,
+}
+
+impl<R: Runtime> Server<R> {
+    /// Binds the UDP socket (and, in rooms mode, the TCP listener) and seeds the core
+    /// from OS entropy. Errors name the address that could not be bound.
+    pub fn bind(options: &Options) -> io::Result<Server<R>> {
+        Ok(Server {
+            endpoint: Endpoint::bind(options)?,
+            runtime: PhantomData,
+        })
+    }
+
+    /// The TCP address actually bound (`None` in relay mode).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.tcp_addr()
+    }
+
+    /// The UDP address actually bound.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.endpoint.udp_addr()
+    }
+
+    /// Asks the running server questions (see [`Inspector`]).
+    pub fn inspector(&self) -> Inspector {
+        self.endpoint.inspector()
+    }
+
+    /// Serves until `shutdown` completes, then tells every member the server is going,
+    /// sends those notices, stops accepting and returns the core's counters.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
+        let mut endpoint = self.endpoint;
+        let (tx, rx) = async_channel::bounded(crate::INPUT_QUEUE);
+        // Dropping `stop` ends the acceptor (and closes the listener).
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        if let Some(listener) = endpoint.take_listener() {
+            let accept = tcp::accept(Async::new(listener)?, tx, R::spawn);
+            R::spawn(Box::pin(future::or(accept, async move {
+                let _ = stopped.recv().await;
+            })));
+        }
+        let stats = endpoint.serve(rx, shutdown).await;
+        drop(stop);
+        Ok(stats)
+    }
+
+    /// [`Server::run`] on the current thread.
+    pub fn run_blocking(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
+        R::block_on(self.run(shutdown))
+    }
+}
