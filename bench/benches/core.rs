@@ -9,26 +9,45 @@
 //!
 //! Run with `cargo bench -p ocm-bench --bench core`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use ocm_bench::Fixture;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
+
+/// Measures one chat datagram from member `speaker` through `fixture`'s server, drained.
+fn bench_datagram(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: usize,
+    fixture: &mut Fixture,
+    speaker: usize,
+) {
+    let datagram = fixture.datagram(speaker, "hello, everyone in the room");
+    let from = fixture.members[speaker].2;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::from_parameter(id), |b| {
+        b.iter(|| {
+            fixture
+                .server
+                .handle_datagram(fixture.now, from, black_box(&datagram));
+            black_box(fixture.drain())
+        })
+    });
+}
 
 fn relay(c: &mut Criterion) {
     let mut group = c.benchmark_group("relay");
     for members in [2usize, 8, 64, 256] {
         let mut fixture = Fixture::with_rooms(1, members);
-        let datagram = fixture.datagram(0, "hello, everyone in the room");
-        let from = fixture.members[0].2;
-        group.throughput(Throughput::Elements(1));
-        group.bench_with_input(BenchmarkId::from_parameter(members), &members, |b, _| {
-            b.iter(|| {
-                fixture
-                    .server
-                    .handle_datagram(fixture.now, from, black_box(&datagram));
-                black_box(fixture.drain())
-            })
-        });
+        bench_datagram(
+            &mut group,
+            members,
+            &mut fixture,
+            0,
+            "hello, everyone in the room",
+        );
     }
     group.finish();
 }
@@ -40,17 +59,7 @@ fn rooms(c: &mut Criterion) {
         let mut fixture = Fixture::with_rooms(rooms, 2);
         // speak in the last room created, so no lucky early hit in any table
         let speaker = fixture.members.len() - 2;
-        let datagram = fixture.datagram(speaker, "hello");
-        let from = fixture.members[speaker].2;
-        group.throughput(Throughput::Elements(1));
-        group.bench_with_input(BenchmarkId::from_parameter(rooms), &rooms, |b, _| {
-            b.iter(|| {
-                fixture
-                    .server
-                    .handle_datagram(fixture.now, from, black_box(&datagram));
-                black_box(fixture.drain())
-            })
-        });
+        bench_datagram(&mut group, rooms, &mut fixture, speaker, "hello");
     }
     group.finish();
 }
