@@ -23,8 +23,9 @@ fn bench_datagram(
     id: usize,
     fixture: &mut Fixture,
     speaker: usize,
+    message: &str,
 ) {
-    let datagram = fixture.datagram(speaker, "hello, everyone in the room");
+    let datagram = fixture.datagram(speaker, message);
     let from = fixture.members[speaker].2;
     group.throughput(Throughput::Elements(1));
     group.bench_function(BenchmarkId::from_parameter(id), |b| {
