@@ -16,7 +16,8 @@ pub const RECV_BATCH: usize = 32;
 #[derive(Debug)]
 pub struct Receiver {
     bufs: Vec<u8>,
-    received: Vec<(SocketAddr, usize)>,
+    /// Source, buffer slot and length of each datagram of the last receive.
+    received: Vec<(SocketAddr, usize, usize)>,
     #[cfg(target_os = "linux")]
     inner: linux::Headers,
 }
@@ -50,15 +51,15 @@ impl Receiver {
         #[cfg(not(target_os = "linux"))]
         {
             let (len, from) = socket.recv_from(&mut self.bufs[..DATAGRAM_BUFFER])?;
-            self.received.push((from, len));
+            self.received.push((from, 0, len));
         }
         Ok(self.received.len())
     }
 
     /// Datagram `i` of the last [`Receiver::recv`]: its source and bytes.
     pub fn datagram(&self, i: usize) -> (SocketAddr, &[u8]) {
-        let (from, len) = self.received[i];
-        let start = i * DATAGRAM_BUFFER;
+        let (from, slot, len) = self.received[i];
+        let start = slot * DATAGRAM_BUFFER;
         (from, &self.bufs[start..start + len])
     }
 }
@@ -100,7 +101,7 @@ mod linux {
             &mut self,
             socket: &UdpSocket,
             bufs: &mut [u8],
-            received: &mut Vec<(SocketAddr, usize)>,
+            received: &mut Vec<(SocketAddr, usize, usize)>,
         ) -> io::Result<()> {
             let mut iovecs: Vec<libc::iovec> = bufs
                 .chunks_exact_mut(DATAGRAM_BUFFER)
@@ -139,9 +140,11 @@ mod linux {
             if got < 0 {
                 return Err(io::Error::last_os_error());
             }
-            for (header, addr) in headers.iter().zip(&self.addrs).take(got as usize) {
+            let filled = headers.iter().zip(&self.addrs).take(got as usize);
+            for (slot, (header, addr)) in filled.enumerate() {
+                // A UDP socket only hears from IPv4 and IPv6 sources; anything else is skipped.
                 if let Some(from) = socket_addr(addr) {
-                    received.push((from, header.msg_len as usize));
+                    received.push((from, slot, header.msg_len as usize));
                 }
             }
             Ok(())
