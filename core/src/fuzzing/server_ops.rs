@@ -257,7 +257,8 @@ impl<'a> Arbitrary<'a> for ServerOps {
 /// a connection limit is reached; TCRP answers are one response (then, on status 0, one
 /// complete frame with a 32-hex token, then a shutdown of the write side) and a non-zero
 /// status closes the connection at once; every datagram goes to the address of a
-/// member as it was before the input, and is UTF-8 of at most 4094 bytes; a dropped
+/// member before the input, or to one that became known during it (a port step decided
+/// at its deadline, say), and is UTF-8 of at most 4094 bytes; a dropped
 /// datagram (and any token used from another IP or for another room) sends nothing and
 /// changes no member; after `handle_timeout(now)` the next deadline is later than
 /// `now`; once the clock passes every timeout, or after `shutdown`, nothing is left.
