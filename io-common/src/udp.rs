@@ -1,7 +1,7 @@
-//! The UDP hot path, shared by both shells: the owner task reads datagrams itself, in
-//! batches, when the socket is readable, hands them to the [`Driver`], and sends what
-//! the core queued, many datagrams per system call where the platform allows
-//! ([`crate::batch`]).
+//! The UDP hot path, shared by both shells: the owner task reads datagrams itself when
+//! the socket is readable, many per system call where the platform allows
+//! ([`crate::batch_recv`]), hands each to the [`Driver`] straight from the read buffer,
+//! and sends what the core queued the same way ([`crate::batch`]).
 //!
 //! Reading in the owner task (rather than in a reader task feeding a channel) keeps a
 //! datagram on one thread from socket to fan-out: no cross-thread wake-up per datagram.
