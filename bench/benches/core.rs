@@ -72,7 +72,7 @@ fn handshake(c: &mut Criterion) {
     c.bench_function("handshake", |b| {
         b.iter(|| {
             let token = fixture.handshake(ip, "bench-room", "host", true);
-            let exit = ocm_core::room_datagram::RoomDatagram {
+            let exit = ocm_core::wire::room_datagram::RoomDatagram {
                 room: b"bench-room",
                 token: &token,
                 message: b"/exit",

@@ -3,7 +3,7 @@
 //! the same state a live server would hold.
 
 use ocm_core::client::{ChatSession, Handshake};
-use ocm_core::room_datagram::RoomDatagram;
+use ocm_core::wire::room_datagram::RoomDatagram;
 use ocm_core::{Config, ConnId, Output, Server};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -13,8 +13,8 @@
 //! let mut handshake = Handshake::join("lobby", "bob", None).unwrap();
 //! // write handshake.request() to the TCP stream, then feed what comes back:
 //! let answer = [
-//!     ocm_core::tcrp::encode_response(b"lobby", 2, ocm_core::Status::Ok),
-//!     ocm_core::tcrp::encode_complete(b"lobby", 2, &ocm_core::Token::from_bytes([1; 16])),
+//!     ocm_core::wire::tcrp::encode_response(b"lobby", 2, ocm_core::Status::Ok),
+//!     ocm_core::wire::tcrp::encode_complete(b"lobby", 2, &ocm_core::Token::from_bytes([1; 16])),
 //! ]
 //! .concat();
 //! let token = handshake.handle_data(&answer).unwrap().unwrap();
@@ -25,11 +25,12 @@
 //! ```
 
 use crate::names::{self, NameError};
-use crate::notice::{Notice, NOTICE_PREFIX};
-use crate::relay_datagram::{RelayDatagram, MAX_RELAY_DATAGRAM_LEN};
-use crate::request::encode_payload;
-use crate::room_datagram::{RoomDatagram, MAX_DATAGRAM_LEN};
-use crate::tcrp::{encode_frame, FrameDecoder, Operation, State, Status};
+use crate::wire::notice::{Notice, NOTICE_PREFIX};
+use crate::wire::relay_datagram::RelayDatagram;
+use crate::wire::request::encode_payload;
+use crate::wire::room_datagram::RoomDatagram;
+use crate::wire::tcrp::{encode_frame, FrameDecoder, Operation, State, Status};
+use crate::wire::MAX_DATAGRAM_LEN;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -295,7 +296,7 @@ impl ChatSession {
     pub fn max_message_len(&self) -> usize {
         match &self.framing {
             Framing::Room { room, token } => MAX_DATAGRAM_LEN - 2 - room.len() - token.len(),
-            Framing::Relay { username } => MAX_RELAY_DATAGRAM_LEN - 1 - username.len(),
+            Framing::Relay { username } => MAX_DATAGRAM_LEN - 1 - username.len(),
         }
     }
 

@@ -104,7 +104,7 @@ impl Config {
         if let Some((field, _)) = durations.iter().find(|(_, d)| *d > MAX_DURATION) {
             return Err(ConfigError::TooLong(field));
         }
-        if self.max_payload > crate::tcrp::MAX_PAYLOAD_LIMIT {
+        if self.max_payload > crate::wire::tcrp::MAX_PAYLOAD_LIMIT {
             return Err(ConfigError::PayloadLimitTooLarge);
         }
         Ok(())

@@ -9,9 +9,9 @@
 //!
 //! | target | drives | properties |
 //! |---|---|---|
-//! | [`tcrp_stream`] | [`crate::tcrp::FrameDecoder`], arbitrary chunking | no panic; holds at most 32 + 255 + limit bytes; frames re-encode to their bytes; chunking changes nothing |
-//! | [`room_datagram`] | [`crate::room_datagram`], room client | no panic; decode → encode gives the same bytes; errors match the sizes |
-//! | [`relay_datagram`] | [`crate::relay_datagram`], relay client | same |
+//! | [`tcrp_stream`] | [`crate::wire::tcrp::FrameDecoder`], arbitrary chunking | no panic; holds at most 32 + 255 + limit bytes; frames re-encode to their bytes; chunking changes nothing |
+//! | [`room_datagram`] | [`crate::wire::room_datagram`], room client | no panic; decode → encode gives the same bytes; errors match the sizes |
+//! | [`relay_datagram`] | [`crate::wire::relay_datagram`], relay client | same |
 //! | [`server_ops`] | a whole [`crate::Server`] | no panic; invariants after every input; datagrams only to member addresses; TCRP answers well formed |
 //! | [`relay_ops`] | a whole [`crate::RelayServer`] | same, for relay mode |
 //!

@@ -3,8 +3,8 @@
 //! A shell feeds an input, then calls `poll_output()` until it returns `None`, carrying
 //! out each [`Output`] in order, then sleeps until `poll_timeout()` or the next input.
 
-use crate::notice::{CloseReason, EvictReason};
-use crate::tcrp::{Operation, Status};
+use crate::wire::notice::{CloseReason, EvictReason};
+use crate::wire::tcrp::{Operation, Status};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -164,6 +164,15 @@ impl DropReason {
     /// Position in [`DropReason::ALL`].
     pub fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl From<crate::wire::DatagramError> for DropReason {
+    fn from(error: crate::wire::DatagramError) -> DropReason {
+        match error {
+            crate::wire::DatagramError::TooLarge => DropReason::TooLarge,
+            crate::wire::DatagramError::Truncated => DropReason::Truncated,
+        }
     }
 }
 

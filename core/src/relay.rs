@@ -9,12 +9,12 @@
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
 use crate::names;
-use crate::notice::{CloseReason, EvictReason, Notice};
 use crate::output::{DropReason, Event, Output};
-use crate::relay_datagram::{RelayDatagram, RelayDatagramError};
 use crate::server::canonical_addr;
 use crate::stats::Stats;
 use crate::timers::TimerQueue;
+use crate::wire::notice::{CloseReason, EvictReason, Notice};
+use crate::wire::relay_datagram::RelayDatagram;
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -283,10 +283,7 @@ impl RelayServer {
 
 /// Splits and checks a client datagram.
 fn parse(data: &[u8]) -> Result<(&str, &str), DropReason> {
-    let datagram = RelayDatagram::decode(data).map_err(|e| match e {
-        RelayDatagramError::TooLarge => DropReason::TooLarge,
-        RelayDatagramError::Truncated => DropReason::Truncated,
-    })?;
+    let datagram = RelayDatagram::decode(data)?;
     let RelayDatagram::Message { username, message } = datagram else {
         return Err(DropReason::BadUsername);
     };

@@ -62,7 +62,7 @@ pub use udp::UdpPath;
 /// Size of the datagram read buffer: one byte more than the largest valid datagram
 /// (4096), so an oversize datagram is seen as oversize instead of being truncated into
 /// a valid one.
-pub const DATAGRAM_BUFFER: usize = 4096 + 1;
+pub const DATAGRAM_BUFFER: usize = ocm_core::wire::MAX_DATAGRAM_LEN + 1;
 
 /// Read buffer of a TCP connection task.
 pub const TCP_READ_BUFFER: usize = 1024;

@@ -27,7 +27,7 @@ pub use error::ClientError;
 
 use bytes::Bytes;
 use ocm_core::client::{ChatSession, Incoming, SendError};
-use ocm_core::notice::Notice;
+use ocm_core::wire::notice::Notice;
 use ocm_core::Operation;
 use smol::future;
 use smol::stream::{Stream, StreamExt};

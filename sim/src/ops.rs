@@ -25,7 +25,7 @@ use crate::schedule::{text, Op, PASSWORD, ROOMS, USERS};
 use crate::world::{Failure, Input, Owner, World, ATTACKER, SERVER};
 use bytes::{Bytes, BytesMut};
 use ocm_core::client::Handshake;
-use ocm_core::room_datagram::RoomDatagram;
+use ocm_core::wire::room_datagram::RoomDatagram;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::net::SocketAddr;

@@ -1,8 +1,8 @@
 //! Client state machine tests: handshake answers, framing, keepalives, notices.
 
 use super::*;
-use crate::tcrp::{encode_complete, encode_response};
 use crate::token::Token;
+use crate::wire::tcrp::{encode_complete, encode_response};
 
 fn token() -> Token {
     Token::from_bytes([0xab; 16])

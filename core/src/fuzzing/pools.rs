@@ -3,8 +3,8 @@
 //! that a few input bytes reach rooms with several members, full rooms, wrong
 //! passwords, cut lines and every drop reason.
 
-use crate::request::encode_payload;
-use crate::tcrp::encode_frame;
+use crate::wire::request::encode_payload;
+use crate::wire::tcrp::encode_frame;
 use bytes::Bytes;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -92,7 +92,7 @@ pub fn request_frame(kind: u8, room: u8, user: u8, pw: u8) -> Bytes {
 mod tests {
     use super::*;
     use crate::server::canonical_ip;
-    use crate::tcrp::FrameDecoder;
+    use crate::wire::tcrp::FrameDecoder;
 
     #[test]
     fn mapped_ipv4_is_in_the_address_pool() {

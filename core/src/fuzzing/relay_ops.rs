@@ -17,7 +17,7 @@ use super::pools::{address, message, username};
 use super::server_ops::take;
 use crate::output::{DropReason, Event, Output};
 use crate::relay::RelayServer;
-use crate::relay_datagram::RelayDatagram;
+use crate::wire::relay_datagram::RelayDatagram;
 use arbitrary::{Arbitrary, Unstructured};
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -6,10 +6,10 @@ use super::config::advance_far;
 use super::pools::{address, message, request_frame, room_name};
 use super::server_ops::ServerOp;
 use crate::output::{ConnId, Event, Output};
-use crate::room_datagram::MAX_RELAYED_LEN;
 use crate::server::{canonical_ip, MemberInfo, Server};
-use crate::tcrp::{FrameDecoder, State, Status};
 use crate::token::Token;
+use crate::wire::room_datagram::MAX_RELAYED_LEN;
+use crate::wire::tcrp::{FrameDecoder, State, Status};
 use crate::Config;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
@@ -413,7 +413,7 @@ mod tests {
     fn a_refusal_without_a_close_is_caught() {
         let mut harness = harness();
         harness.open.insert(ConnId(0), ConnView::new(address(0)));
-        let data = crate::tcrp::encode_response(b"lobby", 1, Status::RoomExists);
+        let data = crate::wire::tcrp::encode_response(b"lobby", 1, Status::RoomExists);
         let send = Output::TcpSend {
             conn: ConnId(0),
             data,

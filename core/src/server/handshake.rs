@@ -8,8 +8,8 @@ use super::membership::MemberId;
 use super::{canonical_ip, Server, TimerKey};
 use crate::names;
 use crate::output::{ConnId, Event, Output};
-use crate::request::parse_payload;
-use crate::tcrp::{
+use crate::wire::request::parse_payload;
+use crate::wire::tcrp::{
     encode_complete, encode_response, DecodeError, Frame, FrameDecoder, Header, Operation, State,
     Status,
 };

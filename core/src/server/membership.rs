@@ -6,13 +6,13 @@
 //! that IP; only then does it change anything (address, last-seen time, failure count).
 
 use super::{canonical_addr, canonical_ip, Server, TimerKey};
-use crate::notice::{CloseReason, EvictReason, Notice};
 use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
-use crate::request::Credentials;
-use crate::room_datagram::{relayed_line, DatagramError, RoomDatagram};
-use crate::tcrp::Status;
 use crate::token::Token;
+use crate::wire::notice::{CloseReason, EvictReason, Notice};
+use crate::wire::request::Credentials;
+use crate::wire::room_datagram::{relayed_line, RoomDatagram};
+use crate::wire::tcrp::Status;
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -218,10 +218,7 @@ impl Server {
         from: SocketAddr,
         data: &'a [u8],
     ) -> Result<(MemberId, &'a str), DropReason> {
-        let datagram = RoomDatagram::decode(data).map_err(|e| match e {
-            DatagramError::TooLarge => DropReason::TooLarge,
-            DatagramError::Truncated => DropReason::Truncated,
-        })?;
+        let datagram = RoomDatagram::decode(data)?;
         let room = std::str::from_utf8(datagram.room).map_err(|_| DropReason::UnknownRoom)?;
         if !self.rooms.contains_key(room) {
             return Err(DropReason::UnknownRoom);

@@ -176,7 +176,8 @@ impl Server {
             }
         }
         for id in evict {
-            let reason = crate::notice::EvictReason::SendFailures(self.config.max_send_failures);
+            let reason =
+                crate::wire::notice::EvictReason::SendFailures(self.config.max_send_failures);
             self.remove_member(id, membership::Removal::Evicted(reason));
         }
     }
@@ -187,7 +188,7 @@ impl Server {
         let mut names: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
         names.sort();
         for name in names {
-            self.close_room(&name, crate::notice::CloseReason::ServerShutdown);
+            self.close_room(&name, crate::wire::notice::CloseReason::ServerShutdown);
         }
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort();

@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::client::{port_bytes, ChatSession, Handshake, Incoming};
-use crate::notice::Notice;
-use crate::room_datagram::RoomDatagram;
-use crate::tcrp::{encode_frame, Status};
+use crate::wire::notice::Notice;
+use crate::wire::room_datagram::RoomDatagram;
+use crate::wire::tcrp::{encode_frame, Status};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -206,7 +206,7 @@ fn lobby() -> (Harness, Bytes, Bytes) {
 }
 
 fn response(room: &[u8], op: u8, status: Status) -> Vec<u8> {
-    crate::tcrp::encode_response(room, op, status).to_vec()
+    crate::wire::tcrp::encode_response(room, op, status).to_vec()
 }
 
 // ---- TCRP: statuses, exact bytes ----

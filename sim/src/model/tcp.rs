@@ -289,7 +289,7 @@ impl Model {
         };
         let room = ocm_core::names::room_name(room).map_err(|_| Status::InvalidRequest)?;
         let creds =
-            ocm_core::request::parse_payload(payload).map_err(|_| Status::InvalidRequest)?;
+            ocm_core::wire::request::parse_payload(payload).map_err(|_| Status::InvalidRequest)?;
         let ip = canonical(peer.ip());
         let cfg = &self.cfg;
         match op {

@@ -3,8 +3,8 @@
 
 use super::{canonical, canonical_addr, Expected, Model, TokenHex, Verdict};
 use bytes::Bytes;
-use ocm_core::notice::{CloseReason, EvictReason};
 use ocm_core::output::{DropReason, Event};
+use ocm_core::wire::notice::{CloseReason, EvictReason};
 use std::net::SocketAddr;
 use std::time::Duration;
 
