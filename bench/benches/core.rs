@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the sans-IO core alone (no sockets):
 //!
-//! - `relay/N`: one inbound chat datagram through `Server` (decode, authorize, fan-out
+//! - `relay/N`: one inbound chat datagram through `RoomServer` (decode, authorize, fan-out
 //!   to N-1 outputs, drained) in a room of N members;
 //! - `rooms/K`: the same for a 2-member room while K rooms are alive: the cost must
 //!   not grow with K;

@@ -87,8 +87,8 @@ pub enum Event {
     },
     /// A member joined a room (or a client registered in relay mode).
     MemberJoined {
-        /// Room name (`""` in relay mode).
-        room: Arc<str>,
+        /// Room name (`None` in relay mode, which has no rooms).
+        room: Option<Arc<str>>,
         /// Username.
         username: Arc<str>,
     },
@@ -104,15 +104,15 @@ pub enum Event {
     },
     /// A member left with `/exit`.
     MemberLeft {
-        /// Room name (`""` in relay mode).
-        room: Arc<str>,
+        /// Room name (`None` in relay mode, which has no rooms).
+        room: Option<Arc<str>>,
         /// Username.
         username: Arc<str>,
     },
     /// A member was evicted.
     MemberEvicted {
-        /// Room name (`""` in relay mode).
-        room: Arc<str>,
+        /// Room name (`None` in relay mode, which has no rooms).
+        room: Option<Arc<str>>,
         /// Username.
         username: Arc<str>,
         /// Why.

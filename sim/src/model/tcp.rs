@@ -342,7 +342,7 @@ impl Model {
                 let notice = Bytes::from(format!("* {} joined", creds.username));
                 self.notify_room(out, room, Some(id), &notice);
                 out.events.push(Event::MemberJoined {
-                    room: room.into(),
+                    room: Some(room.into()),
                     username: creds.username.as_str().into(),
                 });
                 Ok(id)

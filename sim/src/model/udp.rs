@@ -183,7 +183,7 @@ impl Model {
         };
         match how {
             Removal::Left => out.events.push(Event::MemberLeft {
-                room: room.as_str().into(),
+                room: Some(room.as_str().into()),
                 username: member.username.as_str().into(),
             }),
             Removal::Evicted(reason) => {
@@ -200,7 +200,7 @@ impl Model {
                     }
                 }
                 out.events.push(Event::MemberEvicted {
-                    room: room.as_str().into(),
+                    room: Some(room.as_str().into()),
                     username: member.username.as_str().into(),
                     reason,
                 });

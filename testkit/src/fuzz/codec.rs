@@ -3,20 +3,20 @@
 //! what a server sends.
 //!
 //! ```
-//! use ocm_core::fuzzing::{tcrp_stream, TcrpInput};
+//! use ocm_testkit::fuzz::{tcrp_stream, TcrpInput};
 //! let stream = ocm_core::wire::tcrp::encode_frame(b"lobby", 1, 0, b"alice").to_vec();
 //! // One byte at a time, decoder limit 4096: no panic, the frame re-encodes.
 //! tcrp_stream(&TcrpInput { limit: 4096, chunks: vec![1], stream }.encode());
 //! ```
 
-use crate::client::{ChatSession, Incoming};
-use crate::names;
-use crate::token::Token;
-use crate::wire::relay_datagram::RelayDatagram;
-use crate::wire::room_datagram::{relayed_line, RoomDatagram, MAX_RELAYED_LEN};
-use crate::wire::tcrp::{DecodeError, Frame, FrameDecoder, HEADER_LEN, MAX_PAYLOAD_LIMIT};
-use crate::wire::{DatagramError, MAX_DATAGRAM_LEN};
 use arbitrary::{Arbitrary, Unstructured};
+use ocm_core::client::{ChatSession, Incoming};
+use ocm_core::names;
+use ocm_core::token::Token;
+use ocm_core::wire::relay_datagram::RelayDatagram;
+use ocm_core::wire::room_datagram::{relayed_line, RoomDatagram, MAX_RELAYED_LEN};
+use ocm_core::wire::tcrp::{DecodeError, Frame, FrameDecoder, HEADER_LEN, MAX_PAYLOAD_LIMIT};
+use ocm_core::wire::{DatagramError, MAX_DATAGRAM_LEN};
 use std::time::{Duration, Instant};
 
 /// Most chunk lengths a [`TcrpInput`] carries; they are used in turn, cyclically.
@@ -404,7 +404,7 @@ mod tests {
     fn a_frame_that_does_not_round_trip_is_caught() {
         // A stream that cannot come from `encode`: decoding it must still round-trip, so
         // feed `decode_chunks` a lying `stream` to prove the check is live.
-        let frame = crate::wire::tcrp::encode_frame(b"r", 1, 0, b"u");
+        let frame = ocm_core::wire::tcrp::encode_frame(b"r", 1, 0, b"u");
         let mut lie = frame.to_vec();
         lie[32] = b'x';
         decode_chunks(4096, &lie, &[&frame[..]]);
