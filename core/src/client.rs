@@ -232,6 +232,17 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// Why a chat session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// `/exit` (or [`ChatSession::leave`]): the leave was queued.
+    Left,
+    /// The server evicted this member (`* disconnected: ...`).
+    Disconnected,
+    /// The room closed (`* room closed: ...`).
+    RoomClosed,
+}
+
 #[derive(Debug)]
 enum Framing {
     Room { room: Bytes, token: Bytes },
@@ -245,7 +256,7 @@ pub struct ChatSession {
     keepalive: Duration,
     next_keepalive: Instant,
     transmits: VecDeque<Bytes>,
-    ended: bool,
+    ended: Option<SessionEnd>,
 }
 
 impl ChatSession {
@@ -286,7 +297,7 @@ impl ChatSession {
             keepalive,
             next_keepalive: now,
             transmits: VecDeque::new(),
-            ended: false,
+            ended: None,
         };
         session.queue(now, "");
         session
@@ -302,7 +313,7 @@ impl ChatSession {
 
     /// Queues one chat line. `/exit` leaves, as [`ChatSession::leave`] does.
     pub fn send(&mut self, now: Instant, text: &str) -> Result<(), SendError> {
-        if self.ended {
+        if self.ended.is_some() {
             return Err(SendError::Ended);
         }
         let max = self.max_message_len();
@@ -311,22 +322,27 @@ impl ChatSession {
         }
         self.queue(now, text);
         if text == "/exit" {
-            self.ended = true;
+            self.ended = Some(SessionEnd::Left);
         }
         Ok(())
     }
 
     /// Queues `/exit` and ends the session.
     pub fn leave(&mut self, now: Instant) {
-        if !self.ended {
+        if self.ended.is_none() {
             self.queue(now, "/exit");
-            self.ended = true;
+            self.ended = Some(SessionEnd::Left);
         }
+    }
+
+    /// Why the session ended, once it has: it left, was evicted or its room closed.
+    pub fn ended(&self) -> Option<SessionEnd> {
+        self.ended
     }
 
     /// True once the session left, was evicted or its room closed.
     pub fn is_ended(&self) -> bool {
-        self.ended
+        self.ended.is_some()
     }
 
     /// The next datagram to send to the server.
@@ -336,12 +352,12 @@ impl ChatSession {
 
     /// When the next keepalive is due; `None` once ended.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.ended).then_some(self.next_keepalive)
+        self.ended.is_none().then_some(self.next_keepalive)
     }
 
     /// Queues a keepalive if one is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.ended && now >= self.next_keepalive {
+        if self.ended.is_none() && now >= self.next_keepalive {
             self.queue(now, "");
         }
     }
@@ -368,8 +384,12 @@ impl ChatSession {
                 )),
             },
         };
-        if matches!(&incoming, Incoming::Notice(n) if n.ends_session()) {
-            self.ended = true;
+        if self.ended.is_none() {
+            self.ended = match &incoming {
+                Incoming::Notice(Notice::Disconnected(_)) => Some(SessionEnd::Disconnected),
+                Incoming::Notice(Notice::RoomClosed(_)) => Some(SessionEnd::RoomClosed),
+                _ => None,
+            };
         }
         Some(incoming)
     }

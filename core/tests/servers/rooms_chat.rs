@@ -427,7 +427,10 @@ fn stale_timer_entries_are_swept_as_they_go_stale_without_waiting_for_a_timeout(
             counts.timers
         );
     }
-    assert_eq!(h.server.poll_timeout().is_some(), h.server.counts().timers > 0);
+    assert_eq!(
+        h.server.poll_timeout().is_some(),
+        h.server.counts().timers > 0
+    );
 }
 
 #[test]
