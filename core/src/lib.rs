@@ -33,6 +33,7 @@ pub mod names;
 mod outbox;
 pub mod output;
 pub mod password;
+pub mod record;
 pub mod relay;
 pub mod rooms;
 pub mod stats;

@@ -171,24 +171,37 @@ pub fn log_event(event: &Event) {
     match event {
         Event::RoomCreated { room, host } => tracing::info!(%room, %host, "room created"),
         Event::RoomClosed { room, reason } => tracing::info!(%room, %reason, "room closed"),
-        Event::MemberJoined { room, username } => {
-            tracing::info!(room = room.as_deref(), %username, "joined")
-        }
-        Event::MemberLeft { room, username } => {
-            tracing::info!(room = room.as_deref(), %username, "left")
-        }
+        Event::MemberJoined {
+            room: Some(room),
+            username,
+        } => tracing::info!(%room, %username, "joined"),
+        Event::MemberJoined {
+            room: None,
+            username,
+        } => tracing::info!(%username, "joined"),
+        Event::MemberLeft {
+            room: Some(room),
+            username,
+        } => tracing::info!(%room, %username, "left"),
+        Event::MemberLeft {
+            room: None,
+            username,
+        } => tracing::info!(%username, "left"),
         Event::MemberAddress {
             room,
             username,
             addr,
         } => tracing::debug!(%room, %username, %addr, "member address"),
         Event::MemberEvicted {
-            room,
+            room: Some(room),
             username,
             reason,
-        } => {
-            tracing::info!(room = room.as_deref(), %username, %reason, "evicted")
-        }
+        } => tracing::info!(%room, %username, %reason, "evicted"),
+        Event::MemberEvicted {
+            room: None,
+            username,
+            reason,
+        } => tracing::info!(%username, %reason, "evicted"),
         Event::Handshake {
             peer,
             operation,
