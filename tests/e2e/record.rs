@@ -4,7 +4,7 @@
 //! With `OCM_WRITE_TRACES=1` the smol runs also write their traces to `tests/traces/`,
 //! the committed traces that `core/tests/traces.rs` replays on every `cargo test`.
 
-use crate::common::{Runtime, TestServer};
+use crate::common::{Runtime, TestClient, TestServer};
 use ocm_core::record::{self, TraceReader};
 use ocm_core::Protocol;
 use std::path::PathBuf;
@@ -40,27 +40,45 @@ fn check_and_keep(path: &PathBuf, name: &str, runtime: Runtime) -> record::Summa
     summary
 }
 
+/// The two talk in turn, each line waited for before the next.
+fn talk(a: &TestClient, b: &TestClient) {
+    for i in 0..LINES {
+        for (speaker, listener) in [(b, a), (a, b)] {
+            let text = format!("line {i} from {}, ünïcödé ✓", speaker.name());
+            speaker.say(&text);
+            listener.expect(&[&format!("{}: {text}", speaker.name())]);
+        }
+    }
+}
+
+/// Stops the server, replays its trace with compare, and checks the replayed core
+/// counted exactly what the live one did.
+fn stop_and_replay(
+    server: TestServer,
+    path: &PathBuf,
+    name: &str,
+    runtime: Runtime,
+) -> record::Summary {
+    let stats = server.stop();
+    let summary = check_and_keep(path, name, runtime);
+    assert_eq!(
+        summary.stats, stats,
+        "the replayed core counts what the live one did"
+    );
+    assert_eq!(summary.stats.messages_relayed, 2 * LINES as u64);
+    assert!(summary.outputs_compared > 2 * LINES as u64);
+    summary
+}
+
 fn a_recorded_room_session_replays_with_identical_outputs(runtime: Runtime) {
     let path = trace_path("rooms", runtime);
     let server = TestServer::recording(runtime, Protocol::Rooms, &path);
     let alice = server.create("lobby", "alice");
     let bob = server.join("lobby", "bob");
     alice.expect(&["* bob joined"]);
-    for i in 0..LINES {
-        bob.say(&format!("line {i} from bob"));
-        alice.expect(&[&format!("bob: line {i} from bob")]);
-        alice.say(&format!("reply {i}, ünïcödé ✓"));
-        bob.expect(&[&format!("alice: reply {i}, ünïcödé ✓")]);
-    }
-    let stats = server.stop();
-    let summary = check_and_keep(&path, "rooms-session", runtime);
-    assert_eq!(
-        summary.stats, stats,
-        "the replayed core counts what the live one did"
-    );
-    assert_eq!(summary.stats.messages_relayed, 2 * LINES as u64);
+    talk(&alice, &bob);
+    let summary = stop_and_replay(server, &path, "rooms-session", runtime);
     assert_eq!((summary.rooms_created, summary.members_joined), (1, 1));
-    assert!(summary.outputs_compared > 2 * LINES as u64);
 }
 
 fn a_recorded_relay_session_replays_with_identical_outputs(runtime: Runtime) {
@@ -69,15 +87,7 @@ fn a_recorded_relay_session_replays_with_identical_outputs(runtime: Runtime) {
     let a = server.relay_client("a");
     let b = server.relay_client("b");
     a.expect(&["* b joined"]);
-    for i in 0..LINES {
-        a.say(&format!("ping {i}"));
-        b.expect(&[&format!("a: ping {i}")]);
-        b.say(&format!("pong {i}"));
-        a.expect(&[&format!("b: pong {i}")]);
-    }
-    let stats = server.stop();
-    let summary = check_and_keep(&path, "relay-session", runtime);
-    assert_eq!(summary.stats, stats);
-    assert_eq!(summary.stats.messages_relayed, 2 * LINES as u64);
+    talk(&a, &b);
+    let summary = stop_and_replay(server, &path, "relay-session", runtime);
     assert_eq!(summary.members_joined, 2);
 }
