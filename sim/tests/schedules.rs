@@ -110,6 +110,10 @@ fn assert_covers_every_rule(c: &Coverage) {
     seen(&c.statuses, &statuses, "handshake answered");
     seen(&c.evictions, &["idle", "send failures"], "eviction for");
     assert!(
+        c.json_ports > 0,
+        "no member got its address from a JSON port"
+    );
+    assert!(
         c.retired_token_probes > 0,
         "no retired token was ever tried again"
     );
