@@ -95,6 +95,7 @@ fn assert_covers_every_rule(c: &Coverage) {
         "UnknownToken",
         "WrongAddress",
         "NotUtf8",
+        "ControlCharacter",
     ];
     seen(&c.refused, &reasons, "datagram refused as");
     let statuses = [

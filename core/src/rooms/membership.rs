@@ -7,6 +7,7 @@
 
 use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
 use crate::liveness::Liveness;
+use crate::names;
 use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
 use crate::token::Token;
@@ -229,6 +230,7 @@ impl RoomServer {
             return Err(DropReason::WrongAddress);
         }
         let message = std::str::from_utf8(datagram.message).map_err(|_| DropReason::NotUtf8)?;
+        let message = names::message(message).map_err(|_| DropReason::ControlCharacter)?;
         Ok((id, message))
     }
 

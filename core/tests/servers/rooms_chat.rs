@@ -415,3 +415,39 @@ fn client_session_speaks_to_the_server() {
     );
     assert!(!alice.is_ended());
 }
+
+#[test]
+fn messages_with_control_characters_are_dropped_not_relayed() {
+    let (mut h, ta, _) = lobby();
+    for text in [
+        "\u{1b}[2J\u{1b}[H",
+        "x\r* room closed: host left",
+        "two\nlines",
+        "\u{9b}1m",
+    ] {
+        h.events.clear();
+        h.say(A, "lobby", &ta, text);
+        assert_eq!(h.dropped(), vec![DropReason::ControlCharacter], "{text:?}");
+        assert!(h.take().is_empty(), "{text:?} was relayed");
+    }
+    h.say(A, "lobby", &ta, "tab\tis fine");
+    assert_eq!(h.received_by(B), vec!["alice: tab\tis fine"]);
+    assert_eq!(h.server.stats().dropped(DropReason::ControlCharacter), 4);
+}
+
+#[test]
+fn names_with_invisible_or_bidi_characters_are_invalid_requests() {
+    let mut h = Harness::rooms(Config::default());
+    for name in ["ad\u{200B}min", "\u{202E}nimda", "bob\u{2066}"] {
+        let payload = format!(r#"{{"username":"{name}"}}"#);
+        let frame = encode_frame(b"lobby", 1, 0, payload.as_bytes());
+        let (answer, closed) = h.raw_request(A_TCP, &frame);
+        assert_eq!(answer[32 + 5], Status::InvalidRequest.code(), "{name:?}");
+        assert!(closed);
+    }
+    let frame = encode_frame("ロビー\u{200F}".as_bytes(), 1, 0, b"alice");
+    assert_eq!(
+        h.raw_request(A_TCP, &frame).0[32 + "ロビー\u{200F}".len()],
+        5
+    );
+}

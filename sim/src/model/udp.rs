@@ -73,6 +73,10 @@ impl Model {
             return Err(DropReason::WrongAddress);
         }
         let message = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
+        // docs/PROTOCOL.md: no control character but TAB in a message.
+        if message.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(DropReason::ControlCharacter);
+        }
         Ok((id, message))
     }
 
