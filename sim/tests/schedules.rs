@@ -109,7 +109,11 @@ fn assert_covers_every_rule(c: &Coverage) {
         "ServerFull",
     ];
     seen(&c.statuses, &statuses, "handshake answered");
-    seen(&c.evictions, &["idle", "send failures"], "eviction for");
+    seen(
+        &c.evictions,
+        &["idle", "send failures", "never registered"],
+        "eviction for",
+    );
     assert!(
         c.json_ports > 0,
         "no member got its address from a JSON port"

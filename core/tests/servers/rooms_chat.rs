@@ -451,3 +451,48 @@ fn names_with_invisible_or_bidi_characters_are_invalid_requests() {
         5
     );
 }
+
+#[test]
+fn a_member_that_never_sends_a_datagram_is_removed_at_the_registration_deadline() {
+    let mut h = Harness::rooms(Config::default());
+    let ta = h.create(A_TCP, "lobby", "alice");
+    h.say(A, "lobby", &ta, "");
+    // bob's client gave up mid-handshake: no port step, no datagram, ever.
+    h.join(B_TCP, "lobby", "bob");
+    h.take();
+    h.advance(Duration::from_secs(29));
+    assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 2);
+    h.say(A, "lobby", &ta, ""); // alice keeps alive; bob does not
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        h.take(),
+        vec![(addr(A), "* bob was disconnected".to_string())]
+    );
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::MemberEvicted { username, .. } if &**username == "bob"
+    )));
+    // the name is free again at once, not after the 300 s idle timeout
+    h.join(B_TCP, "lobby", "bob");
+}
+
+#[test]
+fn a_host_that_never_registers_frees_its_room() {
+    let mut h = Harness::rooms(Config::default());
+    h.create(A_TCP, "lobby", "alice");
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.server.counts().rooms, 0);
+    h.create(B_TCP, "lobby", "mallory-was-not-first");
+}
+
+#[test]
+fn a_port_step_or_a_datagram_is_registration_enough() {
+    let mut h = Harness::rooms(Config::default());
+    let ta = h.create(A_TCP, "lobby", "alice");
+    h.say(A, "lobby", &ta, "");
+    let tb = h.join(B_TCP, "lobby", "bob");
+    h.advance(Duration::from_secs(20));
+    h.say(B, "lobby", &tb, "here at last");
+    h.advance(Duration::from_secs(20));
+    assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 2);
+}
