@@ -20,8 +20,7 @@ fn terminal_escapes_and_invisible_names_never_reach_other_members(runtime: Runti
     let host = raw::udp("127.0.0.1").unwrap();
     let guest = raw::udp("127.0.0.1").unwrap();
     let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port();
-    let host_token =
-        raw::handshake(tcp, raw::CREATE, "esc", "host", "", Some(port(&host))).unwrap();
+    raw::handshake(tcp, raw::CREATE, "esc", "host", "", Some(port(&host))).unwrap();
     let guest_token =
         raw::handshake(tcp, raw::JOIN, "esc", "guest", "", Some(port(&guest))).unwrap();
     assert_eq!(raw::recv_text(&host), "* guest joined");
