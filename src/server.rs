@@ -55,6 +55,7 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         handshake_timeout: args.handshake_timeout,
         port_wait: args.port_wait,
         registration_timeout: args.registration_timeout,
+        icmp_grace: args.icmp_grace,
         max_payload: args.max_payload,
         ..Config::default()
     };

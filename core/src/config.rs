@@ -23,6 +23,9 @@ pub struct Config {
     pub registration_timeout: Duration,
     /// A member whose sends failed this many times in a row is evicted (default 3).
     pub max_send_failures: u32,
+    /// An ICMP error counts as a failed send only against a member silent this long
+    /// (default 30 s); zero trusts every ICMP error (a trusted network only).
+    pub icmp_grace: Duration,
     /// Most rooms alive at once (default 10 000).
     pub max_rooms: usize,
     /// Most members in one room, host included (default 1 000).
@@ -47,6 +50,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(300),
             registration_timeout: Duration::from_secs(30),
             max_send_failures: 3,
+            icmp_grace: Duration::from_secs(30),
             max_rooms: 10_000,
             max_members_per_room: 1_000,
             max_members: 100_000,
@@ -99,6 +103,7 @@ impl Config {
             ("idle_timeout", nanos(self.idle_timeout)),
             ("registration_timeout", nanos(self.registration_timeout)),
             ("max_send_failures", u64::from(self.max_send_failures)),
+            ("icmp_grace", nanos(self.icmp_grace)),
             ("max_rooms", self.max_rooms as u64),
             ("max_members_per_room", self.max_members_per_room as u64),
             ("max_members", self.max_members as u64),
@@ -133,6 +138,10 @@ impl Config {
                 true
             }
             "max_send_failures" => small(value).map(|v| self.max_send_failures = v).is_some(),
+            "icmp_grace" => {
+                self.icmp_grace = Duration::from_nanos(value);
+                true
+            }
             "max_rooms" => set(&mut self.max_rooms, count(value)),
             "max_members_per_room" => set(&mut self.max_members_per_room, count(value)),
             "max_members" => set(&mut self.max_members, count(value)),
@@ -167,7 +176,12 @@ impl Config {
         if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Zero(field));
         }
-        if let Some((field, _)) = durations.iter().find(|(_, d)| *d > MAX_DURATION) {
+        let may_be_zero = [("icmp_grace", self.icmp_grace)];
+        if let Some((field, _)) = durations
+            .iter()
+            .chain(&may_be_zero)
+            .find(|(_, d)| *d > MAX_DURATION)
+        {
             return Err(ConfigError::TooLong(field));
         }
         if self.max_payload > crate::wire::tcrp::MAX_PAYLOAD_LIMIT {
@@ -198,6 +212,7 @@ mod tests {
             idle_timeout: Duration::from_secs(9),
             registration_timeout: Duration::from_secs(4),
             max_send_failures: 5,
+            icmp_grace: Duration::from_millis(250),
             max_rooms: 6,
             max_members_per_room: 7,
             max_members: 8,

@@ -42,7 +42,7 @@ pub mod token;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
-pub use input::Input;
+pub use input::{Input, SendFailure};
 pub use invariants::InvariantViolation;
 pub use machine::{AnyServer, Machine, Protocol};
 pub use output::{ConnId, DropReason, Event, Output};

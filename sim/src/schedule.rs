@@ -47,6 +47,7 @@ pub fn config() -> Config {
         idle_timeout: Duration::from_secs(20),
         registration_timeout: Duration::from_secs(8),
         max_send_failures: 2,
+        icmp_grace: Duration::from_secs(2),
         max_rooms: 2,
         max_members_per_room: 3,
         max_members: 5,
