@@ -203,7 +203,7 @@ fn positive(text: &str) -> Result<usize, String> {
 
 fn seconds_or_zero(text: &str) -> Result<Duration, String> {
     match text.parse::<f64>() {
-        Ok(secs) if secs == 0.0 => Ok(Duration::ZERO),
+        Ok(0.0) => Ok(Duration::ZERO),
         _ => seconds(text),
     }
 }
