@@ -35,6 +35,12 @@ pub struct Config {
     /// Most members, in all rooms together, whose tokens were obtained from one IP
     /// address (default 256), so one host cannot take every room or seat.
     pub max_members_per_ip: usize,
+    /// Wrong passwords one source may send before each further attempt must wait
+    /// (1 s, doubling, at most 60 s; default 5). See `crate::throttle`.
+    pub password_failures_per_source: u32,
+    /// Wrong passwords for one room, from anywhere, before each further attempt at it
+    /// must wait the same way (default 20).
+    pub password_failures_per_room: u32,
     /// Most TCP connections open at once (default 1 024).
     pub max_handshakes: usize,
     /// Most TCP connections open at once from one IP address (default 64).
@@ -55,6 +61,8 @@ impl Default for Config {
             max_members_per_room: 1_000,
             max_members: 100_000,
             max_members_per_ip: 256,
+            password_failures_per_source: 5,
+            password_failures_per_room: 20,
             max_handshakes: 1_024,
             max_handshakes_per_ip: 64,
         }
@@ -108,6 +116,14 @@ impl Config {
             ("max_members_per_room", self.max_members_per_room as u64),
             ("max_members", self.max_members as u64),
             ("max_members_per_ip", self.max_members_per_ip as u64),
+            (
+                "password_failures_per_source",
+                u64::from(self.password_failures_per_source),
+            ),
+            (
+                "password_failures_per_room",
+                u64::from(self.password_failures_per_room),
+            ),
             ("max_handshakes", self.max_handshakes as u64),
             ("max_handshakes_per_ip", self.max_handshakes_per_ip as u64),
         ]
@@ -146,6 +162,12 @@ impl Config {
             "max_members_per_room" => set(&mut self.max_members_per_room, count(value)),
             "max_members" => set(&mut self.max_members, count(value)),
             "max_members_per_ip" => set(&mut self.max_members_per_ip, count(value)),
+            "password_failures_per_source" => small(value)
+                .map(|v| self.password_failures_per_source = v)
+                .is_some(),
+            "password_failures_per_room" => small(value)
+                .map(|v| self.password_failures_per_room = v)
+                .is_some(),
             "max_handshakes" => set(&mut self.max_handshakes, count(value)),
             "max_handshakes_per_ip" => set(&mut self.max_handshakes_per_ip, count(value)),
             _ => false,
@@ -217,6 +239,8 @@ mod tests {
             max_members_per_room: 7,
             max_members: 8,
             max_members_per_ip: 9,
+            password_failures_per_source: 2,
+            password_failures_per_room: 3,
             max_handshakes: 10,
             max_handshakes_per_ip: 11,
         };

@@ -37,6 +37,7 @@ pub mod record;
 pub mod relay;
 pub mod rooms;
 pub mod stats;
+mod throttle;
 pub mod timers;
 pub mod token;
 pub mod wire;

@@ -85,6 +85,7 @@ impl LogLimiter {
 pub struct EventLog {
     udp: LogLimiter,
     tcp: LogLimiter,
+    passwords: LogLimiter,
 }
 
 impl Default for EventLog {
@@ -92,6 +93,7 @@ impl Default for EventLog {
         EventLog {
             udp: LogLimiter::new(LINES_PER_SECOND),
             tcp: LogLimiter::new(LINES_PER_SECOND),
+            passwords: LogLimiter::new(LINES_PER_SECOND),
         }
     }
 }
@@ -115,6 +117,18 @@ impl EventLog {
                     tracing::debug!(%peer, "handshake timed out");
                 }
             }
+            Event::Handshake { peer, status, .. }
+                if matches!(status, Status::InvalidPassword | Status::TryLater) =>
+            {
+                // Password guessing is worth an operator's eye: info, but rate-limited.
+                let (admitted, flushed) = self.passwords.admit(now);
+                if let Some(n) = flushed {
+                    report_suppressed(n, "password");
+                }
+                if admitted {
+                    tracing::info!(%peer, %status, "join refused: password");
+                }
+            }
             Event::Handshake {
                 peer,
                 operation,
@@ -136,14 +150,21 @@ impl EventLog {
         if let Some(n) = self.tcp.flush(now) {
             report_suppressed(n, "connection");
         }
+        if let Some(n) = self.passwords.flush(now) {
+            report_suppressed(n, "password");
+        }
     }
 
     /// When [`EventLog::flush`] next has something to say.
     pub fn flush_due(&self) -> Option<Instant> {
-        [self.udp.flush_due(), self.tcp.flush_due()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.udp.flush_due(),
+            self.tcp.flush_due(),
+            self.passwords.flush_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -160,7 +181,7 @@ fn limited(limiter: &mut LogLimiter, now: Instant, kind: &str) -> bool {
 }
 
 fn report_suppressed(n: u64, kind: &str) {
-    tracing::debug!(
+    tracing::info!(
         suppressed = n,
         "{kind} lines left out in the last second (at most {LINES_PER_SECOND} a second)"
     );

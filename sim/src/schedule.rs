@@ -52,6 +52,8 @@ pub fn config() -> Config {
         max_members_per_room: 3,
         max_members: 5,
         max_members_per_ip: 2,
+        password_failures_per_source: 1,
+        password_failures_per_room: 2,
         max_handshakes: 4,
         max_handshakes_per_ip: 2,
         ..Config::default()

@@ -39,6 +39,7 @@ use crate::machine::Machine;
 use crate::outbox::Outbox;
 use crate::output::{ConnId, Output};
 use crate::stats::Stats;
+use crate::throttle::Throttle;
 use crate::timers::TimerQueue;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -96,6 +97,9 @@ pub struct RoomServer {
     pub(crate) tokens: KeyedMap<crate::token::Token, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
     pub(crate) members_per_ip: KeyedMap<IpAddr, usize>,
+    /// Wrong passwords per source and per room (see [`crate::throttle`]).
+    pub(crate) password_sources: Throttle<IpAddr>,
+    pub(crate) password_rooms: Throttle<Arc<str>>,
     next_member: u64,
     timers: TimerQueue<TimerKey>,
     out: Outbox,
@@ -109,7 +113,6 @@ impl RoomServer {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let state = KeyedState::new(&mut rng);
         Ok(RoomServer {
-            config,
             rng,
             conns: keyed_map(state),
             conns_per_ip: keyed_map(state),
@@ -118,6 +121,9 @@ impl RoomServer {
             tokens: keyed_map(state),
             by_addr: keyed_map(state),
             members_per_ip: keyed_map(state),
+            password_sources: Throttle::new(config.password_failures_per_source, state),
+            password_rooms: Throttle::new(config.password_failures_per_room, state),
+            config,
             next_member: 0,
             timers: TimerQueue::default(),
             out: Outbox::default(),

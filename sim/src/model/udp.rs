@@ -255,6 +255,7 @@ impl Model {
         let Some(entry) = self.rooms.remove(room) else {
             return;
         };
+        self.wrong_by_room.remove(room);
         for id in entry.members {
             self.forget(id);
         }

@@ -53,6 +53,7 @@ impl FuzzConfig {
     };
 
     /// The server configuration these bytes stand for.
+    #[allow(clippy::needless_update)] // needless only while every limit is named here
     pub fn config(&self) -> Config {
         Config {
             max_payload: [4096, 64, 16][usize::from(self.payload % 3)],
@@ -72,6 +73,11 @@ impl FuzzConfig {
             max_members_per_ip: [8, 1, 2, 3][usize::from((self.members / 8) % 4)],
             max_handshakes: usize::from(1 + self.handshakes % 4),
             max_handshakes_per_ip: usize::from(1 + self.per_ip % 3),
+            // low, so that a few wrong passwords reach TRY_LATER
+            password_failures_per_source: 2,
+            password_failures_per_room: 3,
+            // limits no byte picks keep core's defaults, so a new one does not break this
+            ..Config::default()
         }
     }
 
