@@ -379,7 +379,7 @@ fn a_flood_of_drops_is_logged_at_most_20_lines_a_second() {
 /// lines a second at info level, and a count of the rest.
 #[test]
 fn a_flood_of_registrations_is_logged_at_most_20_lines_a_second() {
-    let mut server = Proc::spawn(&["server", "--protocol", "relay", "--udp", "127.0.0.1:0"]);
+    let server = Proc::spawn(&["server", "--protocol", "relay", "--udp", "127.0.0.1:0"]);
     let line = server.line();
     let udp: SocketAddr = line
         .strip_prefix("listening udp=")
