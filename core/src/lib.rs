@@ -23,10 +23,12 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hash;
+pub mod liveness;
 pub mod names;
 pub mod notice;
 pub mod output;
 pub mod password;
+pub mod rate;
 pub mod relay;
 pub mod relay_datagram;
 pub mod request;
