@@ -12,11 +12,44 @@
 //! | a member was evicted (to the others) | `NAME was disconnected` |
 //! | you were evicted | `disconnected: REASON, join again` |
 //! | the room closed | `room closed: REASON` |
+//! | the answer to `/who` (to the asker only) | `members: alice (host), bob` |
+//! | the answer to a member's liveness probe | `alive: N members` |
+//! | the answer to a probe with a token that is no member's | `not a member` |
 
 use std::time::Duration;
 
 /// Prefix of every notice in rooms.
 pub const NOTICE_PREFIX: &str = "* ";
+
+/// How the answer to `/who` starts.
+pub const MEMBERS_PREFIX: &str = "members: ";
+/// The answer to a liveness probe whose token is no member's.
+pub const NOT_MEMBER: &str = "not a member";
+/// The mark after the host's name in the answer to `/who`.
+pub const HOST_MARK: &str = " (host)";
+
+/// Reads the list of a `members: ...` answer: the names (with `true` for the host) and
+/// how many more the server left out (`..., and N more`). Names that themselves
+/// contain `, ` cannot be told apart from two names; the list is for display.
+pub fn read_member_list(list: &str) -> (Vec<(String, bool)>, usize) {
+    let mut names = Vec::new();
+    let mut more = 0;
+    for item in list.split(", ") {
+        if let Some(n) = item
+            .strip_prefix("and ")
+            .and_then(|r| r.strip_suffix(" more"))
+            .and_then(|n| n.parse().ok())
+        {
+            more = n;
+            continue;
+        }
+        match item.strip_suffix(HOST_MARK) {
+            Some(name) => names.push((name.to_owned(), true)),
+            None => names.push((item.to_owned(), false)),
+        }
+    }
+    (names, more)
+}
 
 /// Why a member was evicted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +100,12 @@ pub enum Notice {
     Disconnected(String),
     /// `room closed: REASON`: the receiver's room is gone.
     RoomClosed(String),
+    /// `members: LIST`: the answer to `/who`, the list as the server wrote it.
+    Members(String),
+    /// `alive: N members`: the answer to a member's liveness probe.
+    Alive(usize),
+    /// `not a member`: the answer to a liveness probe whose token is no member's.
+    NotMember,
     /// Any other notice text (from a newer or different server).
     Other(String),
 }
@@ -80,6 +119,9 @@ impl Notice {
             Notice::WasDisconnected(name) => format!("{name} was disconnected"),
             Notice::Disconnected(reason) => format!("disconnected: {reason}, join again"),
             Notice::RoomClosed(reason) => format!("room closed: {reason}"),
+            Notice::Members(list) => format!("{MEMBERS_PREFIX}{list}"),
+            Notice::Alive(n) => format!("alive: {n} members"),
+            Notice::NotMember => NOT_MEMBER.to_owned(),
             Notice::Other(text) => text.clone(),
         }
     }
@@ -100,6 +142,20 @@ impl Notice {
         }
         if let Some(reason) = body.strip_prefix("room closed: ") {
             return Notice::RoomClosed(reason.to_owned());
+        }
+        if body == NOT_MEMBER {
+            return Notice::NotMember;
+        }
+        if let Some(n) = body
+            .strip_prefix("alive: ")
+            .and_then(|r| r.strip_suffix(" members"))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+        {
+            return Notice::Alive(n);
+        }
+        if let Some(list) = body.strip_prefix(MEMBERS_PREFIX) {
+            return Notice::Members(list.to_owned());
         }
         type Make = fn(String) -> Notice;
         let suffixes: [(&str, Make); 3] = [
@@ -157,11 +213,29 @@ mod tests {
             Notice::WasDisconnected("y".into()),
             Notice::Disconnected("idle for 5 s".into()),
             Notice::RoomClosed("host left".into()),
+            Notice::Members("alice (host), bob".into()),
+            Notice::Alive(3),
+            Notice::NotMember,
             Notice::Other("maintenance at noon".into()),
         ] {
             assert_eq!(Notice::parse_body(&notice.body()), notice);
         }
         assert!(Notice::parse_body("room closed: host left").ends_session());
         assert!(!Notice::parse_body("bob left").ends_session());
+        assert_eq!(
+            Notice::parse_body("alive: x members"),
+            Notice::Other("alive: x members".into())
+        );
+    }
+
+    #[test]
+    fn member_lists_read_back() {
+        let (names, more) = read_member_list("alice (host), bob, and 12 more");
+        assert_eq!(names, vec![("alice".into(), true), ("bob".into(), false)]);
+        assert_eq!(more, 12);
+        assert_eq!(
+            read_member_list("solo (host)").0,
+            vec![("solo".into(), true)]
+        );
     }
 }
