@@ -24,6 +24,7 @@
 //! assert_eq!(chat.handle_datagram(b"alice: hi"), Some(Incoming::Line("alice: hi".into())));
 //! ```
 
+use crate::liveness::{self, Lost, Monitor, Step};
 use crate::names::{self, NameError};
 use crate::notice::{Notice, NOTICE_PREFIX};
 use crate::relay_datagram::{RelayDatagram, MAX_RELAY_DATAGRAM_LEN};
@@ -245,6 +246,10 @@ pub struct ChatSession {
     next_keepalive: Instant,
     transmits: VecDeque<Bytes>,
     ended: bool,
+    /// Liveness probes (an ocm extension), once enabled and while the server answers.
+    liveness: Option<Monitor>,
+    lost: Option<Lost>,
+    room_size: Option<usize>,
 }
 
 impl ChatSession {
@@ -286,6 +291,9 @@ impl ChatSession {
             next_keepalive: now,
             transmits: VecDeque::new(),
             ended: false,
+            liveness: None,
+            lost: None,
+            room_size: None,
         };
         session.queue(now, "");
         session
@@ -333,16 +341,89 @@ impl ChatSession {
         self.transmits.pop_front()
     }
 
-    /// When the next keepalive is due; `None` once ended.
+    /// When the next keepalive (or liveness probe) is due; `None` once ended.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.ended).then_some(self.next_keepalive)
+        if self.ended {
+            return None;
+        }
+        match &self.liveness {
+            Some(monitor) => Some(monitor.poll_timeout()),
+            None => Some(self.next_keepalive),
+        }
     }
 
-    /// Queues a keepalive if one is due.
+    /// Queues a keepalive or a probe if one is due; ends the session when the liveness
+    /// probes say the membership is lost.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.ended && now >= self.next_keepalive {
-            self.queue(now, "");
+        if self.ended {
+            return;
         }
+        let Some(monitor) = &mut self.liveness else {
+            if now >= self.next_keepalive {
+                self.queue(now, "");
+            }
+            return;
+        };
+        match monitor.handle_timeout(now) {
+            Step::Wait => {}
+            Step::Probe => self.queue_probe(now),
+            Step::Lost(lost) => {
+                self.lost = Some(lost);
+                self.ended = true;
+            }
+            Step::Unsupported => {
+                self.liveness = None;
+                self.queue(now, "");
+            }
+        }
+    }
+
+    /// Turns on liveness probes (an ocm extension, see [`crate::liveness`]): the first
+    /// probe is queued now, then one every keepalive interval instead of the
+    /// keepalive. If the server never answers, the session falls back to keepalives.
+    pub fn enable_liveness(&mut self, now: Instant) {
+        if self.ended || self.liveness.is_some() {
+            return;
+        }
+        self.liveness = Some(Monitor::new(now, self.keepalive));
+        self.queue_probe(now);
+    }
+
+    /// True while probes are sent and the server has answered one.
+    pub fn is_liveness_confirmed(&self) -> bool {
+        self.liveness.as_ref().is_some_and(Monitor::is_confirmed)
+    }
+
+    /// True while probes are sent (the server has not yet been found without them).
+    pub fn is_liveness_on(&self) -> bool {
+        self.liveness.is_some()
+    }
+
+    /// Why the membership is held for lost, if the probes say so.
+    pub fn lost(&self) -> Option<Lost> {
+        self.lost
+    }
+
+    /// The room's size from the last `alive` answer.
+    pub fn room_size(&self) -> Option<usize> {
+        self.room_size
+    }
+
+    fn queue_probe(&mut self, now: Instant) {
+        let probe = match &self.framing {
+            Framing::Room { token, .. } => RoomDatagram {
+                room: b"",
+                token,
+                message: liveness::PROBE,
+            }
+            .encode()
+            .ok(),
+            Framing::Relay { .. } => RelayDatagram::Notice(liveness::PROBE).encode().ok(),
+        };
+        if let Some(probe) = probe {
+            self.transmits.push_back(probe);
+        }
+        self.next_keepalive = now + self.keepalive;
     }
 
     /// Reads a datagram from the server. Datagrams that are not valid UTF-8 (or, in relay
@@ -367,8 +448,19 @@ impl ChatSession {
                 )),
             },
         };
-        if matches!(&incoming, Incoming::Notice(n) if n.ends_session()) {
-            self.ended = true;
+        match &incoming {
+            Incoming::Notice(n) if n.ends_session() => self.ended = true,
+            Incoming::Notice(Notice::Alive(n)) => {
+                if let Some(monitor) = &mut self.liveness {
+                    monitor.answered();
+                }
+                self.room_size = Some(*n);
+            }
+            Incoming::Notice(Notice::NotMember) if self.liveness.is_some() => {
+                self.lost = Some(Lost::NotMember);
+                self.ended = true;
+            }
+            _ => {}
         }
         Some(incoming)
     }
