@@ -164,7 +164,7 @@ mod tests {
         let mut monitor = Monitor::new(t0, K);
         monitor.answered();
         // The server dies right after answering the probe sent at t0.
-        let mut now = t0;
+        let mut now;
         let mut steps = Vec::new();
         loop {
             now = monitor.poll_timeout();

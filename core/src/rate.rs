@@ -18,6 +18,10 @@ pub const MEMBER_RATE_FLOOR: u32 = 200;
 /// The least per-member burst a server limit may have.
 pub const MEMBER_BURST_FLOOR: u32 = 400;
 
+// The build fails if the client's default pace rises to what a server may cut.
+const _: () = assert!(CLIENT_LINES_PER_SEC < MEMBER_RATE_FLOOR);
+const _: () = assert!(CLIENT_BURST <= MEMBER_BURST_FLOOR);
+
 /// A token bucket: `burst` tokens at most, refilled at `per_sec` a second.
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
@@ -93,8 +97,6 @@ mod tests {
 
     #[test]
     fn the_client_pace_stays_below_what_a_server_must_allow() {
-        assert!(CLIENT_LINES_PER_SEC < MEMBER_RATE_FLOOR);
-        assert!(CLIENT_BURST <= MEMBER_BURST_FLOOR);
         // A paced client, run for ten simulated seconds against a bucket at the
         // floor, is never refused.
         let t0 = Instant::now();
