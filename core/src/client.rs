@@ -13,8 +13,8 @@
 //! let mut handshake = Handshake::join("lobby", "bob", None).unwrap();
 //! // write handshake.request() to the TCP stream, then feed what comes back:
 //! let answer = [
-//!     ocm_core::tcrp::encode_response(b"lobby", 2, ocm_core::Status::Ok),
-//!     ocm_core::tcrp::encode_complete(b"lobby", 2, &ocm_core::Token::from_bytes([1; 16])),
+//!     ocm_core::wire::tcrp::encode_response(b"lobby", 2, ocm_core::Status::Ok),
+//!     ocm_core::wire::tcrp::encode_complete(b"lobby", 2, &ocm_core::Token::from_bytes([1; 16])),
 //! ]
 //! .concat();
 //! let token = handshake.handle_data(&answer).unwrap().unwrap();
@@ -24,13 +24,14 @@
 //! assert_eq!(chat.handle_datagram(b"alice: hi"), Some(Incoming::Line("alice: hi".into())));
 //! ```
 
-use crate::liveness::{self, Lost, Monitor, Step};
 use crate::names::{self, NameError};
-use crate::notice::{Notice, NOTICE_PREFIX};
-use crate::relay_datagram::{RelayDatagram, MAX_RELAY_DATAGRAM_LEN};
-use crate::request::encode_payload;
-use crate::room_datagram::{RoomDatagram, MAX_DATAGRAM_LEN};
-use crate::tcrp::{encode_frame, FrameDecoder, Operation, State, Status};
+use crate::probe::{self, Lost, Monitor, Step};
+use crate::wire::notice::{Notice, NOTICE_PREFIX};
+use crate::wire::relay_datagram::RelayDatagram;
+use crate::wire::request::encode_payload;
+use crate::wire::room_datagram::RoomDatagram;
+use crate::wire::tcrp::{encode_frame, FrameDecoder, Operation, State, Status};
+use crate::wire::MAX_DATAGRAM_LEN;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -232,6 +233,19 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// Why a chat session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// `/exit` (or [`ChatSession::leave`]): the leave was queued.
+    Left,
+    /// The server evicted this member (`* disconnected: ...`).
+    Disconnected,
+    /// The room closed (`* room closed: ...`).
+    RoomClosed,
+    /// The liveness probes say the membership is gone (see [`crate::probe`]).
+    Lost(Lost),
+}
+
 #[derive(Debug)]
 enum Framing {
     Room { room: Bytes, token: Bytes },
@@ -245,10 +259,9 @@ pub struct ChatSession {
     keepalive: Duration,
     next_keepalive: Instant,
     transmits: VecDeque<Bytes>,
-    ended: bool,
+    ended: Option<SessionEnd>,
     /// Liveness probes (an ocm extension), once enabled and while the server answers.
-    liveness: Option<Monitor>,
-    lost: Option<Lost>,
+    probes: Option<Monitor>,
     room_size: Option<usize>,
 }
 
@@ -290,9 +303,8 @@ impl ChatSession {
             keepalive,
             next_keepalive: now,
             transmits: VecDeque::new(),
-            ended: false,
-            liveness: None,
-            lost: None,
+            ended: None,
+            probes: None,
             room_size: None,
         };
         session.queue(now, "");
@@ -303,13 +315,13 @@ impl ChatSession {
     pub fn max_message_len(&self) -> usize {
         match &self.framing {
             Framing::Room { room, token } => MAX_DATAGRAM_LEN - 2 - room.len() - token.len(),
-            Framing::Relay { username } => MAX_RELAY_DATAGRAM_LEN - 1 - username.len(),
+            Framing::Relay { username } => MAX_DATAGRAM_LEN - 1 - username.len(),
         }
     }
 
     /// Queues one chat line. `/exit` leaves, as [`ChatSession::leave`] does.
     pub fn send(&mut self, now: Instant, text: &str) -> Result<(), SendError> {
-        if self.ended {
+        if self.ended.is_some() {
             return Err(SendError::Ended);
         }
         let max = self.max_message_len();
@@ -318,22 +330,27 @@ impl ChatSession {
         }
         self.queue(now, text);
         if text == "/exit" {
-            self.ended = true;
+            self.ended = Some(SessionEnd::Left);
         }
         Ok(())
     }
 
     /// Queues `/exit` and ends the session.
     pub fn leave(&mut self, now: Instant) {
-        if !self.ended {
+        if self.ended.is_none() {
             self.queue(now, "/exit");
-            self.ended = true;
+            self.ended = Some(SessionEnd::Left);
         }
+    }
+
+    /// Why the session ended, once it has: it left, was evicted or its room closed.
+    pub fn ended(&self) -> Option<SessionEnd> {
+        self.ended
     }
 
     /// True once the session left, was evicted or its room closed.
     pub fn is_ended(&self) -> bool {
-        self.ended
+        self.ended.is_some()
     }
 
     /// The next datagram to send to the server.
@@ -343,22 +360,22 @@ impl ChatSession {
 
     /// When the next keepalive (or liveness probe) is due; `None` once ended.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.ended {
+        if self.ended.is_some() {
             return None;
         }
-        match &self.liveness {
+        match &self.probes {
             Some(monitor) => Some(monitor.poll_timeout()),
             None => Some(self.next_keepalive),
         }
     }
 
-    /// Queues a keepalive or a probe if one is due; ends the session when the liveness
-    /// probes say the membership is lost.
+    /// Queues a keepalive or a probe if one is due; ends the session when the probes
+    /// say the membership is lost.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.ended {
+        if self.ended.is_some() {
             return;
         }
-        let Some(monitor) = &mut self.liveness else {
+        let Some(monitor) = &mut self.probes else {
             if now >= self.next_keepalive {
                 self.queue(now, "");
             }
@@ -367,41 +384,33 @@ impl ChatSession {
         match monitor.handle_timeout(now) {
             Step::Wait => {}
             Step::Probe => self.queue_probe(now),
-            Step::Lost(lost) => {
-                self.lost = Some(lost);
-                self.ended = true;
-            }
+            Step::Lost(lost) => self.ended = Some(SessionEnd::Lost(lost)),
             Step::Unsupported => {
-                self.liveness = None;
+                self.probes = None;
                 self.queue(now, "");
             }
         }
     }
 
-    /// Turns on liveness probes (an ocm extension, see [`crate::liveness`]): the first
+    /// Turns on liveness probes (an ocm extension, see [`crate::probe`]): the first
     /// probe is queued now, then one every keepalive interval instead of the
     /// keepalive. If the server never answers, the session falls back to keepalives.
     pub fn enable_liveness(&mut self, now: Instant) {
-        if self.ended || self.liveness.is_some() {
+        if self.ended.is_some() || self.probes.is_some() {
             return;
         }
-        self.liveness = Some(Monitor::new(now, self.keepalive));
+        self.probes = Some(Monitor::new(now, self.keepalive));
         self.queue_probe(now);
     }
 
     /// True while probes are sent and the server has answered one.
     pub fn is_liveness_confirmed(&self) -> bool {
-        self.liveness.as_ref().is_some_and(Monitor::is_confirmed)
+        self.probes.as_ref().is_some_and(Monitor::is_confirmed)
     }
 
     /// True while probes are sent (the server has not yet been found without them).
     pub fn is_liveness_on(&self) -> bool {
-        self.liveness.is_some()
-    }
-
-    /// Why the membership is held for lost, if the probes say so.
-    pub fn lost(&self) -> Option<Lost> {
-        self.lost
+        self.probes.is_some()
     }
 
     /// The room's size from the last `alive` answer.
@@ -414,11 +423,11 @@ impl ChatSession {
             Framing::Room { token, .. } => RoomDatagram {
                 room: b"",
                 token,
-                message: liveness::PROBE,
+                message: probe::PROBE,
             }
             .encode()
             .ok(),
-            Framing::Relay { .. } => RelayDatagram::Notice(liveness::PROBE).encode().ok(),
+            Framing::Relay { .. } => RelayDatagram::Notice(probe::PROBE).encode().ok(),
         };
         if let Some(probe) = probe {
             self.transmits.push_back(probe);
@@ -448,19 +457,21 @@ impl ChatSession {
                 )),
             },
         };
-        match &incoming {
-            Incoming::Notice(n) if n.ends_session() => self.ended = true,
-            Incoming::Notice(Notice::Alive(n)) => {
-                if let Some(monitor) = &mut self.liveness {
-                    monitor.answered();
+        if self.ended.is_none() {
+            self.ended = match &incoming {
+                Incoming::Notice(Notice::Disconnected(_)) => Some(SessionEnd::Disconnected),
+                Incoming::Notice(Notice::RoomClosed(_)) => Some(SessionEnd::RoomClosed),
+                Incoming::Notice(Notice::NotMember) if self.probes.is_some() => {
+                    Some(SessionEnd::Lost(Lost::NotMember))
                 }
-                self.room_size = Some(*n);
+                _ => None,
+            };
+        }
+        if let Incoming::Notice(Notice::Alive(n)) = &incoming {
+            if let Some(monitor) = &mut self.probes {
+                monitor.answered();
             }
-            Incoming::Notice(Notice::NotMember) if self.liveness.is_some() => {
-                self.lost = Some(Lost::NotMember);
-                self.ended = true;
-            }
-            _ => {}
+            self.room_size = Some(*n);
         }
         Some(incoming)
     }

@@ -104,7 +104,7 @@ impl Config {
         if let Some((field, _)) = durations.iter().find(|(_, d)| *d > MAX_DURATION) {
             return Err(ConfigError::TooLong(field));
         }
-        if self.max_payload > crate::tcrp::MAX_PAYLOAD_LIMIT {
+        if self.max_payload > crate::wire::tcrp::MAX_PAYLOAD_LIMIT {
             return Err(ConfigError::PayloadLimitTooLarge);
         }
         Ok(())
@@ -168,7 +168,7 @@ mod tests {
             ),
         ] {
             assert_eq!(config.validate(), Err(ConfigError::TooLong(field)));
-            assert!(crate::Server::new(config.clone(), [0; 32]).is_err());
+            assert!(crate::RoomServer::new(config.clone(), [0; 32]).is_err());
             assert!(crate::RelayServer::new(config, [0; 32]).is_err());
         }
         let config = Config {
@@ -179,12 +179,15 @@ mod tests {
         };
         assert_eq!(config.validate(), Ok(()));
         // The longest timeouts still make deadlines: accept and create do not panic.
-        let mut server = crate::Server::new(config, [0; 32]).unwrap();
+        let mut server = crate::RoomServer::new(config, [0; 32]).unwrap();
         let now = std::time::Instant::now();
         let conn = crate::ConnId(1);
         server.handle_tcp_accept(now, conn, "127.0.0.1:5000".parse().unwrap());
         let create = crate::client::Handshake::create("lobby", "alice", None).unwrap();
         server.handle_tcp_data(now, conn, create.request());
-        assert_eq!(server.stats().handshakes(crate::Status::Ok), 1);
+        assert_eq!(
+            crate::Machine::stats(&server).handshakes(crate::Status::Ok),
+            1
+        );
     }
 }

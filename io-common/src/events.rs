@@ -171,8 +171,12 @@ pub fn log_event(event: &Event) {
     match event {
         Event::RoomCreated { room, host } => tracing::info!(%room, %host, "room created"),
         Event::RoomClosed { room, reason } => tracing::info!(%room, %reason, "room closed"),
-        Event::MemberJoined { room, username } => tracing::info!(%room, %username, "joined"),
-        Event::MemberLeft { room, username } => tracing::info!(%room, %username, "left"),
+        Event::MemberJoined { room, username } => {
+            tracing::info!(room = room.as_deref(), %username, "joined")
+        }
+        Event::MemberLeft { room, username } => {
+            tracing::info!(room = room.as_deref(), %username, "left")
+        }
         Event::MemberAddress {
             room,
             username,
@@ -183,7 +187,7 @@ pub fn log_event(event: &Event) {
             username,
             reason,
         } => {
-            tracing::info!(%room, %username, %reason, "evicted")
+            tracing::info!(room = room.as_deref(), %username, %reason, "evicted")
         }
         Event::Handshake {
             peer,

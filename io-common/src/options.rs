@@ -1,18 +1,8 @@
 //! What a server shell is asked to run: the protocol, the addresses, the core's limits.
 
-use ocm_core::Config;
+use ocm_core::{Config, Protocol};
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// Which protocol the server speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Protocol {
-    /// Rooms: TCRP over TCP hands out tokens, UDP carries the chat (the spec's stage 2).
-    #[default]
-    Rooms,
-    /// Relay: one global room over UDP only (the spec's stage 1).
-    Relay,
-}
 
 /// Default of [`Options::stats_interval`].
 pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(60);

@@ -30,10 +30,10 @@ pub mod reconnect;
 pub use error::ClientError;
 
 use bytes::Bytes;
-use ocm_core::client::{ChatSession, Incoming, SendError};
-use ocm_core::liveness::Lost;
-use ocm_core::notice::Notice;
+use ocm_core::client::{ChatSession, Incoming, SendError, SessionEnd};
+use ocm_core::probe::Lost;
 use ocm_core::rate::{TokenBucket, CLIENT_BURST, CLIENT_LINES_PER_SEC};
+use ocm_core::wire::notice::Notice;
 use ocm_core::Operation;
 use smol::future;
 use smol::stream::{Stream, StreamExt};
@@ -201,8 +201,8 @@ pub struct Connection {
     server: SocketAddr,
     local: SocketAddr,
     session: ChatSession,
-    /// We sent the leave.
-    left: bool,
+    /// The reason in the eviction notice, once one came.
+    evicted: Option<String>,
 }
 
 /// Joins (rooms: the TCRP handshake, then registration) or registers (relay).
@@ -248,7 +248,7 @@ pub async fn connect(options: &ClientOptions) -> Result<Connection, ClientError>
         server,
         local,
         session,
-        left: false,
+        evicted: None,
     })
 }
 
@@ -379,9 +379,9 @@ impl Connection {
                     Some(Incoming::Notice(Notice::Alive(n))) => on_event(ClientEvent::RoomSize(n)),
                     Some(Incoming::Notice(Notice::NotMember)) if self.session.is_ended() => {}
                     Some(Incoming::Notice(Notice::Disconnected(reason))) => {
-                        let notice = Notice::Disconnected(reason.clone());
+                        self.evicted = Some(reason.clone());
+                        let notice = Notice::Disconnected(reason);
                         on_event(ClientEvent::Message(Incoming::Notice(notice)));
-                        return Ok(End::Lost(LostReason::Evicted(reason)));
                     }
                     Some(incoming) => on_event(ClientEvent::Message(incoming)),
                     None => {}
@@ -409,26 +409,19 @@ impl Connection {
         }
     }
 
+    /// Why the session ended, as the core decided it.
     fn end(&self) -> Option<End> {
-        if !self.session.is_ended() {
-            return None;
-        }
-        Some(match self.session.lost() {
-            Some(lost) => End::Lost(LostReason::Probes(lost)),
-            None if self.left() => End::Left,
-            None => End::RoomClosed,
+        Some(match self.session.ended()? {
+            SessionEnd::Left => End::Left,
+            SessionEnd::RoomClosed => End::RoomClosed,
+            SessionEnd::Disconnected => End::Lost(LostReason::Evicted(
+                self.evicted.clone().unwrap_or_default(),
+            )),
+            SessionEnd::Lost(lost) => End::Lost(LostReason::Probes(lost)),
         })
     }
 
-    /// True when the session ended by our leave (not by a notice or the probes).
-    fn left(&self) -> bool {
-        self.left
-    }
-
     fn leave(&mut self, now: Instant) {
-        if !self.session.is_ended() {
-            self.left = true;
-        }
         self.session.leave(now);
     }
 

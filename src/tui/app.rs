@@ -8,7 +8,7 @@ use crate::chat::command::{self, Command};
 use crate::chat::entry::{Entry, Source};
 use crate::chat::roster::Roster;
 use ocm_core::client::Incoming;
-use ocm_core::notice::{read_member_list, Notice};
+use ocm_core::wire::notice::{read_member_list, Notice};
 use ocm_smol::client::ClientEvent;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::cell::Cell;

@@ -269,7 +269,7 @@ mod tests {
         app.push(Entry::sent("09:42", "bob", "hi alice"));
         app.on_event(
             "09:43",
-            ClientEvent::Message(Incoming::Notice(ocm_core::notice::Notice::Joined(
+            ClientEvent::Message(Incoming::Notice(ocm_core::wire::notice::Notice::Joined(
                 "carol".into(),
             ))),
         );

@@ -1,17 +1,18 @@
 //! The rooms server: TCRP over TCP hands out tokens, UDP datagrams carry the chat.
 //!
-//! [`Server`] is a sans-IO state machine. The shell feeds it what happened, each with
-//! the current time, and carries out what it asks:
+//! [`RoomServer`] is a sans-IO state machine. The shell feeds it what happened, each
+//! with the current time, and carries out what it asks:
 //!
 //! ```
-//! use ocm_core::{Config, ConnId, Output, Server};
+//! use ocm_core::{Config, ConnId, Input, Machine, Output, RoomServer};
 //! use std::time::Instant;
 //!
-//! let mut server = Server::new(Config::default(), [0; 32]).unwrap();
+//! let mut server = RoomServer::new(Config::default(), [0; 32]).unwrap();
 //! let now = Instant::now();
-//! server.handle_tcp_accept(now, ConnId(1), "127.0.0.1:5000".parse().unwrap());
+//! let conn = ConnId(1);
+//! server.handle(now, Input::TcpAccepted { conn, peer: "127.0.0.1:5000".parse().unwrap() });
 //! let request = ocm_core::client::Handshake::create("lobby", "alice", None).unwrap();
-//! server.handle_tcp_data(now, ConnId(1), request.request());
+//! server.handle(now, Input::TcpData { conn, data: request.request() });
 //! while let Some(output) = server.poll_output() {
 //!     match output {
 //!         Output::TcpSend { .. } => { /* write it */ }
@@ -23,42 +24,43 @@
 //! // then sleep until server.poll_timeout() or the next input
 //! ```
 //!
-//! The TCP side lives in `handshake.rs`, rooms and the UDP side in `membership.rs`.
+//! The TCP side lives in `handshake.rs`, rooms and the UDP side in `membership.rs`; the
+//! bookkeeping checks in [`crate::invariants`].
 
 mod handshake;
-mod invariants;
-mod membership;
-
-pub use invariants::InvariantViolation;
+pub(crate) mod membership;
 
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
-use crate::output::{ConnId, DropReason, Event, Output};
+use crate::input::Input;
+use crate::invariants::InvariantViolation;
+use crate::machine::Machine;
+use crate::outbox::Outbox;
+use crate::output::{ConnId, Output};
 use crate::stats::Stats;
 use crate::timers::TimerQueue;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use handshake::Conn;
-use membership::{Member, MemberId, Room};
+use membership::{Member, MemberId, Removal, Room};
 
 /// What a timer entry belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerKey {
+pub(crate) enum TimerKey {
     Conn(ConnId),
     Member(MemberId),
 }
 
-/// How much the server holds right now; every figure is bounded by [`Config`].
+/// How much a server holds right now; every figure is bounded by [`Config`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
-    /// Rooms alive.
+    /// Rooms alive (relay mode: 1 while it has clients).
     pub rooms: usize,
-    /// Members in all rooms.
+    /// Members in all rooms (relay mode: its clients).
     pub members: usize,
     /// TCP connections open (in handshake or waiting for the port).
     pub connections: usize,
@@ -83,30 +85,29 @@ pub struct MemberInfo {
 
 /// The rooms server state machine.
 #[derive(Debug)]
-pub struct Server {
-    config: Config,
+pub struct RoomServer {
+    pub(crate) config: Config,
     rng: ChaCha20Rng,
-    conns: KeyedMap<ConnId, Conn>,
-    conns_per_ip: KeyedMap<IpAddr, usize>,
-    rooms: KeyedMap<Arc<str>, Room>,
-    members: KeyedMap<MemberId, Member>,
-    tokens: KeyedMap<crate::token::Token, MemberId>,
-    by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
-    members_per_ip: KeyedMap<IpAddr, usize>,
+    pub(crate) conns: KeyedMap<ConnId, Conn>,
+    pub(crate) conns_per_ip: KeyedMap<IpAddr, usize>,
+    pub(crate) rooms: KeyedMap<Arc<str>, Room>,
+    pub(crate) members: KeyedMap<MemberId, Member>,
+    pub(crate) tokens: KeyedMap<crate::token::Token, MemberId>,
+    pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
+    pub(crate) members_per_ip: KeyedMap<IpAddr, usize>,
     next_member: u64,
     timers: TimerQueue<TimerKey>,
-    outputs: VecDeque<Output>,
-    stats: Stats,
+    out: Outbox,
 }
 
-impl Server {
+impl RoomServer {
     /// A server with these limits, drawing tokens, salts and hash keys from a ChaCha20
     /// generator seeded with `seed` (OS entropy in a real server, fixed in tests).
-    pub fn new(config: Config, seed: [u8; 32]) -> Result<Server, ConfigError> {
+    pub fn new(config: Config, seed: [u8; 32]) -> Result<RoomServer, ConfigError> {
         config.validate()?;
         let mut rng = ChaCha20Rng::from_seed(seed);
         let state = KeyedState::new(&mut rng);
-        Ok(Server {
+        Ok(RoomServer {
             config,
             rng,
             conns: keyed_map(state),
@@ -118,25 +119,8 @@ impl Server {
             members_per_ip: keyed_map(state),
             next_member: 0,
             timers: TimerQueue::default(),
-            outputs: VecDeque::new(),
-            stats: Stats::default(),
+            out: Outbox::default(),
         })
-    }
-
-    /// The limits in force.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The next thing to do, until `None`.
-    pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
-    }
-
-    /// When [`Server::handle_timeout`] should next be called. It may be called earlier
-    /// or later; an early call does nothing.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_deadline()
     }
 
     /// Fires every timer due at `now`: handshake and port deadlines, idle evictions.
@@ -147,37 +131,41 @@ impl Server {
                 TimerKey::Member(member) => self.member_timer(now, member),
             }
         }
-        let live = self.conns.len() + self.members.len();
-        if self.timers.len() > 2 * live + 64 {
-            let (conns, members) = (&self.conns, &self.members);
-            self.timers.compact(|key| match key {
+        self.sweep_timers();
+    }
+
+    /// Drops stale timer entries once they outnumber what is alive (see
+    /// [`TimerQueue::sweep`]); called wherever an entry can go stale, so the table stays
+    /// bounded however rarely timers fire.
+    fn sweep_timers(&mut self) {
+        let (conns, members) = (&self.conns, &self.members);
+        self.timers
+            .sweep(conns.len() + members.len(), |key| match key {
                 TimerKey::Conn(c) => conns.contains_key(c),
                 TimerKey::Member(m) => members.contains_key(m),
             });
-        }
     }
 
-    /// The shell could not send to `to` (an error from `send_to`, or an ICMP error
-    /// read from the socket's error queue). Members at that address count a failure;
-    /// at `max_send_failures` in a row they are evicted. A valid datagram from a
-    /// member resets its count.
+    /// The shell could not send to `to`. Members at that address count a failure; at
+    /// `max_send_failures` in a row they are evicted. A valid datagram from a member
+    /// resets its count.
     pub fn handle_send_failed(&mut self, _now: Instant, to: SocketAddr) {
-        self.stats.send_failures += 1;
+        self.out.stats.send_failures += 1;
         let Some(ids) = self.by_addr.get(&canonical_addr(to)) else {
             return;
         };
+        let max = self.config.max_send_failures;
         let mut evict = Vec::new();
         for id in ids {
             if let Some(member) = self.members.get_mut(id) {
-                member.failures += 1;
-                if member.failures >= self.config.max_send_failures {
+                if member.liveness.send_failed(max) {
                     evict.push(*id);
                 }
             }
         }
         for id in evict {
-            let reason = crate::notice::EvictReason::SendFailures(self.config.max_send_failures);
-            self.remove_member(id, membership::Removal::Evicted(reason));
+            let reason = crate::wire::notice::EvictReason::SendFailures(max);
+            self.remove_member(id, Removal::Evicted(reason));
         }
     }
 
@@ -187,7 +175,7 @@ impl Server {
         let mut names: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
         names.sort();
         for name in names {
-            self.close_room(&name, crate::notice::CloseReason::ServerShutdown);
+            self.close_room(&name, crate::wire::notice::CloseReason::ServerShutdown);
         }
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort();
@@ -195,22 +183,6 @@ impl Server {
             self.close_conn(conn);
         }
         self.timers = TimerQueue::default();
-    }
-
-    /// Counters since start.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    /// What the server holds now.
-    pub fn counts(&self) -> Counts {
-        Counts {
-            rooms: self.rooms.len(),
-            members: self.members.len(),
-            connections: self.conns.len(),
-            queued_outputs: self.outputs.len(),
-            timers: self.timers.len(),
-        }
     }
 
     /// Names of the rooms alive, sorted.
@@ -226,29 +198,64 @@ impl Server {
         Some(
             room.members
                 .iter()
-                .filter_map(|id| self.members.get(id).map(|m| (id, m)))
-                .map(|(id, m)| MemberInfo {
+                .enumerate()
+                .filter_map(|(i, id)| self.members.get(id).map(|m| (i, m)))
+                .map(|(i, m)| MemberInfo {
                     username: m.username.clone(),
-                    is_host: *id == room.host,
+                    is_host: i == 0,
                     ip: m.ip,
                     udp: m.udp,
                 })
                 .collect(),
         )
     }
+}
 
-    fn emit(&mut self, event: Event) {
-        self.outputs.push_back(Output::Event(event));
+impl Machine for RoomServer {
+    fn handle(&mut self, now: Instant, input: Input<&[u8]>) {
+        match input {
+            Input::TcpAccepted { conn, peer } => self.handle_tcp_accept(now, conn, peer),
+            Input::TcpData { conn, data } => self.handle_tcp_data(now, conn, data),
+            Input::TcpClosed { conn } => self.handle_tcp_closed(now, conn),
+            Input::Datagram { from, data } => self.handle_datagram(now, from, data),
+            Input::SendFailed { to } => self.handle_send_failed(now, to),
+            Input::Timeout => self.handle_timeout(now),
+            Input::Shutdown => self.shutdown(now),
+        }
     }
 
-    fn drop_datagram(&mut self, from: SocketAddr, reason: DropReason) {
-        self.stats.dropped[reason.index()] += 1;
-        self.emit(Event::DatagramDropped { from, reason });
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
     }
 
-    fn send_datagram(&mut self, to: SocketAddr, payload: bytes::Bytes) {
-        self.stats.datagrams_sent += 1;
-        self.outputs.push_back(Output::Datagram { to, payload });
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.out.stats
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            rooms: self.rooms.len(),
+            members: self.members.len(),
+            connections: self.conns.len(),
+            queued_outputs: self.out.len(),
+            timers: self.timers.len(),
+        }
+    }
+
+    fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        crate::invariants::rooms(self)
+    }
+
+    fn member_addrs(&self) -> Vec<SocketAddr> {
+        self.by_addr.keys().copied().collect()
     }
 }
 
@@ -267,6 +274,3 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(canonical_ip(addr.ip()), addr.port())
 }
-
-#[cfg(test)]
-mod tests;

@@ -3,21 +3,20 @@
 //! what a server sends.
 //!
 //! ```
-//! use ocm_core::fuzzing::{tcrp_stream, TcrpInput};
-//! let stream = ocm_core::tcrp::encode_frame(b"lobby", 1, 0, b"alice").to_vec();
+//! use ocm_testkit::fuzz::{tcrp_stream, TcrpInput};
+//! let stream = ocm_core::wire::tcrp::encode_frame(b"lobby", 1, 0, b"alice").to_vec();
 //! // One byte at a time, decoder limit 4096: no panic, the frame re-encodes.
 //! tcrp_stream(&TcrpInput { limit: 4096, chunks: vec![1], stream }.encode());
 //! ```
 
-use crate::client::{ChatSession, Incoming};
-use crate::names;
-use crate::relay_datagram::{RelayDatagram, RelayDatagramError, MAX_RELAY_DATAGRAM_LEN};
-use crate::room_datagram::{
-    relayed_line, DatagramError, RoomDatagram, MAX_DATAGRAM_LEN, MAX_RELAYED_LEN,
-};
-use crate::tcrp::{DecodeError, Frame, FrameDecoder, HEADER_LEN, MAX_PAYLOAD_LIMIT};
-use crate::token::Token;
 use arbitrary::{Arbitrary, Unstructured};
+use ocm_core::client::{ChatSession, Incoming};
+use ocm_core::names;
+use ocm_core::token::Token;
+use ocm_core::wire::relay_datagram::RelayDatagram;
+use ocm_core::wire::room_datagram::{relayed_line, RoomDatagram, MAX_RELAYED_LEN};
+use ocm_core::wire::tcrp::{DecodeError, Frame, FrameDecoder, HEADER_LEN, MAX_PAYLOAD_LIMIT};
+use ocm_core::wire::{DatagramError, MAX_DATAGRAM_LEN};
 use std::time::{Duration, Instant};
 
 /// Most chunk lengths a [`TcrpInput`] carries; they are used in turn, cyclically.
@@ -302,7 +301,7 @@ pub fn relay_datagram(data: &[u8]) {
     let decoded = RelayDatagram::decode(data);
     match decoded {
         Ok(datagram) => {
-            assert!(data.len() <= MAX_RELAY_DATAGRAM_LEN);
+            assert!(data.len() <= MAX_DATAGRAM_LEN);
             let encoded = datagram.encode().expect("a decoded datagram encodes");
             assert_eq!(
                 &encoded[..],
@@ -317,9 +316,9 @@ pub fn relay_datagram(data: &[u8]) {
                 }
             }
         }
-        Err(RelayDatagramError::TooLarge) => assert!(data.len() > MAX_RELAY_DATAGRAM_LEN),
-        Err(RelayDatagramError::Truncated) => assert!(
-            data.len() <= MAX_RELAY_DATAGRAM_LEN
+        Err(DatagramError::TooLarge) => assert!(data.len() > MAX_DATAGRAM_LEN),
+        Err(DatagramError::Truncated) => assert!(
+            data.len() <= MAX_DATAGRAM_LEN
                 && (data.is_empty() || data.len() < 1 + usize::from(data[0]))
         ),
     }
@@ -405,7 +404,7 @@ mod tests {
     fn a_frame_that_does_not_round_trip_is_caught() {
         // A stream that cannot come from `encode`: decoding it must still round-trip, so
         // feed `decode_chunks` a lying `stream` to prove the check is live.
-        let frame = crate::tcrp::encode_frame(b"r", 1, 0, b"u");
+        let frame = ocm_core::wire::tcrp::encode_frame(b"r", 1, 0, b"u");
         let mut lie = frame.to_vec();
         lie[32] = b'x';
         decode_chunks(4096, &lie, &[&frame[..]]);

@@ -8,9 +8,9 @@
 
 use super::scenarios::{relay_scenarios, server_scenarios};
 use super::TcrpInput;
-use crate::request::encode_payload;
-use crate::tcrp::{encode_complete, encode_frame, encode_response, Status, HEADER_LEN};
-use crate::token::Token;
+use ocm_core::token::Token;
+use ocm_core::wire::request::encode_payload;
+use ocm_core::wire::tcrp::{encode_complete, encode_frame, encode_response, Status, HEADER_LEN};
 
 /// One seed file.
 #[derive(Clone, Debug)]

@@ -5,14 +5,15 @@
 //! authorized when its room exists, its token belongs to that room and it comes from
 //! that IP; only then does it change anything (address, last-seen time, failure count).
 
-use super::{canonical_addr, canonical_ip, Server, TimerKey};
-use crate::notice::{CloseReason, EvictReason, Notice};
+use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
+use crate::liveness::Liveness;
 use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
-use crate::request::Credentials;
-use crate::room_datagram::{relayed_line, DatagramError, RoomDatagram};
-use crate::tcrp::Status;
 use crate::token::Token;
+use crate::wire::notice::{CloseReason, EvictReason, Notice};
+use crate::wire::request::Credentials;
+use crate::wire::room_datagram::{relayed_line, RoomDatagram};
+use crate::wire::tcrp::Status;
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -20,36 +21,34 @@ use std::time::Instant;
 
 /// A member, named by a number never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(super) struct MemberId(u64);
+pub(crate) struct MemberId(u64);
 
 #[derive(Debug)]
-pub(super) struct Member {
-    pub(super) room: Arc<str>,
-    pub(super) username: Arc<str>,
-    pub(super) token: Token,
-    pub(super) ip: IpAddr,
-    pub(super) udp: Option<SocketAddr>,
-    pub(super) last_seen: Instant,
-    pub(super) failures: u32,
+pub(crate) struct Member {
+    pub(crate) room: Arc<str>,
+    pub(crate) username: Arc<str>,
+    pub(crate) token: Token,
+    pub(crate) ip: IpAddr,
+    pub(crate) udp: Option<SocketAddr>,
+    pub(crate) liveness: Liveness,
 }
 
 #[derive(Debug)]
-pub(super) struct Room {
-    pub(super) host: MemberId,
-    pub(super) password: Option<PasswordHash>,
-    /// In join order, host first.
-    pub(super) members: Vec<MemberId>,
+pub(crate) struct Room {
+    pub(crate) password: Option<PasswordHash>,
+    /// In join order: the host is always the first (its going closes the room).
+    pub(crate) members: Vec<MemberId>,
 }
 
 /// How a member goes.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Removal {
+pub(crate) enum Removal {
     Left,
     Evicted(EvictReason),
 }
 
-impl Server {
-    pub(super) fn create_room(
+impl RoomServer {
+    pub(crate) fn create_room(
         &mut self,
         now: Instant,
         room: &str,
@@ -71,19 +70,18 @@ impl Server {
         self.rooms.insert(
             name.clone(),
             Room {
-                host: id,
                 password,
                 members: vec![id],
             },
         );
-        self.emit(Event::RoomCreated {
+        self.out.emit(Event::RoomCreated {
             room: name,
             host: username,
         });
         Ok((id, token))
     }
 
-    pub(super) fn join_room(
+    pub(crate) fn join_room(
         &mut self,
         now: Instant,
         room: &str,
@@ -115,8 +113,8 @@ impl Server {
         room.members.push(id);
         let notice = Bytes::from(Notice::Joined(username.to_string()).room_text());
         self.notify_room(&name, Some(id), &notice);
-        self.emit(Event::MemberJoined {
-            room: name,
+        self.out.emit(Event::MemberJoined {
+            room: Some(name),
             username,
         });
         Ok((id, token))
@@ -153,8 +151,7 @@ impl Server {
                 token,
                 ip,
                 udp: None,
-                last_seen: now,
-                failures: 0,
+                liveness: Liveness::new(now),
             },
         );
         self.timers
@@ -163,7 +160,7 @@ impl Server {
     }
 
     /// The port step of the handshake gave an address; a datagram, if one came first, wins.
-    pub(super) fn set_udp_from_port_step(&mut self, id: MemberId, addr: SocketAddr) {
+    pub(crate) fn set_udp_from_port_step(&mut self, id: MemberId, addr: SocketAddr) {
         if self.members.get(&id).is_some_and(|m| m.udp.is_none()) {
             self.set_udp(id, addr);
         }
@@ -180,7 +177,7 @@ impl Server {
             unindex(&mut self.by_addr, old, id);
         }
         self.by_addr.entry(addr).or_default().push(id);
-        self.emit(Event::MemberAddress {
+        self.out.emit(Event::MemberAddress {
             room,
             username,
             addr,
@@ -189,21 +186,20 @@ impl Server {
 
     /// A datagram arrived on the UDP socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.stats.datagrams_received += 1;
+        self.out.stats.datagrams_received += 1;
         let from = canonical_addr(from);
         let (id, message) = match self.authorize(from, data) {
             Ok(found) => found,
-            Err(reason) => return self.drop_datagram(from, reason),
+            Err(reason) => return self.out.drop_datagram(from, reason),
         };
         self.set_udp(id, from);
         let member = self.members.get_mut(&id).expect("authorized member exists");
-        member.last_seen = now;
-        member.failures = 0;
+        member.liveness.heard(now);
         match message {
-            "" => self.stats.keepalives += 1,
+            "" => self.out.stats.keepalives += 1,
             "/exit" => self.remove_member(id, Removal::Left),
             text => {
-                self.stats.messages_relayed += 1;
+                self.out.stats.messages_relayed += 1;
                 let member = &self.members[&id];
                 let line = relayed_line(&member.username, text);
                 let room = member.room.clone();
@@ -218,10 +214,7 @@ impl Server {
         from: SocketAddr,
         data: &'a [u8],
     ) -> Result<(MemberId, &'a str), DropReason> {
-        let datagram = RoomDatagram::decode(data).map_err(|e| match e {
-            DatagramError::TooLarge => DropReason::TooLarge,
-            DatagramError::Truncated => DropReason::Truncated,
-        })?;
+        let datagram = RoomDatagram::decode(data)?;
         let room = std::str::from_utf8(datagram.room).map_err(|_| DropReason::UnknownRoom)?;
         if !self.rooms.contains_key(room) {
             return Err(DropReason::UnknownRoom);
@@ -244,28 +237,20 @@ impl Server {
         let Some(entry) = self.rooms.get(room) else {
             return;
         };
-        let mut sent = 0;
-        for id in &entry.members {
-            if Some(*id) == skip {
-                continue;
-            }
-            if let Some(to) = self.members[id].udp {
-                self.outputs.push_back(crate::output::Output::Datagram {
-                    to,
-                    payload: payload.clone(),
-                });
-                sent += 1;
-            }
-        }
-        self.stats.datagrams_sent += sent;
+        let members = &self.members;
+        let to = entry
+            .members
+            .iter()
+            .filter(|id| Some(**id) != skip)
+            .filter_map(|id| members[id].udp);
+        self.out.fan_out(to, payload);
     }
 
-    pub(super) fn member_timer(&mut self, now: Instant, id: MemberId) {
+    pub(crate) fn member_timer(&mut self, now: Instant, id: MemberId) {
         let Some(member) = self.members.get(&id) else {
             return;
         };
-        let due = member.last_seen + self.config.idle_timeout;
-        if due > now {
+        if let Some(due) = member.liveness.idle_check(now, self.config.idle_timeout) {
             self.timers.schedule(due, TimerKey::Member(id));
             return;
         }
@@ -274,30 +259,31 @@ impl Server {
     }
 
     /// Removes a member with its token; the host's going closes the room.
-    pub(super) fn remove_member(&mut self, id: MemberId, how: Removal) {
+    pub(crate) fn remove_member(&mut self, id: MemberId, how: Removal) {
         let Some(member) = self.forget_member(id) else {
             return;
         };
         let room = member.room.clone();
+        let mut is_host = false;
         if let Some(entry) = self.rooms.get_mut(&room) {
+            is_host = entry.members.first() == Some(&id);
             entry.members.retain(|m| *m != id);
         }
-        let is_host = self.rooms.get(&room).is_some_and(|r| r.host == id);
         match how {
             Removal::Left => {
-                self.emit(Event::MemberLeft {
-                    room: room.clone(),
+                self.out.emit(Event::MemberLeft {
+                    room: Some(room.clone()),
                     username: member.username.clone(),
                 });
             }
             Removal::Evicted(reason) => {
-                self.stats.evictions += 1;
+                self.out.stats.evictions += 1;
                 if let Some(to) = member.udp {
                     let text = Notice::Disconnected(reason.to_string()).room_text();
-                    self.send_datagram(to, Bytes::from(text));
+                    self.out.datagram(to, Bytes::from(text));
                 }
-                self.emit(Event::MemberEvicted {
-                    room: room.clone(),
+                self.out.emit(Event::MemberEvicted {
+                    room: Some(room.clone()),
                     username: member.username.clone(),
                     reason,
                 });
@@ -315,7 +301,7 @@ impl Server {
     }
 
     /// Closes a room: every remaining member is told and loses its token.
-    pub(super) fn close_room(&mut self, room: &str, reason: CloseReason) {
+    pub(crate) fn close_room(&mut self, room: &str, reason: CloseReason) {
         let notice = Bytes::from(Notice::RoomClosed(reason.to_string()).room_text());
         self.notify_room(room, None, &notice);
         let Some((name, entry)) = self.rooms.remove_entry(room) else {
@@ -324,7 +310,7 @@ impl Server {
         for id in entry.members {
             self.forget_member(id);
         }
-        self.emit(Event::RoomClosed { room: name, reason });
+        self.out.emit(Event::RoomClosed { room: name, reason });
     }
 
     /// Drops a member's token and address index entry.
@@ -340,6 +326,7 @@ impl Server {
         if let Some(addr) = member.udp {
             unindex(&mut self.by_addr, addr, id);
         }
+        self.sweep_timers();
         Some(member)
     }
 }

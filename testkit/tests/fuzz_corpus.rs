@@ -1,13 +1,13 @@
 //! Replays the fuzz corpus on stable Rust, without libFuzzer: every file under
 //! `fuzz/corpus/TARGET/` and `fuzz/regressions/TARGET/` goes through the same
-//! `ocm_core::fuzzing` function the cargo-fuzz target calls, so `cargo test` guards
+//! `ocm_testkit::fuzz` function the cargo-fuzz target calls, so `cargo test` guards
 //! every input the fuzzers ever kept or crashed on.
 //!
 //! The seed files (`fuzz/corpus/TARGET/seed-*`) are generated from
-//! `ocm_core::fuzzing::seeds`; after changing the seeds, rewrite them with
-//! `OCM_WRITE_SEEDS=1 cargo test -p ocm-core --test fuzz_corpus`.
+//! `ocm_testkit::fuzz::seeds`; after changing the seeds, rewrite them with
+//! `OCM_WRITE_SEEDS=1 cargo test -p ocm-testkit --test fuzz_corpus`.
 
-use ocm_core::fuzzing::{seeds, TARGETS};
+use ocm_testkit::fuzz::{seeds, TARGETS};
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -141,7 +141,7 @@ fn every_target_has_a_one_line_fuzz_binary() {
         let path = fuzz_dir().join("fuzz_targets").join(format!("{target}.rs"));
         let source =
             std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{} missing", path.display()));
-        let call = format!("ocm_core::fuzzing::{target}(data)");
+        let call = format!("ocm_testkit::fuzz::{target}(data)");
         assert!(
             source.contains(&call),
             "{} does not call {call}",

@@ -3,6 +3,7 @@
 //! the notices; a test below proves they still do.
 
 use super::config::FuzzConfig;
+use super::ops::{Long, Short};
 use super::seeds::{raw_header, room_datagram};
 use super::server_ops::{ServerOp, ServerOps};
 use super::{RelayOp, RelayOps};
@@ -118,14 +119,14 @@ pub(super) fn server_scenarios() -> Vec<(&'static str, ServerOps)> {
         ServerOp::Accept { peer: 0 },
         ServerOp::TcpBytes {
             conn: 0,
-            data: huge,
+            data: Short(huge),
         },
     ];
     partial.extend([
         ServerOp::Accept { peer: 0 },
         ServerOp::TcpBytes {
             conn: 0,
-            data: vec![5, 1, 0],
+            data: Short(vec![5, 1, 0]),
         },
     ]);
     partial.extend([
@@ -146,11 +147,11 @@ pub(super) fn server_scenarios() -> Vec<(&'static str, ServerOps)> {
     chunked.extend([
         ServerOp::TcpBytes {
             conn: 0,
-            data: vec![0x0f],
+            data: Short(vec![0x0f]),
         },
         ServerOp::TcpBytes {
             conn: 0,
-            data: vec![0xa0],
+            data: Short(vec![0xa0]),
         },
     ]);
     chunked.extend([
@@ -160,7 +161,7 @@ pub(super) fn server_scenarios() -> Vec<(&'static str, ServerOps)> {
     ]);
     chunked.push(ServerOp::TcpBytes {
         conn: 0,
-        data: vec![0x0f, 0xa0, 0],
+        data: Short(vec![0x0f, 0xa0, 0]),
     }); // 3 port bytes
     chunked.extend([
         ServerOp::Accept { peer: 5 },
@@ -208,7 +209,10 @@ pub(super) fn server_scenarios() -> Vec<(&'static str, ServerOps)> {
         b"\x05\x20lobby".to_vec(),
         unknown,
     ] {
-        foreign.push(ServerOp::RawDatagram { from: 0, data });
+        foreign.push(ServerOp::RawDatagram {
+            from: 0,
+            data: Long(data),
+        });
     }
     out.push(("foreign-tokens-and-bad-datagrams", roomy(foreign)));
     let mut host = [hello.clone(), handshake(5, JOIN, 0, 2, 1).to_vec()].concat();
@@ -315,15 +319,15 @@ pub(super) fn relay_scenarios() -> Vec<(&'static str, RelayOps)> {
                 say(0, 0, 6),
                 RelayOp::RawDatagram {
                     from: 0,
-                    data: b"\x00hello".to_vec(),
+                    data: Long(b"\x00hello".to_vec()),
                 },
                 RelayOp::RawDatagram {
                     from: 0,
-                    data: vec![],
+                    data: Long(vec![]),
                 },
                 RelayOp::RawDatagram {
                     from: 0,
-                    data: vec![1; 4097],
+                    data: Long(vec![1; 4097]),
                 },
                 say(3, 3, 5),
             ]),
@@ -343,7 +347,7 @@ pub(super) fn relay_scenarios() -> Vec<(&'static str, RelayOps)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{DropReason, Event, Output};
+    use ocm_core::output::{DropReason, Event, Output};
     use std::collections::HashSet;
 
     /// What the scenarios reached, all together.

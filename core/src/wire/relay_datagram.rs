@@ -4,10 +4,8 @@
 //! the same framing. A datagram with `usernamelen = 0` comes only from the server: its
 //! body is a UTF-8 notice (`alice joined`, `disconnected: idle for 300 s`, ...).
 
+use super::{DatagramError, MAX_DATAGRAM_LEN};
 use bytes::{BufMut, Bytes, BytesMut};
-
-/// Largest relay-mode datagram, the same bound as in rooms.
-pub const MAX_RELAY_DATAGRAM_LEN: usize = 4096;
 
 /// A relay-mode datagram, split into its fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,55 +21,35 @@ pub enum RelayDatagram<'a> {
     Notice(&'a [u8]),
 }
 
-/// Why a relay-mode datagram could not be split.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RelayDatagramError {
-    /// Empty, or shorter than `usernamelen` says.
-    Truncated,
-    /// More than 4096 bytes.
-    TooLarge,
-}
-
-impl std::fmt::Display for RelayDatagramError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RelayDatagramError::Truncated => "datagram shorter than its header says",
-            RelayDatagramError::TooLarge => "datagram larger than 4096 bytes",
-        })
-    }
-}
-
-impl std::error::Error for RelayDatagramError {}
-
 impl<'a> RelayDatagram<'a> {
     /// Splits `bytes`.
-    pub fn decode(bytes: &'a [u8]) -> Result<RelayDatagram<'a>, RelayDatagramError> {
-        if bytes.len() > MAX_RELAY_DATAGRAM_LEN {
-            return Err(RelayDatagramError::TooLarge);
+    pub fn decode(bytes: &'a [u8]) -> Result<RelayDatagram<'a>, DatagramError> {
+        if bytes.len() > MAX_DATAGRAM_LEN {
+            return Err(DatagramError::TooLarge);
         }
         let [name_len, rest @ ..] = bytes else {
-            return Err(RelayDatagramError::Truncated);
+            return Err(DatagramError::Truncated);
         };
         let name_len = usize::from(*name_len);
         if name_len == 0 {
             return Ok(RelayDatagram::Notice(rest));
         }
         if rest.len() < name_len {
-            return Err(RelayDatagramError::Truncated);
+            return Err(DatagramError::Truncated);
         }
         let (username, message) = rest.split_at(name_len);
         Ok(RelayDatagram::Message { username, message })
     }
 
     /// Encodes the datagram; fails when it would be over 4096 bytes or the name over 255.
-    pub fn encode(&self) -> Result<Bytes, RelayDatagramError> {
+    pub fn encode(&self) -> Result<Bytes, DatagramError> {
         let (name, body) = match *self {
             RelayDatagram::Message { username, message } => (username, message),
             RelayDatagram::Notice(text) => (&[][..], text),
         };
-        let name_len = u8::try_from(name.len()).map_err(|_| RelayDatagramError::TooLarge)?;
-        if 1 + name.len() + body.len() > MAX_RELAY_DATAGRAM_LEN {
-            return Err(RelayDatagramError::TooLarge);
+        let name_len = u8::try_from(name.len()).map_err(|_| DatagramError::TooLarge)?;
+        if 1 + name.len() + body.len() > MAX_DATAGRAM_LEN {
+            return Err(DatagramError::TooLarge);
         }
         let mut out = BytesMut::with_capacity(1 + name.len() + body.len());
         out.put_u8(name_len);
@@ -99,17 +77,14 @@ mod tests {
             RelayDatagram::decode(b"\x00bob joined"),
             Ok(RelayDatagram::Notice(b"bob joined"))
         );
-        assert_eq!(
-            RelayDatagram::decode(b""),
-            Err(RelayDatagramError::Truncated)
-        );
+        assert_eq!(RelayDatagram::decode(b""), Err(DatagramError::Truncated));
         assert_eq!(
             RelayDatagram::decode(b"\x05bob"),
-            Err(RelayDatagramError::Truncated)
+            Err(DatagramError::Truncated)
         );
         assert_eq!(
             RelayDatagram::decode(&[1; 4097]),
-            Err(RelayDatagramError::TooLarge)
+            Err(DatagramError::TooLarge)
         );
     }
 
@@ -123,7 +98,7 @@ mod tests {
                     prop_assert_eq!(RelayDatagram::decode(&bytes), Ok(d));
                     prop_assert_eq!(RelayDatagram::decode(&bytes).unwrap().encode(), Ok(bytes.clone()));
                 }
-                Err(_) => prop_assert!(1 + name.len() + body.len() > MAX_RELAY_DATAGRAM_LEN),
+                Err(_) => prop_assert!(1 + name.len() + body.len() > MAX_DATAGRAM_LEN),
             }
         }
 

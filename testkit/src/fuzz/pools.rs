@@ -3,9 +3,9 @@
 //! that a few input bytes reach rooms with several members, full rooms, wrong
 //! passwords, cut lines and every drop reason.
 
-use crate::request::encode_payload;
-use crate::tcrp::encode_frame;
 use bytes::Bytes;
+use ocm_core::wire::request::encode_payload;
+use ocm_core::wire::tcrp::encode_frame;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The address pool: 4 IPs (one of them the IPv4-mapped form of another) × 3 ports.
@@ -91,8 +91,8 @@ pub fn request_frame(kind: u8, room: u8, user: u8, pw: u8) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::canonical_ip;
-    use crate::tcrp::FrameDecoder;
+    use ocm_core::rooms::canonical_ip;
+    use ocm_core::wire::tcrp::FrameDecoder;
 
     #[test]
     fn mapped_ipv4_is_in_the_address_pool() {

@@ -4,46 +4,49 @@
 //! address (a later one with another name renames it). Non-empty messages are relayed
 //! unchanged to every other registered client; an empty one is a keepalive; `/exit`
 //! unregisters. Notices go out as `0x00 | text`. Idle and failing clients are evicted
-//! as in rooms, and come back with their next datagram.
+//! as in rooms ([`crate::liveness`]), and come back with their next datagram. A TCP
+//! connection (there is no listener, but a driver may be handed one) is closed at once.
 
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
+use crate::input::Input;
+use crate::invariants::InvariantViolation;
+use crate::liveness::Liveness;
+use crate::machine::Machine;
 use crate::names;
-use crate::notice::{CloseReason, EvictReason, Notice};
+use crate::outbox::Outbox;
 use crate::output::{DropReason, Event, Output};
-use crate::relay_datagram::{RelayDatagram, RelayDatagramError};
-use crate::server::canonical_addr;
+use crate::rooms::{canonical_addr, Counts};
 use crate::stats::Stats;
 use crate::timers::TimerQueue;
+use crate::wire::notice::{CloseReason, EvictReason, Notice};
+use crate::wire::relay_datagram::RelayDatagram;
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug)]
-struct Client {
+pub(crate) struct Client {
     /// Distinguishes this registration from an earlier one at the same address.
     id: u64,
     username: Arc<str>,
-    last_seen: Instant,
-    failures: u32,
+    pub(crate) liveness: Liveness,
 }
 
-/// The relay-mode server state machine. Same driving pattern as [`crate::Server`],
-/// without the TCP inputs.
+/// The relay-mode server state machine. Same driving pattern as
+/// [`crate::RoomServer`], without the TCP side.
 #[derive(Debug)]
 pub struct RelayServer {
-    config: Config,
-    clients: KeyedMap<SocketAddr, Client>,
+    pub(crate) config: Config,
+    pub(crate) clients: KeyedMap<SocketAddr, Client>,
     /// Registration order, for a deterministic fan-out.
-    order: Vec<SocketAddr>,
+    pub(crate) order: Vec<SocketAddr>,
     next_id: u64,
     timers: TimerQueue<(u64, SocketAddr)>,
-    outputs: VecDeque<Output>,
-    stats: Stats,
+    out: Outbox,
 }
 
 impl RelayServer {
@@ -58,39 +61,37 @@ impl RelayServer {
             order: Vec::new(),
             next_id: 0,
             timers: TimerQueue::default(),
-            outputs: VecDeque::new(),
-            stats: Stats::default(),
+            out: Outbox::default(),
         })
     }
 
     /// A datagram arrived.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.stats.datagrams_received += 1;
+        self.out.stats.datagrams_received += 1;
         let from = canonical_addr(from);
         let (username, message) = match parse(data) {
             Ok(parts) => parts,
-            Err(reason) => return self.drop_datagram(from, reason),
+            Err(reason) => return self.out.drop_datagram(from, reason),
         };
         if !self.clients.contains_key(&from) {
             if message == "/exit" {
                 return;
             }
             if self.clients.len() >= self.config.max_members {
-                return self.drop_datagram(from, DropReason::ServerFull);
+                return self.out.drop_datagram(from, DropReason::ServerFull);
             }
             self.register(now, from, username);
         }
         let client = self.clients.get_mut(&from).expect("registered above");
-        client.last_seen = now;
-        client.failures = 0;
+        client.liveness.heard(now);
         if *client.username != *username {
             client.username = username.into();
         }
         match message {
-            "" => self.stats.keepalives += 1,
+            "" => self.out.stats.keepalives += 1,
             "/exit" => self.unregister(from, None),
             _ => {
-                self.stats.messages_relayed += 1;
+                self.out.stats.messages_relayed += 1;
                 let payload = Bytes::copy_from_slice(data);
                 self.fan_out(Some(from), &payload);
             }
@@ -99,36 +100,39 @@ impl RelayServer {
 
     /// A send to `to` failed; at `max_send_failures` in a row the client is evicted.
     pub fn handle_send_failed(&mut self, _now: Instant, to: SocketAddr) {
-        self.stats.send_failures += 1;
+        self.out.stats.send_failures += 1;
         let to = canonical_addr(to);
+        let max = self.config.max_send_failures;
         let Some(client) = self.clients.get_mut(&to) else {
             return;
         };
-        client.failures += 1;
-        if client.failures >= self.config.max_send_failures {
-            let reason = EvictReason::SendFailures(self.config.max_send_failures);
-            self.unregister(to, Some(reason));
+        if client.liveness.send_failed(max) {
+            self.unregister(to, Some(EvictReason::SendFailures(max)));
         }
     }
 
     /// Fires idle evictions due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let idle = self.config.idle_timeout;
         while let Some((_, (id, addr))) = self.timers.pop_due(now) {
             let Some(client) = self.clients.get(&addr).filter(|c| c.id == id) else {
                 continue;
             };
-            let due = client.last_seen + self.config.idle_timeout;
-            if due > now {
-                self.timers.schedule(due, (id, addr));
-            } else {
-                self.unregister(addr, Some(EvictReason::Idle(self.config.idle_timeout)));
+            match client.liveness.idle_check(now, idle) {
+                Some(due) => self.timers.schedule(due, (id, addr)),
+                None => self.unregister(addr, Some(EvictReason::Idle(idle))),
             }
         }
-        if self.timers.len() > 2 * self.clients.len() + 64 {
-            let clients = &self.clients;
-            self.timers
-                .compact(|(id, addr)| clients.get(addr).is_some_and(|c| c.id == *id));
-        }
+        self.sweep_timers();
+    }
+
+    /// Drops stale timer entries once they outnumber the clients (see
+    /// [`TimerQueue::sweep`]); called wherever an entry can go stale.
+    fn sweep_timers(&mut self) {
+        let clients = &self.clients;
+        self.timers.sweep(clients.len(), |(id, addr)| {
+            clients.get(addr).is_some_and(|c| c.id == *id)
+        });
     }
 
     /// Tells every client `server shutting down` and forgets them all.
@@ -140,65 +144,12 @@ impl RelayServer {
         self.timers = TimerQueue::default();
     }
 
-    /// The next thing to do, until `None`.
-    pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
-    }
-
-    /// When [`RelayServer::handle_timeout`] should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_deadline()
-    }
-
-    /// Counters since start.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
     /// Registered clients in registration order, with their usernames.
     pub fn clients(&self) -> Vec<(SocketAddr, Arc<str>)> {
         self.order
             .iter()
             .map(|addr| (*addr, self.clients[addr].username.clone()))
             .collect()
-    }
-
-    /// Outputs queued and not yet polled.
-    pub fn queued_outputs(&self) -> usize {
-        self.outputs.len()
-    }
-
-    /// What the relay holds now, in the rooms server's terms: its clients are the members
-    /// of one room; there are no connections.
-    pub fn counts(&self) -> crate::Counts {
-        crate::Counts {
-            rooms: usize::from(!self.clients.is_empty()),
-            members: self.clients.len(),
-            connections: 0,
-            queued_outputs: self.outputs.len(),
-            timers: self.timers.len(),
-        }
-    }
-
-    /// Checks the client limit and that the fan-out order lists each client once.
-    pub fn check_invariants(&self) -> Result<(), crate::InvariantViolation> {
-        use crate::InvariantViolation as V;
-        if self.clients.len() > self.config.max_members {
-            return Err(V("more relay clients than max_members"));
-        }
-        if self.order.len() != self.clients.len()
-            || !self.order.iter().all(|a| self.clients.contains_key(a))
-        {
-            return Err(V("fan-out order disagrees with the client table"));
-        }
-        if self
-            .clients
-            .values()
-            .any(|c| c.failures >= self.config.max_send_failures)
-        {
-            return Err(V("client kept after max_send_failures"));
-        }
-        Ok(())
     }
 
     fn register(&mut self, now: Instant, from: SocketAddr, username: &str) {
@@ -210,8 +161,7 @@ impl RelayServer {
             Client {
                 id,
                 username: username.clone(),
-                last_seen: now,
-                failures: 0,
+                liveness: Liveness::new(now),
             },
         );
         self.order.push(from);
@@ -221,10 +171,10 @@ impl RelayServer {
             Some(from),
             &notice_datagram(&Notice::Joined(username.to_string())),
         );
-        self.outputs.push_back(Output::Event(Event::MemberJoined {
-            room: "".into(),
+        self.out.emit(Event::MemberJoined {
+            room: None,
             username,
-        }));
+        });
     }
 
     /// Removes a client: `/exit` when `evicted` is `None`.
@@ -233,23 +183,24 @@ impl RelayServer {
             return;
         };
         self.order.retain(|a| *a != addr);
+        self.sweep_timers();
         let name = client.username.to_string();
         let (to_others, event) = match evicted {
             None => (
                 Notice::Left(name),
                 Event::MemberLeft {
-                    room: "".into(),
+                    room: None,
                     username: client.username,
                 },
             ),
             Some(reason) => {
-                self.stats.evictions += 1;
+                self.out.stats.evictions += 1;
                 let notice = notice_datagram(&Notice::Disconnected(reason.to_string()));
-                self.send(addr, notice);
+                self.out.datagram(addr, notice);
                 (
                     Notice::WasDisconnected(name),
                     Event::MemberEvicted {
-                        room: "".into(),
+                        room: None,
                         username: client.username,
                         reason,
                     },
@@ -257,36 +208,67 @@ impl RelayServer {
             }
         };
         self.fan_out(None, &notice_datagram(&to_others));
-        self.outputs.push_back(Output::Event(event));
+        self.out.emit(event);
     }
 
     fn fan_out(&mut self, skip: Option<SocketAddr>, payload: &Bytes) {
-        for i in 0..self.order.len() {
-            let to = self.order[i];
-            if Some(to) != skip {
-                self.send(to, payload.clone());
-            }
+        let to = self.order.iter().copied().filter(|to| Some(*to) != skip);
+        self.out.fan_out(to, payload);
+    }
+}
+
+impl Machine for RelayServer {
+    fn handle(&mut self, now: Instant, input: Input<&[u8]>) {
+        match input {
+            Input::Datagram { from, data } => self.handle_datagram(now, from, data),
+            Input::SendFailed { to } => self.handle_send_failed(now, to),
+            Input::Timeout => self.handle_timeout(now),
+            Input::Shutdown => self.shutdown(now),
+            Input::TcpAccepted { conn, .. } => self.out.tcp_close(conn),
+            Input::TcpData { .. } | Input::TcpClosed { .. } => {}
         }
     }
 
-    fn send(&mut self, to: SocketAddr, payload: Bytes) {
-        self.stats.datagrams_sent += 1;
-        self.outputs.push_back(Output::Datagram { to, payload });
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
     }
 
-    fn drop_datagram(&mut self, from: SocketAddr, reason: DropReason) {
-        self.stats.dropped[reason.index()] += 1;
-        self.outputs
-            .push_back(Output::Event(Event::DatagramDropped { from, reason }));
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.out.stats
+    }
+
+    /// In the rooms server's terms: its clients are the members of one room; there are
+    /// no connections.
+    fn counts(&self) -> Counts {
+        Counts {
+            rooms: usize::from(!self.clients.is_empty()),
+            members: self.clients.len(),
+            connections: 0,
+            queued_outputs: self.out.len(),
+            timers: self.timers.len(),
+        }
+    }
+
+    fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        crate::invariants::relay(self)
+    }
+
+    fn member_addrs(&self) -> Vec<SocketAddr> {
+        self.order.clone()
     }
 }
 
 /// Splits and checks a client datagram.
 fn parse(data: &[u8]) -> Result<(&str, &str), DropReason> {
-    let datagram = RelayDatagram::decode(data).map_err(|e| match e {
-        RelayDatagramError::TooLarge => DropReason::TooLarge,
-        RelayDatagramError::Truncated => DropReason::Truncated,
-    })?;
+    let datagram = RelayDatagram::decode(data)?;
     let RelayDatagram::Message { username, message } = datagram else {
         return Err(DropReason::BadUsername);
     };
@@ -303,6 +285,3 @@ pub fn notice_datagram(notice: &Notice) -> Bytes {
     out.extend_from_slice(body.as_bytes());
     Bytes::from(out)
 }
-
-#[cfg(test)]
-mod tests;

@@ -5,12 +5,11 @@
 //! ```
 //!
 //! What a member receives has no header: it is UTF-8 text of at most 4094 bytes, either
-//! `<username>: <message>` or a server notice starting with `* ` (see [`crate::notice`]).
+//! `<username>: <message>` or a server notice starting with `* ` (see [`crate::wire::notice`]).
 
+use super::{DatagramError, MAX_DATAGRAM_LEN};
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// Largest datagram a member may send.
-pub const MAX_DATAGRAM_LEN: usize = 4096;
 /// Largest datagram the server sends to a member.
 pub const MAX_RELAYED_LEN: usize = 4094;
 
@@ -24,26 +23,6 @@ pub struct RoomDatagram<'a> {
     /// Message bytes (not yet checked to be UTF-8).
     pub message: &'a [u8],
 }
-
-/// Why a member datagram could not be split into its fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DatagramError {
-    /// More than 4096 bytes.
-    TooLarge,
-    /// Shorter than its two size fields say.
-    Truncated,
-}
-
-impl std::fmt::Display for DatagramError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            DatagramError::TooLarge => "datagram larger than 4096 bytes",
-            DatagramError::Truncated => "datagram shorter than its header says",
-        })
-    }
-}
-
-impl std::error::Error for DatagramError {}
 
 impl<'a> RoomDatagram<'a> {
     /// Splits `bytes` into room, token and message.

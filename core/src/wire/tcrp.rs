@@ -13,7 +13,7 @@
 //! reading (or reserving room for) the payload.
 //!
 //! ```
-//! use ocm_core::tcrp::{encode_frame, FrameDecoder};
+//! use ocm_core::wire::tcrp::{encode_frame, FrameDecoder};
 //! let bytes = encode_frame(b"lobby", 1, 0, b"alice");
 //! let mut decoder = FrameDecoder::new(4096);
 //! let mut input = &bytes[..];

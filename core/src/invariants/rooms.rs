@@ -1,53 +1,32 @@
-//! The server's own consistency checks, for tests, the simulator and the fuzzers.
-//!
-//! [`Server::check_invariants`] walks every table and confirms they agree with each
-//! other and with the configured limits. A violation is always a bug in the server,
-//! never the fault of an input.
+//! The rooms server's bookkeeping: every table agrees with the others and with the
+//! configured limits.
 
-use super::{canonical_ip, Server};
+use super::{ensure, InvariantViolation};
+use crate::rooms::{canonical_ip, RoomServer};
 use std::collections::HashSet;
 
-/// Which rule of the server's bookkeeping was found broken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InvariantViolation(pub &'static str);
-
-impl std::fmt::Display for InvariantViolation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "server invariant broken: {}", self.0)
-    }
-}
-
-impl std::error::Error for InvariantViolation {}
-
-fn ensure(ok: bool, rule: &'static str) -> Result<(), InvariantViolation> {
-    if ok {
-        Ok(())
-    } else {
-        Err(InvariantViolation(rule))
-    }
-}
-
-impl Server {
-    /// Checks limits, token ↔ member ↔ room agreement, the address index and the
-    /// per-IP connection counts. Cost is linear in what the server holds.
-    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        let c = &self.config;
-        ensure(self.rooms.len() <= c.max_rooms, "more rooms than max_rooms")?;
+/// Checks limits, token ↔ member ↔ room agreement, the address index and the per-IP
+/// connection counts. Cost is linear in what the server holds.
+pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
+    let s = server;
+    {
+        let c = &s.config;
+        ensure(s.rooms.len() <= c.max_rooms, "more rooms than max_rooms")?;
         ensure(
-            self.members.len() <= c.max_members,
+            s.members.len() <= c.max_members,
             "more members than max_members",
         )?;
         ensure(
-            self.conns.len() <= c.max_handshakes,
+            s.conns.len() <= c.max_handshakes,
             "more connections than max_handshakes",
         )?;
 
         ensure(
-            self.tokens.len() == self.members.len(),
+            s.tokens.len() == s.members.len(),
             "tokens and members differ in number",
         )?;
-        for (token, id) in &self.tokens {
-            let member = self.members.get(id);
+        for (token, id) in &s.tokens {
+            let member = s.members.get(id);
             ensure(
                 member.is_some_and(|m| m.token == *token),
                 "token names a missing or other member",
@@ -55,18 +34,15 @@ impl Server {
         }
 
         let mut listed = 0;
-        for (name, room) in &self.rooms {
+        for (name, room) in &s.rooms {
             ensure(
                 room.members.len() <= c.max_members_per_room,
                 "room over max_members_per_room",
             )?;
-            ensure(
-                room.members.first() == Some(&room.host),
-                "host is not the room's first member",
-            )?;
+            ensure(!room.members.is_empty(), "a room without its host")?;
             let mut usernames = HashSet::new();
             for id in &room.members {
-                let member = self
+                let member = s
                     .members
                     .get(id)
                     .ok_or(InvariantViolation("room lists a missing member"))?;
@@ -82,15 +58,15 @@ impl Server {
             listed += room.members.len();
         }
         ensure(
-            listed == self.members.len(),
+            listed == s.members.len(),
             "a member is in no room or in two",
         )?;
 
         let mut indexed = 0;
-        for (addr, ids) in &self.by_addr {
+        for (addr, ids) in &s.by_addr {
             ensure(!ids.is_empty(), "empty address index entry")?;
             for id in ids {
-                let member = self.members.get(id);
+                let member = s.members.get(id);
                 ensure(
                     member.is_some_and(|m| m.udp == Some(*addr)),
                     "address index disagrees with member",
@@ -102,38 +78,35 @@ impl Server {
             }
             indexed += ids.len();
         }
-        let with_udp = self.members.values().filter(|m| m.udp.is_some()).count();
+        let with_udp = s.members.values().filter(|m| m.udp.is_some()).count();
         ensure(indexed == with_udp, "address index misses a member")?;
         ensure(
-            self.members
+            s.members
                 .values()
-                .all(|m| m.failures < c.max_send_failures),
+                .all(|m| m.liveness.failures() < c.max_send_failures),
             "member kept after max_send_failures",
         )?;
 
-        let members_by_ip: usize = self.members_per_ip.values().sum();
+        let members_by_ip: usize = s.members_per_ip.values().sum();
         ensure(
-            members_by_ip == self.members.len(),
+            members_by_ip == s.members.len(),
             "per-IP member counts disagree",
         )?;
         ensure(
-            self.members_per_ip
+            s.members_per_ip
                 .values()
                 .all(|n| (1..=c.max_members_per_ip).contains(n)),
             "per-IP member count out of range",
         )?;
-        for (ip, n) in &self.members_per_ip {
-            let actual = self.members.values().filter(|m| m.ip == *ip).count();
+        for (ip, n) in &s.members_per_ip {
+            let actual = s.members.values().filter(|m| m.ip == *ip).count();
             ensure(actual == *n, "per-IP member count is not the members' own")?;
         }
 
-        let per_ip: usize = self.conns_per_ip.values().sum();
+        let per_ip: usize = s.conns_per_ip.values().sum();
+        ensure(per_ip == s.conns.len(), "per-IP connection counts disagree")?;
         ensure(
-            per_ip == self.conns.len(),
-            "per-IP connection counts disagree",
-        )?;
-        ensure(
-            self.conns_per_ip
+            s.conns_per_ip
                 .values()
                 .all(|n| (1..=c.max_handshakes_per_ip).contains(n)),
             "per-IP connection count out of range",

@@ -5,11 +5,11 @@
 //! operation/state, payload size, room name, payload, then the room's own checks.
 
 use super::membership::MemberId;
-use super::{canonical_ip, Server, TimerKey};
+use super::{canonical_ip, RoomServer, TimerKey};
 use crate::names;
-use crate::output::{ConnId, Event, Output};
-use crate::request::parse_payload;
-use crate::tcrp::{
+use crate::output::{ConnId, Event};
+use crate::wire::request::parse_payload;
+use crate::wire::tcrp::{
     encode_complete, encode_response, DecodeError, Frame, FrameDecoder, Header, Operation, State,
     Status,
 };
@@ -19,7 +19,7 @@ use std::time::Instant;
 
 /// One open TCP connection.
 #[derive(Debug)]
-pub(super) struct Conn {
+pub(crate) struct Conn {
     peer: SocketAddr,
     deadline: Instant,
     phase: Phase,
@@ -37,7 +37,7 @@ enum Phase {
     },
 }
 
-impl Server {
+impl RoomServer {
     /// A TCP connection was accepted from `peer`. Over a connection limit it is closed at
     /// once, without a response. An id that is still open is a shell bug: ignored.
     pub fn handle_tcp_accept(&mut self, now: Instant, conn: ConnId, peer: SocketAddr) {
@@ -49,9 +49,9 @@ impl Server {
         if self.conns.len() >= self.config.max_handshakes
             || from_ip >= self.config.max_handshakes_per_ip
         {
-            self.stats.connections_refused += 1;
-            self.outputs.push_back(Output::TcpClose { conn });
-            self.emit(Event::ConnectionRefused { peer });
+            self.out.stats.connections_refused += 1;
+            self.out.tcp_close(conn);
+            self.out.emit(Event::ConnectionRefused { peer });
             return;
         }
         *self.conns_per_ip.entry(ip).or_insert(0) += 1;
@@ -99,7 +99,7 @@ impl Server {
         }
     }
 
-    pub(super) fn conn_timer(&mut self, now: Instant, conn: ConnId) {
+    pub(crate) fn conn_timer(&mut self, now: Instant, conn: ConnId) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -108,15 +108,15 @@ impl Server {
             return;
         }
         if let Phase::Request(_) = c.phase {
-            self.stats.handshake_timeouts += 1;
+            self.out.stats.handshake_timeouts += 1;
             let peer = c.peer;
-            self.emit(Event::HandshakeTimedOut { peer });
+            self.out.emit(Event::HandshakeTimedOut { peer });
         }
         self.finish_port_step(conn);
         self.close_conn(conn);
     }
 
-    pub(super) fn close_conn(&mut self, conn: ConnId) {
+    pub(crate) fn close_conn(&mut self, conn: ConnId) {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -127,7 +127,8 @@ impl Server {
                 self.conns_per_ip.remove(&ip);
             }
         }
-        self.outputs.push_back(Output::TcpClose { conn });
+        self.out.tcp_close(conn);
+        self.sweep_timers();
     }
 
     fn answer(&mut self, now: Instant, conn: ConnId, frame: Frame) {
@@ -141,8 +142,8 @@ impl Server {
             return;
         };
         let data = encode_complete(&frame.room, frame.operation, &token);
-        self.outputs.push_back(Output::TcpSend { conn, data });
-        self.outputs.push_back(Output::TcpShutdownWrite { conn });
+        self.out.tcp_send(conn, data);
+        self.out.tcp_shutdown_write(conn);
         let deadline = now + self.config.port_wait;
         let c = self.conns.get_mut(&conn).expect("connection is open");
         c.deadline = deadline;
@@ -197,10 +198,10 @@ impl Server {
         operation_code: u8,
         status: Status,
     ) {
-        self.stats.handshakes[usize::from(status.code())] += 1;
+        self.out.stats.handshakes[usize::from(status.code())] += 1;
         let data = encode_response(room, operation_code, status);
-        self.outputs.push_back(Output::TcpSend { conn, data });
-        self.emit(Event::Handshake {
+        self.out.tcp_send(conn, data);
+        self.out.emit(Event::Handshake {
             peer,
             operation,
             status,
@@ -209,7 +210,7 @@ impl Server {
 
     /// Bytes after the token. More than 2 in all: ignored, and the connection closed at
     /// once. Otherwise they are kept until EOF or the port-wait deadline, where
-    /// [`Server::finish_port_step`] decides, so how TCP split them changes nothing.
+    /// [`RoomServer::finish_port_step`] decides, so how TCP split them changes nothing.
     fn port_bytes(&mut self, conn: ConnId, data: &[u8]) {
         let Some(Conn {
             phase: Phase::AwaitPort { port, filled, .. },

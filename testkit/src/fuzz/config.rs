@@ -1,8 +1,8 @@
 //! The server limits a fuzz input starts with: eight bytes, each picking one limit from
 //! a small range, so that limits are reached within a few inputs.
 
-use crate::Config;
 use arbitrary::{Arbitrary, Unstructured};
+use ocm_core::Config;
 use std::time::Duration;
 
 /// Eight bytes, one per limit; see [`FuzzConfig::config`] for the mapping.
