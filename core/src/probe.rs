@@ -30,6 +30,17 @@ pub const PROBE: &[u8] = b"ping";
 /// server (and the bucket's size).
 pub const UNVERIFIED_ANSWERS_PER_SEC: u32 = 64;
 
+/// The token of a rooms probe (`RoomNameSize = 0`, message `ping`), if `data` is one.
+pub fn room_probe_token(data: &[u8]) -> Option<&[u8]> {
+    let datagram = crate::wire::room_datagram::RoomDatagram::decode(data).ok()?;
+    (datagram.room.is_empty() && datagram.message == PROBE).then_some(datagram.token)
+}
+
+/// True when `data` is a relay probe (`usernamelen = 0`, `ping`).
+pub fn is_relay_probe(data: &[u8]) -> bool {
+    data.split_first() == Some((&0, PROBE))
+}
+
 /// True when an answer of `answer_len` bytes may go to an unverified source that sent
 /// `request_len` bytes: never more than it sent.
 pub fn may_answer_unverified(request_len: usize, answer_len: usize) -> bool {
@@ -202,6 +213,20 @@ mod tests {
         assert_eq!(monitor.handle_timeout(t0 + K + K / 2), Step::Probe);
         assert_eq!(monitor.handle_timeout(t0 + 2 * K), Step::Unsupported);
         assert!(!monitor.is_confirmed());
+    }
+
+    #[test]
+    fn probes_are_recognized_by_their_exact_form() {
+        assert_eq!(room_probe_token(b"\x00\x03tokping"), Some(&b"tok"[..]));
+        assert_eq!(room_probe_token(b"\x00\x03tokpong"), None);
+        assert_eq!(
+            room_probe_token(b"\x01\x03rtokping"),
+            None,
+            "a room name: a message"
+        );
+        assert!(is_relay_probe(b"\x00ping"));
+        assert!(!is_relay_probe(b"\x00ping!"));
+        assert!(!is_relay_probe(b"\x04ping"));
     }
 
     #[test]

@@ -28,6 +28,38 @@ pub const NOT_MEMBER: &str = "not a member";
 /// The mark after the host's name in the answer to `/who`.
 pub const HOST_MARK: &str = " (host)";
 
+/// The `/who` answer for `names` in join order (`true` marks the host), in at most
+/// `max_len` bytes of notice text (`* ` or the relay's zero byte included as
+/// `prefix_len`): names that do not fit are left out and counted, `..., and N more`.
+pub fn member_list<'a>(
+    names: impl ExactSizeIterator<Item = (&'a str, bool)>,
+    prefix_len: usize,
+    max_len: usize,
+) -> Notice {
+    let total = names.len();
+    // Room for the longest ", and N more" this list could need.
+    let tail = ", and  more".len() + total.to_string().len();
+    let budget = max_len.saturating_sub(prefix_len + MEMBERS_PREFIX.len() + tail);
+    let mut list = String::new();
+    let mut shown = 0;
+    for (name, host) in names {
+        let mark = if host { HOST_MARK } else { "" };
+        let sep = if shown == 0 { "" } else { ", " };
+        if list.len() + sep.len() + name.len() + mark.len() > budget {
+            break;
+        }
+        list.push_str(sep);
+        list.push_str(name);
+        list.push_str(mark);
+        shown += 1;
+    }
+    if shown < total {
+        let sep = if shown == 0 { "" } else { ", " };
+        list.push_str(&format!("{sep}and {} more", total - shown));
+    }
+    Notice::Members(list)
+}
+
 /// Reads the list of a `members: ...` answer: the names (with `true` for the host) and
 /// how many more the server left out (`..., and N more`). Names that themselves
 /// contain `, ` cannot be told apart from two names; the list is for display.
@@ -226,6 +258,21 @@ mod tests {
             Notice::parse_body("alive: x members"),
             Notice::Other("alive: x members".into())
         );
+    }
+
+    #[test]
+    fn a_member_list_fits_in_one_datagram_and_counts_what_it_left_out() {
+        let small = member_list([("alice", true), ("bob", false)].into_iter(), 2, 4094);
+        assert_eq!(small.room_text(), "* members: alice (host), bob");
+        let names: Vec<String> = (0..1000).map(|i| format!("{i:0>255}")).collect();
+        let list = member_list(names.iter().map(|n| (n.as_str(), false)), 2, 4094);
+        let text = list.room_text();
+        assert!(text.len() <= 4094, "{}", text.len());
+        let (shown, more) = read_member_list(list.body().strip_prefix(MEMBERS_PREFIX).unwrap());
+        assert_eq!(shown.len() + more, 1000);
+        assert!(more > 900 && !shown.is_empty());
+        let none_fit = member_list([("x", true)].into_iter(), 2, 16);
+        assert_eq!(none_fit.body(), "members: and 1 more");
     }
 
     #[test]
