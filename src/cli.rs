@@ -181,7 +181,7 @@ pub struct ClientArgs {
     /// joining again
     #[arg(long)]
     pub no_reconnect: bool,
-    /// Most lines sent per second (bursts of as many); piped input waits for it
+    /// Most lines sent per second (in bursts of at most 100); piped input waits for it
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = ocm_core::rate::CLIENT_LINES_PER_SEC, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub rate: u32,
 }

@@ -188,7 +188,7 @@ fn options(args: &ClientArgs, can_ask: bool) -> Result<(ClientOptions, Place), E
     options.keepalive = args.keepalive;
     options.reconnect = !args.no_reconnect;
     options.lines_per_sec = args.rate;
-    options.burst = args.rate;
+    options.burst = args.rate.min(ocm_core::rate::CLIENT_BURST);
     Ok((options, place))
 }
 

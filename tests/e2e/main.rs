@@ -16,6 +16,7 @@
 mod common;
 
 mod bad_input;
+mod chat_client;
 mod cli;
 mod eviction;
 mod flood;
