@@ -26,4 +26,5 @@ mod relay;
 mod rooms;
 mod shutdown;
 mod slowloris;
+mod terminal;
 mod tokens;
