@@ -167,8 +167,8 @@ pub struct ClientArgs {
     /// users in `ps`: prefer --password-file or OCM_PASSWORD)
     #[arg(long, value_name = "PW", env = "OCM_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    /// Read the password from the first line of this file
-    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    /// Read the password from the first line of this file (wins over --password)
+    #[arg(long, value_name = "FILE")]
     pub password_file: Option<std::path::PathBuf>,
     /// Interval of keepalives and liveness checks; a lost server is noticed within
     /// two of them

@@ -186,3 +186,40 @@ fn clients_join_again_after_the_server_is_killed_and_restarted(runtime: Runtime)
     bob.close_stdin();
     assert_eq!(bob.exit_code(), 0);
 }
+
+#[test]
+fn a_room_that_needs_a_password_says_so_and_a_file_opens_it() {
+    let server = TestServer::rooms(Runtime::Smol);
+    let options = server.target(
+        ocm_core::Operation::Create,
+        "vault",
+        "alice",
+        Some("sesame"),
+    );
+    let alice = server.client(options);
+    let (tcp, udp) = (server.tcp(), server.udp);
+    let mut none = client(tcp, udp, &["--name", "bob", "--join", "vault"]);
+    assert_eq!(none.exit_code(), 3);
+    let error = none.stderr_until("ocm: error:");
+    assert!(error.contains("room \"vault\" needs a password"), "{error}");
+    let mut wrong = client(
+        tcp,
+        udp,
+        &["--name", "bob", "--join", "vault", "--password", "x"],
+    );
+    assert_eq!(wrong.exit_code(), 3);
+    assert!(wrong.stderr_until("ocm: error:").contains("wrong password"));
+    let file = std::env::temp_dir().join(format!("ocm-e2e-pw-{}", std::process::id()));
+    std::fs::write(&file, "sesame\n").unwrap();
+    let path = file.to_str().unwrap();
+    let mut right = client(
+        tcp,
+        udp,
+        &["--name", "bob", "--join", "vault", "--password-file", path],
+    );
+    right.stderr_until("in room \"vault\"");
+    alice.expect(&["* bob joined"]);
+    right.close_stdin();
+    assert_eq!(right.exit_code(), 0);
+    std::fs::remove_file(&file).unwrap();
+}
