@@ -172,7 +172,7 @@ pub struct ClientArgs {
     pub password_file: Option<std::path::PathBuf>,
     /// Interval of keepalives and liveness checks; a lost server is noticed within
     /// two of them
-    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "10s", value_parser = duration_between(MILLISECOND, DAY))]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "10s", value_parser = duration_between(Duration::from_millis(100), DAY))]
     pub keepalive: Duration,
     /// How long to wait for the server's answer to create/join
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "5s", value_parser = duration_between(MILLISECOND, DAY))]

@@ -302,6 +302,10 @@ impl Connection {
     ) -> Result<Outcome, ClientError> {
         let mut pace = TokenBucket::new(self.options.lines_per_sec, self.options.burst);
         let mut held: Option<String> = None;
+        // A membership lost again soon after a rejoin (a relay that registers anyone
+        // but is not there) keeps backing off instead of starting over.
+        let mut attempts = 0;
+        let mut joined = Instant::now();
         loop {
             let end = self
                 .chat(&mut lines, &mut on_event, &mut pace, &mut held)
@@ -319,9 +323,20 @@ impl Connection {
                 End::Lost(reason) => reason,
             };
             on_event(ClientEvent::Lost(reason));
-            match rejoin(&self.options, &mut lines, &mut on_event, &mut held).await? {
+            if joined.elapsed() > 2 * self.options.keepalive {
+                attempts = 0;
+            }
+            let rejoined = rejoin(
+                &self.options,
+                &mut lines,
+                &mut on_event,
+                &mut held,
+                &mut attempts,
+            );
+            match rejoined.await? {
                 Some(connection) => {
                     self = connection;
+                    joined = Instant::now();
                     on_event(self.ready(true));
                 }
                 None => return Ok(Outcome::Left),
@@ -488,10 +503,11 @@ async fn rejoin(
     lines: &mut (impl Stream<Item = io::Result<String>> + Unpin),
     on_event: &mut impl FnMut(ClientEvent),
     held: &mut Option<String>,
+    attempt: &mut u32,
 ) -> Result<Option<Connection>, ClientError> {
-    let mut attempt = 0u32;
     loop {
-        attempt = attempt.saturating_add(1);
+        *attempt = attempt.saturating_add(1);
+        let attempt = *attempt;
         let after = reconnect::delay(attempt);
         on_event(ClientEvent::Retrying { attempt, after });
         let until = Instant::now() + after;

@@ -15,6 +15,7 @@ crate::on_both_runtimes!(
     control_characters_from_members_are_printed_escaped,
     ten_thousand_piped_lines_arrive_whole_and_in_order,
     clients_join_again_after_the_server_is_killed_and_restarted,
+    relay_clients_register_again_after_the_relay_is_killed_and_restarted,
 );
 
 fn who_is_answered_to_the_asker_only(runtime: Runtime) {
@@ -107,7 +108,7 @@ fn free_ports() -> (u16, u16) {
 
 fn start_server(runtime: Runtime, tcp: u16, udp: u16) -> Proc {
     let (t, u) = (format!("127.0.0.1:{tcp}"), format!("127.0.0.1:{udp}"));
-    let args = [
+    start(&[
         "server",
         "--runtime",
         runtime.flag(),
@@ -115,17 +116,22 @@ fn start_server(runtime: Runtime, tcp: u16, udp: u16) -> Proc {
         &t,
         "--udp",
         &u,
-    ];
+    ])
+}
+
+/// Starts `ocm server` with `args` and waits for its `listening` line (retrying while
+/// the ports are not free again yet).
+fn start(args: &[&str]) -> Proc {
     let deadline = Instant::now() + WAIT;
     loop {
-        let server = Proc::spawn(&args);
+        let server = Proc::spawn(args);
         if let Ok(line) = server.stdout.recv_timeout(WAIT) {
             assert!(line.starts_with("listening"), "{line}");
             return server;
         }
         assert!(
             Instant::now() < deadline,
-            "the server does not start on {t}"
+            "the server does not start: {args:?}"
         );
         thread::sleep(Duration::from_millis(50));
     }
@@ -222,4 +228,51 @@ fn a_room_that_needs_a_password_says_so_and_a_file_opens_it() {
     right.close_stdin();
     assert_eq!(right.exit_code(), 0);
     std::fs::remove_file(&file).unwrap();
+}
+
+fn relay_clients_register_again_after_the_relay_is_killed_and_restarted(runtime: Runtime) {
+    let (_, udp_port) = free_ports();
+    let addr = format!("127.0.0.1:{udp_port}");
+    let args = [
+        "server",
+        "--runtime",
+        runtime.flag(),
+        "--protocol",
+        "relay",
+        "--udp",
+        &addr,
+    ];
+    let mut relay = start(&args);
+    let relay_client = |name| {
+        Proc::spawn(&[
+            "client",
+            "--protocol",
+            "relay",
+            "--server",
+            &addr,
+            "--name",
+            name,
+            "--keepalive",
+            "300ms",
+        ])
+    };
+    let ann = relay_client("ann");
+    ann.stderr_until("on the relay");
+    let mut ben = relay_client("ben");
+    ben.stderr_until("on the relay");
+    ann.expect(&["* ben joined"]);
+    relay.child.kill().unwrap();
+    relay.child.wait().unwrap();
+    ann.stderr_until("connection lost");
+    ben.stderr_until("connection lost");
+    let _relay = start(&args);
+    ann.stderr_until("* back on the relay");
+    ben.stderr_until("* back on the relay");
+    ben.say("after the restart");
+    let deadline = Instant::now() + WAIT;
+    while ann.line() != "ben: after the restart" {
+        assert!(Instant::now() < deadline, "ben's line never reached ann");
+    }
+    ben.close_stdin();
+    assert_eq!(ben.exit_code(), 0);
 }
