@@ -403,6 +403,21 @@ impl ChatSession {
         self.queue_probe(now);
     }
 
+    /// After [`SessionEnd::Lost`]: tries the same membership again (the server may
+    /// only have been out of reach, and still hold it): the session is live again and
+    /// a probe is queued. The caller holds it for resumed once an `alive` answer
+    /// comes back ([`ChatSession::is_liveness_confirmed`]), else joins anew. False
+    /// (and nothing changes) for a session that did not end that way.
+    pub fn resume(&mut self, now: Instant) -> bool {
+        if !matches!(self.ended, Some(SessionEnd::Lost(_))) {
+            return false;
+        }
+        self.ended = None;
+        self.probes = Some(Monitor::new(now, self.keepalive));
+        self.queue_probe(now);
+        true
+    }
+
     /// True while probes are sent and the server has answered one.
     pub fn is_liveness_confirmed(&self) -> bool {
         self.probes.as_ref().is_some_and(Monitor::is_confirmed)

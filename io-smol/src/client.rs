@@ -322,12 +322,21 @@ impl Connection {
                 }
                 End::Lost(reason) => reason,
             };
+            // The server may only have been out of reach and still hold the membership:
+            // it is probed again before each new join, unless the server said it is gone.
+            let resumable = matches!(
+                reason,
+                LostReason::Unreachable | LostReason::Probes(Lost::NoAnswer)
+            ) && self.options.liveness;
             on_event(ClientEvent::Lost(reason));
             if joined.elapsed() > 2 * self.options.keepalive {
                 attempts = 0;
             }
+            let options = self.options.clone();
+            let mut old = resumable.then_some(self);
             let rejoined = rejoin(
-                &self.options,
+                &options,
+                &mut old,
                 &mut lines,
                 &mut on_event,
                 &mut held,
@@ -477,6 +486,48 @@ impl Connection {
     }
 }
 
+/// How long a resume probe waits for its answer.
+const RESUME_WAIT: Duration = Duration::from_secs(1);
+
+enum Resume {
+    /// The server answered `alive`: the old membership is back.
+    Resumed,
+    /// The server answered `not a member`, or the socket failed: join anew.
+    Gone,
+    /// No answer in time.
+    NoAnswer,
+}
+
+impl Connection {
+    /// Probes the old membership once and waits a little for the answer. What else
+    /// arrives meanwhile is dropped.
+    async fn try_resume(&mut self) -> Resume {
+        if !self.session.resume(Instant::now()) || self.flush_or_lost().await.is_err() {
+            return Resume::Gone;
+        }
+        let mut buf = vec![0; ocm_io::DATAGRAM_BUFFER];
+        let answer = async {
+            loop {
+                let Ok(n) = self.udp.recv(&mut buf).await else {
+                    return Resume::Gone;
+                };
+                self.session.handle_datagram(&buf[..n]);
+                if self.session.is_liveness_confirmed() {
+                    return Resume::Resumed;
+                }
+                if self.session.is_ended() {
+                    return Resume::Gone;
+                }
+            }
+        };
+        future::or(answer, async {
+            Timer::after(RESUME_WAIT).await;
+            Resume::NoAnswer
+        })
+        .await
+    }
+}
+
 enum FlushError {
     Unreachable,
     Other(ClientError),
@@ -500,6 +551,7 @@ enum Wait {
 /// input ends (`None`: leave). One input line is held meanwhile, to be sent after.
 async fn rejoin(
     options: &ClientOptions,
+    old: &mut Option<Connection>,
     lines: &mut (impl Stream<Item = io::Result<String>> + Unpin),
     on_event: &mut impl FnMut(ClientEvent),
     held: &mut Option<String>,
@@ -515,6 +567,13 @@ async fn rejoin(
         // Wait, then try, watching the input all along for its end or /exit.
         let attempt_done = async {
             Timer::at(until).await;
+            if let Some(connection) = old.as_mut() {
+                match connection.try_resume().await {
+                    Resume::Resumed => return Ok(old.take().expect("checked above")),
+                    Resume::Gone => *old = None,
+                    Resume::NoAnswer => {}
+                }
+            }
             connect(options).await
         };
         let mut attempt_done = Box::pin(attempt_done);

@@ -16,6 +16,7 @@ crate::on_both_runtimes!(
     ten_thousand_piped_lines_arrive_whole_and_in_order,
     clients_join_again_after_the_server_is_killed_and_restarted,
     relay_clients_register_again_after_the_relay_is_killed_and_restarted,
+    a_server_out_of_reach_for_a_while_gets_the_same_members_back,
 );
 
 fn who_is_answered_to_the_asker_only(runtime: Runtime) {
@@ -276,3 +277,40 @@ fn relay_clients_register_again_after_the_relay_is_killed_and_restarted(runtime:
     ben.close_stdin();
     assert_eq!(ben.exit_code(), 0);
 }
+
+/// A server frozen (SIGSTOP) for longer than two keepalives, then thawed: it still
+/// holds both members, and they resume them (a new create would be refused: the room
+/// still exists) instead of joining anew.
+#[cfg(unix)]
+fn a_server_out_of_reach_for_a_while_gets_the_same_members_back(runtime: Runtime) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let (tcp_port, udp_port) = free_ports();
+    let server = start_server(runtime, tcp_port, udp_port);
+    let pid = Pid::from_raw(server.child.id() as i32);
+    let tcp = format!("127.0.0.1:{tcp_port}").parse().unwrap();
+    let udp = format!("127.0.0.1:{udp_port}").parse().unwrap();
+    let fast = ["--keepalive", "300ms", "--timeout", "300ms"];
+    let with = |args: &[&'static str]| [args, &fast[..]].concat();
+    let alice = client(tcp, udp, &with(&["--name", "alice", "--create", "lobby"]));
+    alice.stderr_until("in room \"lobby\"");
+    let mut bob = client(tcp, udp, &with(&["--name", "bob", "--join", "lobby"]));
+    bob.stderr_until("in room \"lobby\"");
+    alice.expect(&["* bob joined"]);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    alice.stderr_until("connection lost: the server stopped answering");
+    bob.stderr_until("connection lost: the server stopped answering");
+    thread::sleep(Duration::from_millis(700));
+    kill(pid, Signal::SIGCONT).unwrap();
+    alice.stderr_until("* back in room \"lobby\"");
+    bob.stderr_until("* back in room \"lobby\"");
+    bob.say("still here");
+    // The same memberships: no new join notice comes before bob's line.
+    assert_eq!(alice.line(), "bob: still here");
+    bob.close_stdin();
+    assert_eq!(bob.exit_code(), 0);
+    alice.expect(&["* bob left"]);
+}
+
+#[cfg(not(unix))]
+fn a_server_out_of_reach_for_a_while_gets_the_same_members_back(_: Runtime) {}

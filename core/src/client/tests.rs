@@ -245,3 +245,32 @@ fn a_server_without_the_extension_gets_keepalives_again() {
     assert_eq!(chat.poll_transmit().as_deref(), Some(&b"\x03bob"[..]));
     assert_eq!(chat.poll_timeout(), Some(t0 + 3 * k));
 }
+
+#[test]
+fn a_lost_session_can_be_tried_again_and_is_confirmed_by_an_answer() {
+    let t0 = Instant::now();
+    let k = Duration::from_secs(10);
+    let mut chat = ChatSession::room(t0, "r", b"tok", k).unwrap();
+    assert!(!chat.resume(t0), "not lost: nothing to resume");
+    chat.enable_liveness(t0);
+    chat.handle_datagram(b"* alive: 1 members");
+    for at in [k, k + k / 2, 2 * k] {
+        chat.handle_timeout(t0 + at);
+    }
+    assert_eq!(chat.ended(), Some(SessionEnd::Lost(Lost::NoAnswer)));
+    while chat.poll_transmit().is_some() {}
+    assert!(chat.resume(t0 + 3 * k));
+    assert!(!chat.is_ended());
+    assert_eq!(
+        chat.poll_transmit().as_deref(),
+        Some(&b"\x00\x03tokping"[..])
+    );
+    assert!(
+        !chat.is_liveness_confirmed(),
+        "not until the server answers"
+    );
+    chat.handle_datagram(b"* alive: 1 members");
+    assert!(chat.is_liveness_confirmed());
+    chat.leave(t0 + 3 * k);
+    assert!(!chat.resume(t0 + 3 * k), "a session that left stays left");
+}

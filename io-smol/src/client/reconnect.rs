@@ -1,7 +1,8 @@
 //! When and whether to try again after the membership was lost: an exponential
 //! backoff (0.5 s, 1 s, 2 s, ... at most 30 s), and which failures a later attempt can
-//! cure (the server not back yet, the room not re-created yet) and which it cannot
-//! (a wrong password, a name the server refuses).
+//! cure (the server not back yet, the room not re-created yet, the old membership not
+//! resumed or evicted yet) and which it cannot (a wrong password, a name the server
+//! refuses).
 
 use super::ClientError;
 use ocm_core::client::HandshakeError;
@@ -27,11 +28,12 @@ pub fn is_transient(error: &ClientError) -> bool {
         | ClientError::Unreachable(_)
         | ClientError::Io(_)
         | ClientError::Handshake(HandshakeError::Closed) => true,
-        // The host has not re-created the room yet; our old membership has not been
-        // evicted yet; the server is full for now.
+        // The host has not re-created the room yet; our old membership (or, for a
+        // host, its old room) is still there, to be resumed or evicted; the server is
+        // full for now.
         ClientError::Refused { status, .. } => matches!(
             status,
-            Status::RoomNotFound | Status::UsernameTaken | Status::ServerFull
+            Status::RoomNotFound | Status::UsernameTaken | Status::RoomExists | Status::ServerFull
         ),
         ClientError::InvalidName(_) | ClientError::Handshake(_) => false,
     }
@@ -62,7 +64,7 @@ mod tests {
         assert!(is_transient(&refused(Status::RoomNotFound)));
         assert!(is_transient(&refused(Status::UsernameTaken)));
         assert!(!is_transient(&refused(Status::InvalidPassword)));
-        assert!(!is_transient(&refused(Status::RoomExists)));
+        assert!(is_transient(&refused(Status::RoomExists)));
         assert!(!is_transient(&refused(Status::InvalidRequest)));
         assert!(is_transient(&ClientError::Unreachable(
             "127.0.0.1:1".parse().unwrap()
