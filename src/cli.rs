@@ -31,6 +31,21 @@ pub enum Command {
     /// Create or join a room and chat (or talk to a relay server with --protocol relay)
     #[command(after_help = CLIENT_HELP)]
     Client(ClientArgs),
+    /// Run a trace recorded with `ocm server --record` through a fresh core, check every
+    /// invariant after every input, and print what it went through
+    #[command(after_help = crate::exit::HELP)]
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The trace file
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    /// Also check that every input causes exactly the outputs recorded after it (the
+    /// trace must have been made with --record-outputs)
+    #[arg(long)]
+    pub compare: bool,
 }
 
 /// Async runtime of the server.
@@ -109,6 +124,18 @@ pub struct ServerArgs {
     /// shutdown (0: only on shutdown)
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "60s", value_parser = duration_between(Duration::ZERO, YEAR))]
     pub stats_interval: Duration,
+    /// Record every input the core receives (with its time, the seed and the limits) to
+    /// FILE, created with mode 0600: it holds tokens and messages; `ocm replay FILE`
+    /// runs it again
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
+    /// With --record: also record the outputs of every input, for `ocm replay --compare`
+    #[arg(long, requires = "record")]
+    pub record_outputs: bool,
+    /// With --record: stop recording (with a warning; the server goes on) before the
+    /// file passes this many bytes
+    #[arg(long, value_name = "BYTES", requires = "record", default_value_t = ocm_io::recorder::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(64..))]
+    pub record_max_bytes: u64,
 }
 
 const MILLISECOND: Duration = Duration::from_millis(1);
@@ -235,7 +262,7 @@ mod tests {
         let all = ["ocm", "server"].iter().chain(args);
         match Cli::try_parse_from(all)?.command {
             Command::Server(args) => Ok(args),
-            Command::Client(_) => unreachable!("parsed a server command"),
+            _ => unreachable!("parsed a server command"),
         }
     }
 
@@ -314,7 +341,7 @@ mod tests {
         let all = ["ocm", "client"].iter().chain(args);
         match Cli::try_parse_from(all)?.command {
             Command::Client(args) => Ok(args),
-            Command::Server(_) => unreachable!("parsed a client command"),
+            _ => unreachable!("parsed a client command"),
         }
     }
 

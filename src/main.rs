@@ -4,6 +4,7 @@
 //! ocm server [--runtime smol|async-std] [--protocol rooms|relay] [--tcp ADDR] [--udp ADDR] ...
 //! ocm client [--server HOST[:PORT]] [--name NAME] (--create ROOM | --join ROOM) [--password-file F]
 //! ocm client --protocol relay --server HOST[:PORT] --name NAME
+//! ocm replay FILE [--compare]
 //! ```
 //!
 //! `ocm --help` explains every option and lists the exit codes ([`exit`]).
@@ -17,6 +18,7 @@ mod client;
 mod exit;
 mod password;
 mod pipe;
+mod replay;
 mod server;
 mod signals;
 mod tui;
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         cli::Command::Server(args) => server::run(args),
         cli::Command::Client(args) => client::run(args),
+        cli::Command::Replay(args) => replay::run(args),
     };
     ExitCode::from(code)
 }

@@ -82,6 +82,11 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         udp: args.udp,
         config,
         stats_interval: (!args.stats_interval.is_zero()).then_some(args.stats_interval),
+        record: args.record.clone().map(|path| ocm_io::RecordOptions {
+            path,
+            max_bytes: args.record_max_bytes,
+            outputs: args.record_outputs,
+        }),
     })
 }
 

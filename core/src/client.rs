@@ -144,11 +144,6 @@ impl Handshake {
         &self.request
     }
 
-    /// The operation asked for.
-    pub fn operation(&self) -> Operation {
-        self.operation
-    }
-
     /// Feeds bytes read from the stream. Returns the token once it arrived.
     pub fn handle_data(&mut self, mut data: &[u8]) -> Result<Option<Bytes>, HandshakeError> {
         while !data.is_empty() {

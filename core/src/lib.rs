@@ -35,6 +35,7 @@ pub mod output;
 pub mod password;
 pub mod probe;
 pub mod rate;
+pub mod record;
 pub mod relay;
 pub mod rooms;
 pub mod stats;

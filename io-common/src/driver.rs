@@ -18,10 +18,13 @@
 use crate::addr;
 use crate::events::EventLog;
 use crate::options::Options;
+use crate::recorder::Recorder;
 use async_channel::Sender;
 use bytes::Bytes;
-use ocm_core::{AnyServer, ConfigError, ConnId, Counts, Input, Machine, Output, Stats};
-use std::collections::HashMap;
+use ocm_core::record::Header;
+use ocm_core::{AnyServer, ConnId, Counts, Input, Machine, Output, Stats};
+use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -63,17 +66,33 @@ pub struct Driver {
     log: EventLog,
     stats_interval: Option<Duration>,
     next_summary: Option<Instant>,
+    recorder: Option<Recorder>,
+    /// Outputs already recorded after their input, not yet carried out (only when
+    /// outputs are recorded: the core's queue is drained at once so each output is
+    /// written after the input that caused it).
+    recorded: VecDeque<Output>,
 }
 
 impl Driver {
     /// A driver for `options`, whose UDP socket is bound to `udp_local`; `seed` should be
-    /// [`crate::seed::os_seed`].
-    pub fn new(
-        options: &Options,
-        seed: [u8; 32],
-        udp_local: SocketAddr,
-    ) -> Result<Driver, ConfigError> {
-        let server = AnyServer::new(options.protocol, options.config.clone(), seed)?;
+    /// [`crate::seed::os_seed`]. With [`Options::record`], the trace file is created now.
+    pub fn new(options: &Options, seed: [u8; 32], udp_local: SocketAddr) -> io::Result<Driver> {
+        let server = AnyServer::new(options.protocol, options.config.clone(), seed)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let header = Header {
+            protocol: options.protocol,
+            outputs: false,
+            seed,
+            config: options.config.clone(),
+        };
+        let recorder = match &options.record {
+            Some(record) => {
+                let recorder = Recorder::create(record, &header)?;
+                tracing::info!(path = %record.path.display(), outputs = record.outputs, "recording inputs");
+                Some(recorder)
+            }
+            None => None,
+        };
         let now = Instant::now();
         Ok(Driver {
             server,
@@ -83,13 +102,25 @@ impl Driver {
             log: EventLog::default(),
             stats_interval: options.stats_interval,
             next_summary: options.stats_interval.map(|every| now + every),
+            recorder,
+            recorded: VecDeque::new(),
         })
     }
 
-    /// Feeds one input to the core.
+    /// Feeds one input to the core (recording it, and what it caused, when asked to).
     pub fn handle(&mut self, now: Instant, input: Input<&[u8]>) {
         self.now = now;
+        let Some(recorder) = &mut self.recorder else {
+            return self.server.handle(now, input);
+        };
+        recorder.input(now, &input);
         self.server.handle(now, input);
+        if recorder.records_outputs() {
+            while let Some(output) = self.server.poll_output() {
+                recorder.output(&output);
+                self.recorded.push_back(output);
+            }
+        }
     }
 
     /// Feeds what a connection task saw; an accepted connection's command channel is
@@ -111,6 +142,9 @@ impl Driver {
             self.handle(now, Input::Timeout);
         }
         self.log.flush(now);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.tick(now);
+        }
         if let (Some(due), Some(every)) = (self.next_summary, self.stats_interval) {
             if due <= now {
                 tracing::info!("{}", self.summary());
@@ -153,6 +187,9 @@ impl Driver {
     /// Tells every member the server is going and closes every connection.
     pub fn shutdown(&mut self, now: Instant) {
         self.handle(now, Input::Shutdown);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.flush();
+        }
     }
 
     /// Works through the core's outputs: TCP commands go to their connections, events
@@ -160,7 +197,11 @@ impl Driver {
     /// form), or `None` when nothing is left.
     pub fn poll_datagram(&mut self) -> Option<(SocketAddr, Bytes)> {
         loop {
-            match self.server.poll_output()? {
+            let output = match self.recorded.pop_front() {
+                Some(output) => output,
+                None => self.server.poll_output()?,
+            };
+            match output {
                 Output::Datagram { to, payload } => {
                     return Some((addr::to_socket(to, self.udp_local), payload))
                 }

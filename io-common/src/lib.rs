@@ -21,6 +21,8 @@
 //!   Linux).
 //! - [`tcp`]: the acceptor and the per-connection tasks, handed to the shell's `spawn`.
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
+//! - [`Recorder`]: `--record FILE`, every input the core receives written to a trace
+//!   that `ocm replay` runs again ([`ocm_core::record`]).
 //!
 //! The owner loop ([`Endpoint::serve`]), in outline:
 //!
@@ -46,6 +48,7 @@ mod events;
 mod inspect;
 mod options;
 mod owner;
+pub mod recorder;
 mod runtime;
 pub mod seed;
 pub mod tcp;
@@ -57,6 +60,7 @@ pub use inspect::{Inspection, Inspector};
 pub use ocm_core::Protocol;
 pub use options::{Options, DEFAULT_STATS_INTERVAL};
 pub use owner::Endpoint;
+pub use recorder::{RecordOptions, Recorder};
 pub use runtime::{Runtime, Shell};
 pub use udp::UdpPath;
 

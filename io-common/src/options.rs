@@ -1,5 +1,6 @@
 //! What a server shell is asked to run: the protocol, the addresses, the core's limits.
 
+use crate::recorder::RecordOptions;
 use ocm_core::{Config, Protocol};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct Options {
     /// default 60 s). The shell's owner loop needs nothing for it: the [`crate::Driver`]
     /// folds it into its `poll_timeout`.
     pub stats_interval: Option<Duration>,
+    /// Record every input the core receives to a trace file (`None`: off, the default).
+    pub record: Option<RecordOptions>,
 }
 
 impl Default for Options {
@@ -33,6 +36,7 @@ impl Default for Options {
             udp: SocketAddr::from(([0, 0, 0, 0], 8001)),
             config: Config::default(),
             stats_interval: Some(DEFAULT_STATS_INTERVAL),
+            record: None,
         }
     }
 }

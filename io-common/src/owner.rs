@@ -56,8 +56,7 @@ impl Endpoint {
             Protocol::Relay => None,
         };
         let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
-        let driver = Driver::new(options, crate::seed::os_seed()?, udp_addr)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let driver = Driver::new(options, crate::seed::os_seed()?, udp_addr)?;
         let (inspector, inspections) = Inspector::new();
         Ok(Endpoint {
             tcp,

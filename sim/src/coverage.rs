@@ -17,6 +17,8 @@ pub struct Coverage {
     pub relayed: u64,
     /// Datagrams the server refused, by drop reason name.
     pub refused: BTreeMap<String, u64>,
+    /// Members whose UDP address came from the `port` of their JSON request.
+    pub json_ports: u64,
     /// Refused datagrams that carried a token that was once valid.
     pub retired_token_probes: u64,
     /// Evictions, by reason text.
@@ -48,6 +50,7 @@ impl Coverage {
         self.relayed += other.relayed;
         self.stranger_probes_answered += other.stranger_probes_answered;
         self.retired_token_probes += other.retired_token_probes;
+        self.json_ports += other.json_ports;
         self.rooms_closed += other.rooms_closed;
         self.left += other.left;
         self.conns_refused += other.conns_refused;

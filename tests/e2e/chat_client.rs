@@ -292,11 +292,17 @@ fn a_server_out_of_reach_for_a_while_gets_the_same_members_back(runtime: Runtime
     let udp = format!("127.0.0.1:{udp_port}").parse().unwrap();
     let fast = ["--keepalive", "300ms", "--timeout", "300ms"];
     let with = |args: &[&'static str]| [args, &fast[..]].concat();
-    let alice = client(tcp, udp, &with(&["--name", "alice", "--create", "lobby"]));
+    let mut alice = client(tcp, udp, &with(&["--name", "alice", "--create", "lobby"]));
     alice.stderr_until("in room \"lobby\"");
     let mut bob = client(tcp, udp, &with(&["--name", "bob", "--join", "lobby"]));
     bob.stderr_until("in room \"lobby\"");
     alice.expect(&["* bob joined"]);
+    // A line each way: the server has read (and answered) both clients' first probes,
+    // so both know it has the extension before it freezes.
+    bob.say("ready");
+    alice.expect(&["bob: ready"]);
+    alice.say("ready");
+    assert_eq!(bob.line(), "alice: ready");
     kill(pid, Signal::SIGSTOP).unwrap();
     alice.stderr_until("connection lost: the server stopped answering");
     bob.stderr_until("connection lost: the server stopped answering");

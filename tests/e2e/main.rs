@@ -22,6 +22,7 @@ mod eviction;
 mod flood;
 mod ipv6;
 mod raw_bytes;
+mod record;
 mod relay;
 mod rooms;
 mod shutdown;

@@ -139,6 +139,18 @@ mod tests {
         AnyServer::new(Protocol::Relay, Config::default(), [1; 32]).unwrap()
     }
 
+    /// A relay with one client registered at `now`.
+    fn relay_with_a_client(now: Instant) -> AnyServer {
+        let mut server = relay();
+        let from = "10.0.0.1:4000".parse().unwrap();
+        let registration = Input::Datagram {
+            from,
+            data: &b"\x01ahi"[..],
+        };
+        step(&mut server, now, registration, &mut Vec::new()).unwrap();
+        server
+    }
+
     #[test]
     fn a_datagram_to_a_stranger_is_caught() {
         let stray = Output::Datagram {
@@ -158,46 +170,22 @@ mod tests {
 
     #[test]
     fn a_timer_left_due_after_a_timeout_is_caught() {
-        let mut server = relay();
         let now = Instant::now();
-        let from = "10.0.0.1:4000".parse().unwrap();
-        let mut outputs = Vec::new();
-        step(
-            &mut server,
-            now,
-            Input::Datagram {
-                from,
-                data: b"\x01ahi",
-            },
-            &mut outputs,
-        )
-        .unwrap();
+        let mut server = relay_with_a_client(now);
         // Checked at a time after the idle deadline without firing it: caught.
         let late = now + Config::default().idle_timeout;
         let error = check_step(&server, late, &Input::Timeout, &HashSet::new(), &[]).unwrap_err();
         assert!(error.contains("due timer"), "{error}");
         // Fired properly, it holds.
-        step(&mut server, late, Input::Timeout, &mut outputs).unwrap();
+        step(&mut server, late, Input::Timeout, &mut Vec::new()).unwrap();
     }
 
     #[test]
     fn state_left_after_shutdown_is_caught() {
-        let mut server = relay();
         let now = Instant::now();
-        let from = "10.0.0.1:4000".parse().unwrap();
-        let mut outputs = Vec::new();
-        step(
-            &mut server,
-            now,
-            Input::Datagram {
-                from,
-                data: b"\x01a",
-            },
-            &mut outputs,
-        )
-        .unwrap();
+        let mut server = relay_with_a_client(now);
         let error = check_step(&server, now, &Input::Shutdown, &HashSet::new(), &[]).unwrap_err();
         assert!(error.contains("left after shutdown"), "{error}");
-        step(&mut server, now, Input::Shutdown, &mut outputs).unwrap();
+        step(&mut server, now, Input::Shutdown, &mut Vec::new()).unwrap();
     }
 }

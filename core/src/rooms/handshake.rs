@@ -34,6 +34,8 @@ enum Phase {
         member: MemberId,
         port: [u8; 2],
         filled: usize,
+        /// The `port` of the JSON request, used when no 2-byte step sets one.
+        requested: Option<u16>,
     },
 }
 
@@ -137,7 +139,7 @@ impl RoomServer {
         let admitted = self.admit(now, peer, operation, &frame);
         let status = admitted.as_ref().err().copied().unwrap_or(Status::Ok);
         self.record_answer(conn, peer, operation, &frame.room, frame.operation, status);
-        let Ok((member, token)) = admitted else {
+        let Ok((member, token, requested)) = admitted else {
             self.close_conn(conn);
             return;
         };
@@ -151,6 +153,7 @@ impl RoomServer {
             member,
             port: [0; 2],
             filled: 0,
+            requested,
         };
         self.timers.schedule(deadline, TimerKey::Conn(conn));
     }
@@ -162,7 +165,7 @@ impl RoomServer {
         peer: SocketAddr,
         operation: Option<Operation>,
         frame: &Frame,
-    ) -> Result<(MemberId, crate::token::Token), Status> {
+    ) -> Result<(MemberId, crate::token::Token, Option<u16>), Status> {
         let operation = match (operation, State::from_code(frame.state)) {
             (Some(op), Some(State::Request)) => op,
             _ => return Err(Status::InvalidRequest),
@@ -170,10 +173,12 @@ impl RoomServer {
         let room = names::room_name(&frame.room).map_err(|_| Status::InvalidRequest)?;
         let credentials = parse_payload(&frame.payload).map_err(|_| Status::InvalidRequest)?;
         let ip = canonical_ip(peer.ip());
-        match operation {
-            Operation::Create => self.create_room(now, room, credentials, ip),
-            Operation::Join => self.join_room(now, room, credentials, ip),
-        }
+        let requested = credentials.port;
+        let (member, token) = match operation {
+            Operation::Create => self.create_room(now, room, credentials, ip)?,
+            Operation::Join => self.join_room(now, room, credentials, ip)?,
+        };
+        Ok((member, token, requested))
     }
 
     fn answer_too_large(&mut self, conn: ConnId, header: Header, room: Bytes) {
@@ -221,6 +226,7 @@ impl RoomServer {
         };
         if *filled + data.len() > 2 {
             *filled = 3; // too long, whatever comes next
+            self.finish_port_step(conn);
             self.close_conn(conn);
             return;
         }
@@ -228,8 +234,9 @@ impl RoomServer {
         *filled += data.len();
     }
 
-    /// The port step ends (EOF or deadline): exactly 2 bytes, a non-zero big-endian
-    /// port, set the member's UDP address to (TCP peer IP, port).
+    /// The port step ends (EOF, deadline, or too many bytes): exactly 2 bytes with a
+    /// non-zero big-endian port set the member's UDP address to (TCP peer IP, port);
+    /// without such a step, the `port` of the JSON request does, if it had one.
     fn finish_port_step(&mut self, conn: ConnId) {
         let Some(Conn {
             peer,
@@ -237,15 +244,17 @@ impl RoomServer {
                 Phase::AwaitPort {
                     member,
                     port,
-                    filled: 2,
+                    filled,
+                    requested,
                 },
             ..
         }) = self.conns.get(&conn)
         else {
             return;
         };
-        let (member, port, ip) = (*member, u16::from_be_bytes(*port), canonical_ip(peer.ip()));
-        if port != 0 {
+        let stepped = Some(u16::from_be_bytes(*port)).filter(|p| *filled == 2 && *p != 0);
+        let (member, ip) = (*member, canonical_ip(peer.ip()));
+        if let Some(port) = stepped.or(*requested) {
             self.set_udp_from_port_step(member, SocketAddr::new(ip, port));
         }
     }

@@ -32,3 +32,13 @@ pub fn lobby() -> (Harness, Bytes, Bytes) {
 pub fn response(room: &[u8], op: u8, status: Status) -> Vec<u8> {
     ocm_core::wire::tcrp::encode_response(room, op, status).to_vec()
 }
+
+/// The bytes of a room datagram.
+pub fn datagram(room: &[u8], token: &[u8], message: &[u8]) -> Vec<u8> {
+    let d = RoomDatagram {
+        room,
+        token,
+        message,
+    };
+    d.encode().expect("fits a datagram").to_vec()
+}

@@ -55,76 +55,26 @@ fn unauthorized_datagrams_are_dropped_counted_and_change_nothing() {
     let cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
         (
             "10.9.9.9:1",
-            RoomDatagram {
-                room: b"lobby",
-                token: &ta,
-                message: b"stolen",
-            }
-            .encode()
-            .unwrap()
-            .to_vec(),
+            datagram(b"lobby", &ta, b"stolen"),
             DropReason::WrongAddress,
         ),
         (
             "10.0.0.1:9",
-            RoomDatagram {
-                room: b"lobby",
-                token: &tb,
-                message: b"bob's token",
-            }
-            .encode()
-            .unwrap()
-            .to_vec(),
+            datagram(b"lobby", &tb, b"bob's token"),
             DropReason::WrongAddress,
         ),
+        (A, datagram(b"nope", &ta, b"x"), DropReason::UnknownRoom),
         (
             A,
-            RoomDatagram {
-                room: b"nope",
-                token: &ta,
-                message: b"x",
-            }
-            .encode()
-            .unwrap()
-            .to_vec(),
-            DropReason::UnknownRoom,
-        ),
-        (
-            A,
-            RoomDatagram {
-                room: b"lobby",
-                token: &[b'0'; 32],
-                message: b"x",
-            }
-            .encode()
-            .unwrap()
-            .to_vec(),
+            datagram(b"lobby", &[b'0'; 32], b"x"),
             DropReason::UnknownToken,
         ),
         (
             A,
-            RoomDatagram {
-                room: b"lobby",
-                token: b"short",
-                message: b"x",
-            }
-            .encode()
-            .unwrap()
-            .to_vec(),
+            datagram(b"lobby", b"short", b"x"),
             DropReason::UnknownToken,
         ),
-        (
-            A,
-            RoomDatagram {
-                room: b"lobby",
-                token: &ta,
-                message: b"\xff\xfe",
-            }
-            .encode()
-            .unwrap()
-            .to_vec(),
-            DropReason::NotUtf8,
-        ),
+        (A, datagram(b"lobby", &ta, b"\xff\xfe"), DropReason::NotUtf8),
         (A, vec![5, 32, b'l'], DropReason::Truncated),
         (A, vec![], DropReason::Truncated),
         (A, vec![0; 4097], DropReason::TooLarge),

@@ -109,14 +109,37 @@ impl TestServer {
             config,
             ..Options::default()
         };
+        TestServer::launch(runtime, &options)
+    }
+
+    /// A server on 127.0.0.1 that records every input and output to `trace`.
+    pub fn recording(runtime: Runtime, protocol: Protocol, trace: &std::path::Path) -> TestServer {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let options = Options {
+            protocol,
+            tcp: addr,
+            udp: addr,
+            config: config(),
+            record: Some(ocm_io::RecordOptions {
+                path: trace.to_owned(),
+                max_bytes: ocm_io::recorder::DEFAULT_MAX_BYTES,
+                outputs: true,
+            }),
+            ..Options::default()
+        };
+        TestServer::launch(runtime, &options).expect("server binds")
+    }
+
+    /// Starts a server with these options on its own thread.
+    pub fn launch(runtime: Runtime, options: &Options) -> io::Result<TestServer> {
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let shutdown = async move {
             let _ = stopped.recv().await;
         };
         let (result, done) = mpsc::channel();
         let (tcp, udp, inspector) = match runtime {
-            Runtime::Smol => spawn::<ocm_smol::Smol>(&options, shutdown, result)?,
-            Runtime::AsyncStd => spawn::<ocm_asyncstd::AsyncStd>(&options, shutdown, result)?,
+            Runtime::Smol => spawn::<ocm_smol::Smol>(options, shutdown, result)?,
+            Runtime::AsyncStd => spawn::<ocm_asyncstd::AsyncStd>(options, shutdown, result)?,
         };
         Ok(TestServer {
             tcp,
