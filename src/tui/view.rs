@@ -107,39 +107,73 @@ fn spans(entry: &Entry) -> Vec<(String, Style)> {
     out
 }
 
-/// The rows an entry takes at `width` columns: wrapped by grapheme and display width,
-/// continuation rows indented past the time and the mark.
+/// The rows an entry takes at `width` columns: wrapped at spaces where it can, else
+/// by grapheme, by display width; continuation rows are indented past the time and the
+/// mark.
 pub fn rows(entry: &Entry, width: usize) -> Vec<Line<'static>> {
     let width = width.max(INDENT + 4);
-    let mut rows = Vec::new();
-    let mut row: Vec<Span<'static>> = Vec::new();
+    let mut rows: Vec<Vec<(String, Style)>> = Vec::new();
+    let mut row: Vec<(String, Style)> = Vec::new();
     let mut used = 0;
-    let mut run = String::new();
-    let mut run_style = Style::new();
     for (text, style) in spans(entry) {
         for grapheme in text.graphemes(true) {
             let w = grapheme.width();
             if used + w > width {
-                if !run.is_empty() {
-                    row.push(Span::styled(std::mem::take(&mut run), run_style));
-                }
-                rows.push(Line::from(std::mem::take(&mut row)));
-                row.push(Span::raw(" ".repeat(INDENT)));
-                used = INDENT;
+                // Carry the word being written to the next row, if a space before it
+                // (past the indent) leaves something on this one.
+                let start = if rows.is_empty() { 0 } else { INDENT };
+                // A word too long for a row of its own is cut instead, and so is
+                // CJK text, which breaks between any two characters.
+                let room = width - INDENT - w;
+                let carried = match row.iter().rposition(|(g, _)| g == " ") {
+                    Some(space)
+                        if space > start
+                            && !is_gutter(&rows, space)
+                            && cells_width(&row[space + 1..]) <= room
+                            && row[space + 1..].iter().all(|(g, _)| g.width() < 2) =>
+                    {
+                        row.split_off(space + 1)
+                    }
+                    _ => Vec::new(),
+                };
+                rows.push(std::mem::take(&mut row));
+                row.push((" ".repeat(INDENT), Style::new()));
+                used = INDENT + cells_width(&carried);
+                row.extend(carried);
             }
-            if style != run_style && !run.is_empty() {
-                row.push(Span::styled(std::mem::take(&mut run), run_style));
-            }
-            run_style = style;
-            run.push_str(grapheme);
+            row.push((grapheme.to_owned(), style));
             used += w;
         }
     }
-    if !run.is_empty() {
-        row.push(Span::styled(run, run_style));
+    rows.push(row);
+    rows.into_iter().map(line_of).collect()
+}
+
+fn cells_width(cells: &[(String, Style)]) -> usize {
+    cells.iter().map(|(g, _)| g.width()).sum()
+}
+
+/// True when the space at `index` of the first row is part of the time and mark.
+fn is_gutter(rows: &[Vec<(String, Style)>], index: usize) -> bool {
+    rows.is_empty() && index < INDENT
+}
+
+/// Cells merged into spans of one style.
+fn line_of(cells: Vec<(String, Style)>) -> Line<'static> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut run = String::new();
+    let mut run_style = Style::new();
+    for (text, style) in cells {
+        if style != run_style && !run.is_empty() {
+            spans.push(Span::styled(std::mem::take(&mut run), run_style));
+        }
+        run_style = style;
+        run.push_str(&text);
     }
-    rows.push(Line::from(row));
-    rows
+    if !run.is_empty() {
+        spans.push(Span::styled(run, run_style));
+    }
+    Line::from(spans)
 }
 
 /// The status line's text.
@@ -302,6 +336,25 @@ mod tests {
         for row in &rows {
             assert!(!row.chars().any(crate::chat::escape::is_unsafe));
         }
+    }
+
+    #[test]
+    fn long_lines_wrap_at_spaces_under_the_text() {
+        let entry = Entry::new(
+            "10:00",
+            Source::Member("a".into()),
+            "one two three four five",
+        );
+        let texts: Vec<String> = rows(&entry, 24).iter().map(|l| l.to_string()).collect();
+        assert_eq!(texts, ["10:00   a: one two ", "        three four five"]);
+        let long = Entry::new("10:00", Source::Member("a".into()), "x".repeat(40));
+        let texts: Vec<String> = rows(&long, 24).iter().map(|l| l.to_string()).collect();
+        assert_eq!(texts[0], "10:00   a: ", "a long word starts a row");
+        assert_eq!(
+            texts[1],
+            format!("        {}", "x".repeat(16)),
+            "and is cut there"
+        );
     }
 
     #[test]
