@@ -9,6 +9,7 @@ pub mod app;
 pub mod editor;
 pub mod view;
 
+use crate::chat::entry::Source;
 use app::{Action, App, Place};
 use ocm_smol::client::{ClientError, ClientEvent, Connection, Outcome};
 use ratatui::crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event};
@@ -127,5 +128,16 @@ pub fn run(
     });
     let _ = execute!(io::stdout(), DisableBracketedPaste);
     ratatui::restore();
+    // The full screen is gone: say on the normal one why the session ended.
+    if matches!(result, Ok(Outcome::RoomClosed | Outcome::Disconnected)) {
+        let last = app
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.source == Source::Server);
+        if let Some(entry) = last {
+            eprintln!("* {}", crate::chat::escape::escape(&entry.text));
+        }
+    }
     result
 }
