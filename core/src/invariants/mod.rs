@@ -51,8 +51,9 @@ fn ensure(ok: bool, rule: &'static str) -> Result<(), InvariantViolation> {
 ///
 /// A datagram may go to an address that was a member's before the input, or that
 /// became one during it (an address learnt from a port step that reached its deadline
-/// may be told of its own eviction in the same step), or answer a liveness probe to
-/// its source with no more bytes than the probe had (`not a member`).
+/// may be told of its own eviction in the same step), or answer the input's source:
+/// one it made a member, or a liveness probe with no more bytes than the probe had
+/// (`not a member`).
 pub fn check_step<M: Machine + ?Sized>(
     machine: &M,
     now: Instant,
@@ -68,7 +69,7 @@ pub fn check_step<M: Machine + ?Sized>(
                 known.insert(*addr);
             }
             Output::Datagram { to, payload } => {
-                if !known.contains(to) && !answers_probe(input, *to, payload) {
+                if !known.contains(to) && !answers_sender(machine, input, *to, payload) {
                     return Err(format!("datagram to {to}, not a member address"));
                 }
                 if payload.is_empty() || payload.len() > MAX_DATAGRAM_LEN {
@@ -101,17 +102,23 @@ pub fn check_step<M: Machine + ?Sized>(
     Ok(())
 }
 
-/// The one datagram that may go to an address that is no member's: the answer to a
-/// rooms liveness probe from that very address, no larger than the probe.
-fn answers_probe(input: &Input<&[u8]>, to: SocketAddr, payload: &[u8]) -> bool {
-    match input {
-        Input::Datagram { from, data } => {
-            crate::rooms::canonical_addr(*from) == to
-                && crate::probe::room_probe_token(data).is_some()
-                && payload.len() <= data.len()
-        }
-        _ => false,
+/// An answer to the datagram's own source, which was no member's address before it:
+/// to a sender the datagram made a member (a relay client registered by its `/who`),
+/// or to a rooms liveness probe, no larger than the probe (`not a member`).
+fn answers_sender<M: Machine + ?Sized>(
+    machine: &M,
+    input: &Input<&[u8]>,
+    to: SocketAddr,
+    payload: &[u8],
+) -> bool {
+    let Input::Datagram { from, data } = input else {
+        return false;
+    };
+    if crate::rooms::canonical_addr(*from) != to {
+        return false;
     }
+    let probe = crate::probe::room_probe_token(data).is_some() && payload.len() <= data.len();
+    probe || machine.member_addrs().contains(&to)
 }
 
 /// Feeds `input` at `now`, drains every output into `outputs` (cleared first) and runs
