@@ -83,6 +83,10 @@ pub struct ServerArgs {
     /// Disconnect a member silent for this long (at most a year)
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "300s", value_parser = duration_between(SECOND, YEAR))]
     pub idle_timeout: Duration,
+    /// An ICMP error (port unreachable) counts as a failed send only against a member
+    /// silent this long: anyone can forge one (0: trust them, on a trusted network only)
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "30s", value_parser = duration_between(Duration::ZERO, DAY))]
+    pub icmp_grace: Duration,
     /// Disconnect a member after this many failed sends in a row
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_send_failures: u32,
@@ -101,6 +105,14 @@ pub struct ServerArgs {
     /// create or join from that IP over it is answered SERVER_FULL (7)
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 256, value_parser = positive)]
     pub max_members_per_ip: usize,
+    /// Wrong passwords one source may send before each next try must wait (1 s,
+    /// doubling, at most 60 s); a join during the wait is answered TRY_LATER (8)
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 5, value_parser = clap::value_parser!(u32))]
+    pub password_failures_per_source: u32,
+    /// Wrong passwords for one room, from anywhere, before each next join of it must
+    /// wait the same way
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 20, value_parser = clap::value_parser!(u32))]
+    pub password_failures_per_room: u32,
     /// Most TCP connections open at once (in handshake or port step); one over it is
     /// closed at once, without an answer
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1_024, value_parser = positive)]
@@ -113,6 +125,11 @@ pub struct ServerArgs {
     /// without an answer (slow or stalled clients)
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "10s", value_parser = duration_between(MILLISECOND, DAY))]
     pub handshake_timeout: Duration,
+    /// A member whose UDP address is still unknown this long after it joined (no
+    /// datagram, no port step: a client that gave up mid-handshake) is removed, and its
+    /// name is free again
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "30s", value_parser = duration_between(MILLISECOND, DAY))]
+    pub registration_timeout: Duration,
     /// After the token, how long to wait for the optional 2-byte UDP port
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "1s", value_parser = duration_between(MILLISECOND, DAY))]
     pub port_wait: Duration,
@@ -278,6 +295,18 @@ mod tests {
         assert_eq!(args.max_members_per_ip, config.max_members_per_ip);
         assert_eq!(args.handshake_timeout, config.handshake_timeout);
         assert_eq!(args.port_wait, config.port_wait);
+        assert_eq!(args.registration_timeout, config.registration_timeout);
+        assert_eq!(args.icmp_grace, config.icmp_grace);
+        assert_eq!(
+            (
+                args.password_failures_per_source,
+                args.password_failures_per_room
+            ),
+            (
+                config.password_failures_per_source,
+                config.password_failures_per_room
+            )
+        );
         assert_eq!(args.idle_timeout, config.idle_timeout);
         assert_eq!(args.max_send_failures, config.max_send_failures);
         assert_eq!(args.max_payload, config.max_payload);

@@ -83,6 +83,7 @@ impl Coverage {
                 let kind = match reason {
                     EvictReason::Idle(_) => "idle",
                     EvictReason::SendFailures(_) => "send failures",
+                    EvictReason::NeverRegistered(_) => "never registered",
                 };
                 *self.evictions.entry(kind.into()).or_default() += 1
             }

@@ -126,6 +126,9 @@ pub struct Model {
     pub(crate) per_ip_refusals: std::cell::Cell<u64>,
     /// Answers left for probes from strangers, in billionths, and when it was counted.
     pub(crate) stranger_allowance: (u128, Duration),
+    /// Wrong passwords per source IP and per room: (count, time of the last).
+    pub(crate) wrong_by_ip: BTreeMap<IpAddr, (u32, Duration)>,
+    pub(crate) wrong_by_room: BTreeMap<String, (u32, Duration)>,
 }
 
 impl Model {
@@ -149,6 +152,8 @@ impl Model {
                 u128::from(udp::STRANGER_ANSWERS) * 1_000_000_000,
                 Duration::ZERO,
             ),
+            wrong_by_ip: BTreeMap::new(),
+            wrong_by_room: BTreeMap::new(),
         }
     }
 

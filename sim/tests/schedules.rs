@@ -95,6 +95,7 @@ fn assert_covers_every_rule(c: &Coverage) {
         "UnknownToken",
         "WrongAddress",
         "NotUtf8",
+        "ControlCharacter",
     ];
     seen(&c.refused, &reasons, "datagram refused as");
     let statuses = [
@@ -106,9 +107,14 @@ fn assert_covers_every_rule(c: &Coverage) {
         "InvalidRequest",
         "PayloadTooLarge",
         "ServerFull",
+        "TryLater",
     ];
     seen(&c.statuses, &statuses, "handshake answered");
-    seen(&c.evictions, &["idle", "send failures"], "eviction for");
+    seen(
+        &c.evictions,
+        &["idle", "send failures", "never registered"],
+        "eviction for",
+    );
     assert!(
         c.json_ports > 0,
         "no member got its address from a JSON port"

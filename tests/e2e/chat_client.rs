@@ -41,6 +41,10 @@ fn the_relay_answers_who_too(runtime: Runtime) {
     a.expect(&["b: after"]);
 }
 
+/// An ocm server drops messages with control characters other than TAB; the client
+/// does not rely on it (another server may relay them, see `src/chat/escape.rs` for
+/// C0 and C1): what an ocm server does relay (TAB, bidi overrides, line separators)
+/// is printed escaped.
 fn control_characters_from_members_are_printed_escaped(runtime: Runtime) {
     let server = TestServer::rooms(runtime);
     let mallory = server.create("lobby", "mallory");
@@ -48,11 +52,11 @@ fn control_characters_from_members_are_printed_escaped(runtime: Runtime) {
     let mut bob = client(tcp, server.udp, &["--name", "bob", "--join", "lobby"]);
     bob.stderr_until("in room \"lobby\"");
     mallory.expect(&["* bob joined"]);
-    mallory.say("\x1b[2J\x1b[Hx\r* room closed: host left");
-    mallory.say("abc\u{202e}fed\u{9b}");
+    mallory.say("x\u{2028}* room closed: host left");
+    mallory.say("abc\u{202e}fed\tend");
     bob.expect(&[
-        "mallory: \\x1b[2J\\x1b[Hx\\r* room closed: host left",
-        "mallory: abc\\u{202e}fed\\x9b",
+        "mallory: x\\u{2028}* room closed: host left",
+        "mallory: abc\\u{202e}fed\\tend",
     ]);
     bob.close_stdin();
     assert_eq!(bob.exit_code(), 0);

@@ -209,3 +209,25 @@ fn shutdown_tells_everyone() {
         .all(|(_, p)| p == b"\x00room closed: server shutting down"));
     assert!(h.relay_server().clients().is_empty());
 }
+
+#[test]
+fn relay_messages_with_control_characters_are_dropped() {
+    let mut h = three();
+    h.relay_say(A, "alice", "\u{1b}]0;pwned\u{7}");
+    assert_eq!(h.dropped(), vec![DropReason::ControlCharacter]);
+    assert!(h.take_bytes().is_empty());
+}
+
+#[test]
+fn icmp_errors_do_not_evict_a_client_that_keeps_talking() {
+    let mut h = three();
+    for _ in 0..5 {
+        h.icmp_error(B);
+    }
+    assert_eq!(h.relay_server().clients().len(), 3);
+    h.now += Duration::from_secs(31);
+    for _ in 0..3 {
+        h.icmp_error(B);
+    }
+    assert_eq!(h.relay_server().clients().len(), 2);
+}

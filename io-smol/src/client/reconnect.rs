@@ -33,7 +33,11 @@ pub fn is_transient(error: &ClientError) -> bool {
         // full for now.
         ClientError::Refused { status, .. } => matches!(
             status,
-            Status::RoomNotFound | Status::UsernameTaken | Status::RoomExists | Status::ServerFull
+            Status::RoomNotFound
+                | Status::UsernameTaken
+                | Status::RoomExists
+                | Status::ServerFull
+                | Status::TryLater
         ),
         ClientError::InvalidName(_) | ClientError::Handshake(_) => false,
     }

@@ -5,6 +5,7 @@ use super::{canonical, canonical_addr, Expected, Model, TokenHex, Verdict};
 use bytes::Bytes;
 use ocm_core::output::{DropReason, Event};
 use ocm_core::wire::notice::{CloseReason, EvictReason};
+use ocm_core::SendFailure;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ fn reason_text(reason: EvictReason) -> String {
     match reason {
         EvictReason::Idle(d) => format!("idle for {} s", d.as_secs()),
         EvictReason::SendFailures(n) => format!("{n} failed sends"),
+        EvictReason::NeverRegistered(d) => format!("no datagram within {} s", d.as_secs()),
     }
 }
 
@@ -93,6 +95,10 @@ impl Model {
             return Err(DropReason::WrongAddress);
         }
         let message = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
+        // docs/PROTOCOL.md: no control character but TAB in a message.
+        if message.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(DropReason::ControlCharacter);
+        }
         Ok((id, message))
     }
 
@@ -245,7 +251,9 @@ impl Model {
     }
 
     /// A send to `to` failed: each member there counts a failure, and goes at the limit.
-    pub fn send_failed(&mut self, to: SocketAddr) -> Expected {
+    /// A send to `to` failed; an ICMP error counts only against a member silent for
+    /// `icmp_grace` (docs/PROTOCOL.md, Eviction).
+    pub fn send_failed(&mut self, now: Duration, to: SocketAddr, cause: SendFailure) -> Expected {
         let mut out = Expected::default();
         self.stats.send_failures += 1;
         let ids = self
@@ -256,6 +264,10 @@ impl Model {
         let mut evict = Vec::new();
         for id in ids {
             let m = self.members.get_mut(&id).expect("indexed member exists");
+            if cause == SendFailure::Icmp && now < m.last_seen + self.cfg.icmp_grace {
+                self.stats.icmp_ignored += 1;
+                continue;
+            }
             m.failures += 1;
             if m.failures >= self.cfg.max_send_failures {
                 evict.push(id);
@@ -268,31 +280,48 @@ impl Model {
         out
     }
 
-    /// The timers due at `now`: connection deadlines first, then idle members in join order.
+    /// The timers due at `now`: connection deadlines first, then members in join order:
+    /// one with no address `registration_timeout` after it joined is removed, one silent
+    /// for `idle_timeout` is evicted.
     pub fn timeout(&mut self, now: Duration) -> Expected {
         let mut out = Expected::default();
         self.expire_conns(&mut out, now);
-        let idle = self.cfg.idle_timeout;
-        let due: Vec<u64> = self
+        let due: Vec<(u64, EvictReason)> = self
             .members
             .iter()
-            .filter(|(_, m)| m.last_seen + idle <= now)
-            .map(|(id, _)| *id)
+            .filter_map(|(id, m)| self.member_due(m, now).map(|reason| (*id, reason)))
             .collect();
-        for id in due {
+        for (id, reason) in due {
             if self.members.contains_key(&id) {
-                self.remove_member(&mut out, id, Removal::Evicted(EvictReason::Idle(idle)));
+                self.remove_member(&mut out, id, Removal::Evicted(reason));
             }
         }
         out
     }
 
+    /// Why a member must go at `now`, if it must. Its last-seen time is its join time
+    /// until its first datagram, which is also what gives it an address.
+    fn member_due(&self, m: &super::Member, now: Duration) -> Option<EvictReason> {
+        let (idle, registration) = (self.cfg.idle_timeout, self.cfg.registration_timeout);
+        if m.udp.is_none() && m.last_seen + registration <= now {
+            return Some(EvictReason::NeverRegistered(registration));
+        }
+        (m.last_seen + idle <= now).then_some(EvictReason::Idle(idle))
+    }
+
+    /// When a member's timer next has work: its idle deadline, or its registration
+    /// deadline while it has no address.
+    pub(crate) fn member_deadline(&self, m: &super::Member) -> Duration {
+        let idle = m.last_seen + self.cfg.idle_timeout;
+        match m.udp {
+            None => idle.min(m.last_seen + self.cfg.registration_timeout),
+            Some(_) => idle,
+        }
+    }
+
     /// The earliest instant at which a timer of the model has work to do.
     pub fn next_deadline(&self) -> Option<Duration> {
-        let members = self
-            .members
-            .values()
-            .map(|m| m.last_seen + self.cfg.idle_timeout);
+        let members = self.members.values().map(|m| self.member_deadline(m));
         members.chain(self.conn_deadlines()).min()
     }
 
@@ -353,6 +382,7 @@ impl Model {
         let Some(entry) = self.rooms.remove(room) else {
             return;
         };
+        self.wrong_by_room.remove(room);
         for id in entry.members {
             self.forget(id);
         }
