@@ -113,6 +113,33 @@ pub struct ServerArgs {
     /// wait the same way
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 20, value_parser = clap::value_parser!(u32))]
     pub password_failures_per_room: u32,
+    /// Chat messages (and /who) one member may send a second, and at once (RATE/BURST,
+    /// or RATE for a burst of twice that); over it a message is dropped and counted.
+    /// Paced ocm clients stay under 200/400
+    #[arg(long, value_name = "RATE[/BURST]", default_value = "200/400", value_parser = rate)]
+    pub member_rate: (u32, u32),
+    /// Bytes of message text one member may send a second, and at once
+    #[arg(long, value_name = "RATE[/BURST]", default_value = "262144/1048576", value_parser = rate)]
+    pub member_bytes: (u32, u32),
+    /// Messages all members from one IP may send together, a second and at once
+    #[arg(long, value_name = "RATE[/BURST]", default_value = "400/800", value_parser = rate)]
+    pub source_rate: (u32, u32),
+    /// Datagrams one room's messages may make the server send, a second and at once (a
+    /// message to N members costs N)
+    #[arg(long, value_name = "RATE[/BURST]", default_value = "20000/40000", value_parser = rate)]
+    pub room_fanout: (u32, u32),
+    /// Datagrams sent to an address learnt from the port step alone before a datagram
+    /// from it proves it
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub unproven_datagrams: u32,
+    /// Relay mode: an address must echo a code before it is registered, so forged source
+    /// addresses cannot make the relay send to a victim (off: a trusted network only)
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
+    pub relay_verify: bool,
+    /// Bytes asked of the kernel for the UDP socket's receive and send buffers (0: the
+    /// kernel's defaults); the effective sizes are logged
+    #[arg(long, value_name = "BYTES", default_value_t = ocm_io::sockbuf::DEFAULT_BUFFER)]
+    pub udp_buffer: usize,
     /// Most TCP connections open at once (in handshake or port step); one over it is
     /// closed at once, without an answer
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1_024, value_parser = positive)]
@@ -228,6 +255,30 @@ pub struct ClientArgs {
     /// Most lines sent per second (in bursts of at most 100); piped input waits for it
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = ocm_core::rate::CLIENT_LINES_PER_SEC, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub rate: u32,
+}
+
+/// `RATE/BURST`, or `RATE` (a burst of twice the rate); both at least 1.
+fn rate(text: &str) -> Result<(u32, u32), String> {
+    let number = |t: &str| match t.trim().parse::<u32>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    };
+    match text.split_once('/') {
+        Some((per_sec, burst)) => Ok((number(per_sec)?, number(burst)?)),
+        None => {
+            let per_sec = number(text)?;
+            Ok((per_sec, per_sec.saturating_mul(2)))
+        }
+    }
+}
+
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("must be on or off".into()),
+    }
 }
 
 fn positive(text: &str) -> Result<usize, String> {

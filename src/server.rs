@@ -58,6 +58,16 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         password_failures_per_source: args.password_failures_per_source,
         password_failures_per_room: args.password_failures_per_room,
         max_payload: args.max_payload,
+        member_messages_per_sec: args.member_rate.0,
+        member_message_burst: args.member_rate.1,
+        member_bytes_per_sec: args.member_bytes.0,
+        member_byte_burst: args.member_bytes.1,
+        source_messages_per_sec: args.source_rate.0,
+        source_message_burst: args.source_rate.1,
+        room_fanout_per_sec: args.room_fanout.0,
+        room_fanout_burst: args.room_fanout.1,
+        unproven_datagrams: args.unproven_datagrams,
+        relay_verify: args.relay_verify,
         ..Config::default()
     };
     match args.protocol {
@@ -91,6 +101,7 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
             max_bytes: args.record_max_bytes,
             outputs: args.record_outputs,
         }),
+        udp_buffer: args.udp_buffer,
     })
 }
 
@@ -127,4 +138,52 @@ fn init_logs() {
 fn fail(message: &str) -> u8 {
     eprintln!("ocm: error: {message}");
     exit::ERROR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parsed(args: &[&str]) -> ServerArgs {
+        let all = ["ocm", "server"].iter().chain(args);
+        match crate::cli::Cli::try_parse_from(all).unwrap().command {
+            crate::cli::Command::Server(args) => args,
+            _ => unreachable!("a server command"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_defaults_are_the_core_defaults_every_one() {
+        let rooms = options(&parsed(&[])).unwrap();
+        assert_eq!(rooms.config, Config::default());
+        assert_eq!(rooms.udp_buffer, ocm_io::Options::default().udp_buffer);
+        let relay = options(&parsed(&["--protocol", "relay"])).unwrap();
+        assert_eq!(
+            relay.config,
+            Config {
+                max_members: 1_000,
+                ..Config::default()
+            }
+        );
+    }
+
+    #[test]
+    fn rates_take_a_burst_or_double_the_rate() {
+        let set = options(&parsed(&["--member-rate", "50", "--room-fanout", "10/30"])).unwrap();
+        let c = &set.config;
+        assert_eq!(
+            (c.member_messages_per_sec, c.member_message_burst),
+            (50, 100)
+        );
+        assert_eq!((c.room_fanout_per_sec, c.room_fanout_burst), (10, 30));
+        for bad in [
+            ["--member-rate", "0"],
+            ["--source-rate", "5/x"],
+            ["--relay-verify", "maybe"],
+        ] {
+            let all = ["ocm", "server"].iter().chain(&bad);
+            assert!(crate::cli::Cli::try_parse_from(all).is_err(), "{bad:?}");
+        }
+    }
 }

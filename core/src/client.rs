@@ -462,7 +462,25 @@ impl ChatSession {
             }
             Framing::Relay { .. } => match RelayDatagram::decode(data).ok()? {
                 RelayDatagram::Notice(body) => {
-                    Incoming::Notice(Notice::parse_body(std::str::from_utf8(body).ok()?))
+                    let notice = Notice::parse_body(std::str::from_utf8(body).ok()?);
+                    match &notice {
+                        // The relay asks this address to show that it receives: echo
+                        // the code (see `relay::verify`); nothing to show.
+                        Notice::Verify { code, .. } => {
+                            if self.ended.is_none() {
+                                let command = crate::wire::notice::VERIFY_COMMAND;
+                                self.push_message(&format!("{command}{code}"));
+                            }
+                            return None;
+                        }
+                        // The relay's answer to the code: registered, and alive.
+                        Notice::Welcome(_) => {
+                            self.probe_answered();
+                            return None;
+                        }
+                        _ => {}
+                    }
+                    Incoming::Notice(notice)
                 }
                 RelayDatagram::Message { username, message } => Incoming::Line(format!(
                     "{}: {}",
@@ -482,15 +500,26 @@ impl ChatSession {
             };
         }
         if let Incoming::Notice(Notice::Alive(n)) = &incoming {
-            if let Some(monitor) = &mut self.probes {
-                monitor.answered();
-            }
+            self.probe_answered();
             self.room_size = Some(*n);
         }
         Some(incoming)
     }
 
+    /// The server answered a liveness probe.
+    fn probe_answered(&mut self) {
+        if let Some(monitor) = &mut self.probes {
+            monitor.answered();
+        }
+    }
+
     fn queue(&mut self, now: Instant, text: &str) {
+        self.push_message(text);
+        self.next_keepalive = now + self.keepalive;
+    }
+
+    /// Frames `text` as a message and queues it for sending.
+    fn push_message(&mut self, text: &str) {
         let datagram = match &self.framing {
             Framing::Room { room, token } => RoomDatagram {
                 room,
@@ -510,7 +539,6 @@ impl ChatSession {
         if let Some(datagram) = datagram {
             self.transmits.push_back(datagram);
         }
-        self.next_keepalive = now + self.keepalive;
     }
 }
 

@@ -41,6 +41,34 @@ pub struct Config {
     /// Wrong passwords for one room, from anywhere, before each further attempt at it
     /// must wait the same way (default 20).
     pub password_failures_per_room: u32,
+    /// Chat messages (and `/who`) one member may send a second, and at once (default
+    /// 200 and 400: what an ocm client's pace is built to stay under,
+    /// `crate::rate::MEMBER_RATE_FLOOR`). Over it, a message is dropped (`RateLimited`).
+    pub member_messages_per_sec: u32,
+    /// See `member_messages_per_sec`.
+    pub member_message_burst: u32,
+    /// Bytes of message text one member may send a second, and at once (default 256 KiB
+    /// and 1 MiB).
+    pub member_bytes_per_sec: u32,
+    /// See `member_bytes_per_sec`.
+    pub member_byte_burst: u32,
+    /// Messages all members from one source (IP) may send together, a second and at once
+    /// (default 400 and 800), so many members on one host do not multiply the rate.
+    pub source_messages_per_sec: u32,
+    /// See `source_messages_per_sec`.
+    pub source_message_burst: u32,
+    /// Datagrams one room's messages may make the server send, a second and at once
+    /// (default 20 000 and 40 000): a message to N members costs N.
+    pub room_fanout_per_sec: u32,
+    /// See `room_fanout_per_sec`.
+    pub room_fanout_burst: u32,
+    /// Datagrams an address learnt only from the port step (no datagram came from it
+    /// yet) may be sent before one does (default 16).
+    pub unproven_datagrams: u32,
+    /// Relay mode: an address must echo a code sent to it before it is registered, so
+    /// a forged source cannot make the relay send to a victim (default on; off only on
+    /// a trusted network). See `crate::relay`.
+    pub relay_verify: bool,
     /// Most TCP connections open at once (default 1 024).
     pub max_handshakes: usize,
     /// Most TCP connections open at once from one IP address (default 64).
@@ -63,6 +91,16 @@ impl Default for Config {
             max_members_per_ip: 256,
             password_failures_per_source: 5,
             password_failures_per_room: 20,
+            member_messages_per_sec: 200,
+            member_message_burst: 400,
+            member_bytes_per_sec: 256 * 1024,
+            member_byte_burst: 1024 * 1024,
+            source_messages_per_sec: 400,
+            source_message_burst: 800,
+            room_fanout_per_sec: 20_000,
+            room_fanout_burst: 40_000,
+            unproven_datagrams: 16,
+            relay_verify: true,
             max_handshakes: 1_024,
             max_handshakes_per_ip: 64,
         }
@@ -124,6 +162,22 @@ impl Config {
                 "password_failures_per_room",
                 u64::from(self.password_failures_per_room),
             ),
+            (
+                "member_messages_per_sec",
+                u64::from(self.member_messages_per_sec),
+            ),
+            ("member_message_burst", u64::from(self.member_message_burst)),
+            ("member_bytes_per_sec", u64::from(self.member_bytes_per_sec)),
+            ("member_byte_burst", u64::from(self.member_byte_burst)),
+            (
+                "source_messages_per_sec",
+                u64::from(self.source_messages_per_sec),
+            ),
+            ("source_message_burst", u64::from(self.source_message_burst)),
+            ("room_fanout_per_sec", u64::from(self.room_fanout_per_sec)),
+            ("room_fanout_burst", u64::from(self.room_fanout_burst)),
+            ("unproven_datagrams", u64::from(self.unproven_datagrams)),
+            ("relay_verify", u64::from(self.relay_verify)),
             ("max_handshakes", self.max_handshakes as u64),
             ("max_handshakes_per_ip", self.max_handshakes_per_ip as u64),
         ]
@@ -168,6 +222,29 @@ impl Config {
             "password_failures_per_room" => small(value)
                 .map(|v| self.password_failures_per_room = v)
                 .is_some(),
+            "member_messages_per_sec" => small(value)
+                .map(|v| self.member_messages_per_sec = v)
+                .is_some(),
+            "member_message_burst" => small(value)
+                .map(|v| self.member_message_burst = v)
+                .is_some(),
+            "member_bytes_per_sec" => small(value)
+                .map(|v| self.member_bytes_per_sec = v)
+                .is_some(),
+            "member_byte_burst" => small(value).map(|v| self.member_byte_burst = v).is_some(),
+            "source_messages_per_sec" => small(value)
+                .map(|v| self.source_messages_per_sec = v)
+                .is_some(),
+            "source_message_burst" => small(value)
+                .map(|v| self.source_message_burst = v)
+                .is_some(),
+            "room_fanout_per_sec" => small(value).map(|v| self.room_fanout_per_sec = v).is_some(),
+            "room_fanout_burst" => small(value).map(|v| self.room_fanout_burst = v).is_some(),
+            "unproven_datagrams" => small(value).map(|v| self.unproven_datagrams = v).is_some(),
+            "relay_verify" if value <= 1 => {
+                self.relay_verify = value == 1;
+                true
+            }
             "max_handshakes" => set(&mut self.max_handshakes, count(value)),
             "max_handshakes_per_ip" => set(&mut self.max_handshakes_per_ip, count(value)),
             _ => false,
@@ -185,6 +262,20 @@ impl Config {
             ("max_members_per_ip", self.max_members_per_ip),
             ("max_handshakes", self.max_handshakes),
             ("max_handshakes_per_ip", self.max_handshakes_per_ip),
+            (
+                "member_messages_per_sec",
+                self.member_messages_per_sec as usize,
+            ),
+            ("member_message_burst", self.member_message_burst as usize),
+            ("member_bytes_per_sec", self.member_bytes_per_sec as usize),
+            ("member_byte_burst", self.member_byte_burst as usize),
+            (
+                "source_messages_per_sec",
+                self.source_messages_per_sec as usize,
+            ),
+            ("source_message_burst", self.source_message_burst as usize),
+            ("room_fanout_per_sec", self.room_fanout_per_sec as usize),
+            ("room_fanout_burst", self.room_fanout_burst as usize),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Zero(field));
@@ -241,6 +332,16 @@ mod tests {
             max_members_per_ip: 9,
             password_failures_per_source: 2,
             password_failures_per_room: 3,
+            member_messages_per_sec: 12,
+            member_message_burst: 13,
+            member_bytes_per_sec: 14,
+            member_byte_burst: 15,
+            source_messages_per_sec: 16,
+            source_message_burst: 17,
+            room_fanout_per_sec: 18,
+            room_fanout_burst: 19,
+            unproven_datagrams: 20,
+            relay_verify: false,
             max_handshakes: 10,
             max_handshakes_per_ip: 11,
         };

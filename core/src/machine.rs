@@ -10,13 +10,14 @@
 //!
 //! let mut server = AnyServer::new(Protocol::Relay, Config::default(), [0; 32]).unwrap();
 //! let now = Instant::now();
-//! server.handle(now, Input::Datagram { from: "10.0.0.1:4000".parse().unwrap(), data: b"\x05alicehi" });
+//! let from = "10.0.0.1:4000".parse().unwrap();
+//! server.handle(now, Input::Datagram { from, data: b"\x05alicehello" });
 //! while let Some(output) = server.poll_output() {
-//!     // carry it out: send the datagram, log the event, ...
+//!     // carry it out: send the datagram (here, the code alice must echo), log, ...
 //!     # let _ = output;
 //! }
 //! // then sleep until server.poll_timeout() or the next input
-//! # assert_eq!(server.counts().members, 1);
+//! # assert_eq!(server.stats().challenges, 1);
 //! ```
 
 use crate::config::{Config, ConfigError};

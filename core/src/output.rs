@@ -149,11 +149,17 @@ pub enum DropReason {
     /// The message holds a control character other than TAB (a terminal escape, a
     /// carriage return that would fake a notice, ...).
     ControlCharacter,
+    /// A message over its member's, its source's or its room's rate.
+    RateLimited,
+    /// Relay mode: from an address that has not shown it receives (no code echoed, or a
+    /// wrong one), and not answered (the answer would not fit three times its size, or
+    /// over the rate of answers).
+    Unverified,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::TooLarge,
         DropReason::Truncated,
         DropReason::UnknownRoom,
@@ -163,6 +169,8 @@ impl DropReason {
         DropReason::BadUsername,
         DropReason::ServerFull,
         DropReason::ControlCharacter,
+        DropReason::RateLimited,
+        DropReason::Unverified,
     ];
 
     /// Position in [`DropReason::ALL`].
@@ -192,6 +200,8 @@ impl std::fmt::Display for DropReason {
             DropReason::BadUsername => "bad username",
             DropReason::ServerFull => "server full",
             DropReason::ControlCharacter => "control character in message",
+            DropReason::RateLimited => "over a rate limit",
+            DropReason::Unverified => "address not verified",
         })
     }
 }

@@ -7,6 +7,7 @@
 //! [`MEMBER_RATE_FLOOR`] per second with bursts of [`MEMBER_BURST_FLOOR`], so that a
 //! paced ocm client is never cut; the tests below hold the two sides together.
 
+use crate::config::Config;
 use std::time::{Duration, Instant};
 
 /// Lines per second an ocm client sends at most, by default.
@@ -67,6 +68,20 @@ impl TokenBucket {
         }
     }
 
+    /// True if `n` tokens are there at `now` (`n` is capped at the burst, so a cost
+    /// larger than the bucket passes once it is full).
+    pub fn has(&mut self, now: Instant, n: u32) -> bool {
+        self.refill(now);
+        self.nanotokens >= u128::from(n.min(self.burst)) * NANO
+    }
+
+    /// Takes `n` tokens (capped at the burst) after [`TokenBucket::has`] said yes; never
+    /// goes below empty.
+    pub fn take(&mut self, n: u32) {
+        let cost = u128::from(n.min(self.burst)) * NANO;
+        self.nanotokens = self.nanotokens.saturating_sub(cost);
+    }
+
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
         self.refill(now);
@@ -89,6 +104,58 @@ impl TokenBucket {
         let nanos = missing.div_ceil(per_sec);
         now + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
+}
+
+/// A member's own buckets.
+#[derive(Clone, Debug)]
+pub(crate) struct MemberRates {
+    messages: TokenBucket,
+    bytes: TokenBucket,
+}
+
+impl MemberRates {
+    pub(crate) fn new(config: &Config) -> MemberRates {
+        MemberRates {
+            messages: TokenBucket::new(config.member_messages_per_sec, config.member_message_burst),
+            bytes: TokenBucket::new(config.member_bytes_per_sec, config.member_byte_burst),
+        }
+    }
+}
+
+/// The bucket of all members from one source.
+pub(crate) fn source_bucket(config: &Config) -> TokenBucket {
+    TokenBucket::new(config.source_messages_per_sec, config.source_message_burst)
+}
+
+/// A room's fan-out bucket.
+pub(crate) fn room_bucket(config: &Config) -> TokenBucket {
+    TokenBucket::new(config.room_fanout_per_sec, config.room_fanout_burst)
+}
+
+/// Charges one message of `bytes` bytes that makes `fanout` datagrams to its member's,
+/// its source's and its room's buckets: all or nothing. False (nothing charged) when
+/// one is short. The same rule for rooms and relay mode.
+pub(crate) fn charge_message(
+    now: Instant,
+    member: &mut MemberRates,
+    source: &mut TokenBucket,
+    room: &mut TokenBucket,
+    bytes: usize,
+    fanout: usize,
+) -> bool {
+    let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+    let fanout = u32::try_from(fanout).unwrap_or(u32::MAX);
+    let enough = member.messages.has(now, 1)
+        && member.bytes.has(now, bytes)
+        && source.has(now, 1)
+        && room.has(now, fanout);
+    if enough {
+        member.messages.take(1);
+        member.bytes.take(bytes);
+        source.take(1);
+        room.take(fanout);
+    }
+    enough
 }
 
 #[cfg(test)]
@@ -130,6 +197,21 @@ mod tests {
             assert!(bucket.try_take(later));
         }
         assert!(!bucket.try_take(later));
+    }
+
+    #[test]
+    fn costs_of_many_tokens_are_capped_at_the_burst() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(10, 100);
+        assert!(bucket.has(t0, 60));
+        bucket.take(60);
+        assert!(!bucket.has(t0, 60), "40 left");
+        assert!(bucket.has(t0 + Duration::from_secs(2), 60));
+        // more than the bucket holds: passes when full, then empties it
+        let full = t0 + Duration::from_secs(100);
+        assert!(bucket.has(full, 5_000));
+        bucket.take(5_000);
+        assert!(!bucket.has(full, 1));
     }
 
     #[test]

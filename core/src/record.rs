@@ -530,6 +530,7 @@ mod tests {
             seed: [5; 32],
             config: Config {
                 idle_timeout: Duration::from_secs(7),
+                relay_verify: false,
                 ..Config::default()
             },
         }

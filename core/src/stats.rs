@@ -24,6 +24,11 @@ pub struct Stats {
     pub send_failures: u64,
     /// ICMP errors ignored because the member had spoken within `icmp_grace`.
     pub icmp_ignored: u64,
+    /// Datagrams not sent to an address learnt from the port step whose budget of
+    /// unproven sends was spent.
+    pub unproven_skipped: u64,
+    /// Relay mode: codes sent to unregistered addresses (see `relay::verify`).
+    pub challenges: u64,
     /// TCRP answers, indexed by status code.
     pub handshakes: [u64; Status::ALL.len()],
     /// Connections closed at once because a connection limit was reached.

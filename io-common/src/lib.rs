@@ -51,6 +51,7 @@ mod owner;
 pub mod recorder;
 mod runtime;
 pub mod seed;
+pub mod sockbuf;
 pub mod tcp;
 pub mod udp;
 

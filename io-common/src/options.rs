@@ -26,6 +26,9 @@ pub struct Options {
     pub stats_interval: Option<Duration>,
     /// Record every input the core receives to a trace file (`None`: off, the default).
     pub record: Option<RecordOptions>,
+    /// Bytes asked of the kernel for the UDP socket's receive and send buffers (default
+    /// [`crate::sockbuf::DEFAULT_BUFFER`]; 0 keeps the kernel's defaults).
+    pub udp_buffer: usize,
 }
 
 impl Default for Options {
@@ -37,6 +40,7 @@ impl Default for Options {
             config: Config::default(),
             stats_interval: Some(DEFAULT_STATS_INTERVAL),
             record: None,
+            udp_buffer: crate::sockbuf::DEFAULT_BUFFER,
         }
     }
 }

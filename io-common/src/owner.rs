@@ -45,9 +45,6 @@ impl Endpoint {
     /// from OS entropy. Errors name the address that could not be bound.
     pub fn bind(options: &Options) -> io::Result<Endpoint> {
         let udp = UdpSocket::bind(options.udp).map_err(|e| bind_error("udp", options.udp, e))?;
-        if let Err(error) = errqueue::enable(&udp) {
-            tracing::warn!(%error, "cannot enable the socket error queue; only send_to errors will count");
-        }
         let udp_addr = udp.local_addr()?;
         let tcp = match options.protocol {
             Protocol::Rooms => Some(
@@ -55,6 +52,13 @@ impl Endpoint {
             ),
             Protocol::Relay => None,
         };
+        // Both bound: now the socket options, and their log lines.
+        if let Err(error) = errqueue::enable(&udp) {
+            tracing::warn!(%error, "cannot enable the socket error queue; only send_to errors will count");
+        }
+        if options.udp_buffer > 0 {
+            crate::sockbuf::apply(&udp, options.udp_buffer);
+        }
         let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
         let driver = Driver::new(options, crate::seed::os_seed()?, udp_addr)?;
         let (inspector, inspections) = Inspector::new();

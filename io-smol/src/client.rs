@@ -209,6 +209,9 @@ pub struct Connection {
 pub async fn connect(options: &ClientOptions) -> Result<Connection, ClientError> {
     let server = options.target.udp();
     let udp = Async::<UdpSocket>::bind(unspecified(server))?;
+    // A burst of a busy room must not overflow the kernel's default receive buffer
+    // while this process is scheduled out; a capped size is fine (nothing to warn of).
+    let _ = ocm_io::sockbuf::size(udp.get_ref(), CLIENT_BUFFER);
     udp.get_ref().connect(server)?;
     let local = udp.get_ref().local_addr()?;
     let mut session = match &options.target {
@@ -242,14 +245,18 @@ pub async fn connect(options: &ClientOptions) -> Result<Connection, ClientError>
         session.enable_liveness(Instant::now());
     }
     flush(&udp, &mut session, server).await?;
-    Ok(Connection {
+    let mut connection = Connection {
         options: options.clone(),
         udp,
         server,
         local,
         session,
         evicted: None,
-    })
+    };
+    if matches!(options.target, Target::Relay { .. }) && options.liveness {
+        connection.await_registration().await;
+    }
+    Ok(connection)
 }
 
 /// Connects, reports [`ClientEvent::Ready`], and runs the session ([`Connection::run`]).
@@ -486,6 +493,9 @@ impl Connection {
     }
 }
 
+/// Bytes asked of the kernel for the client's UDP buffers.
+const CLIENT_BUFFER: usize = 2 * 1024 * 1024;
+
 /// How long a resume probe waits for its answer.
 const RESUME_WAIT: Duration = Duration::from_secs(1);
 
@@ -499,6 +509,30 @@ enum Resume {
 }
 
 impl Connection {
+    /// A relay that checks addresses answers the first probe with a code and the
+    /// session's echo of it with a welcome: wait for that (at most [`RESUME_WAIT`])
+    /// before any input is read, so a first line is not sent before the relay has
+    /// registered this address (it would be answered with the code, not relayed). A
+    /// relay without the check answers `alive` at once, or nothing: then go on.
+    async fn await_registration(&mut self) {
+        let mut buf = vec![0; ocm_io::DATAGRAM_BUFFER];
+        let settled = async {
+            while !self.session.is_liveness_confirmed() && !self.session.is_ended() {
+                let Ok(n) = self.udp.recv(&mut buf).await else {
+                    return;
+                };
+                self.session.handle_datagram(&buf[..n]);
+                if self.flush_or_lost().await.is_err() {
+                    return;
+                }
+            }
+        };
+        future::or(settled, async {
+            Timer::after(RESUME_WAIT).await;
+        })
+        .await
+    }
+
     /// Probes the old membership once and waits a little for the answer. What else
     /// arrives meanwhile is dropped.
     async fn try_resume(&mut self) -> Resume {
@@ -512,6 +546,10 @@ impl Connection {
                     return Resume::Gone;
                 };
                 self.session.handle_datagram(&buf[..n]);
+                // A relay that lost us asks for its code first: answer at once.
+                if self.flush_or_lost().await.is_err() {
+                    return Resume::Gone;
+                }
                 if self.session.is_liveness_confirmed() {
                     return Resume::Resumed;
                 }

@@ -13,6 +13,7 @@
 //! again here, from `docs/PROTOCOL.md`. The TCP half is in `model/tcp.rs`, the UDP half
 //! and eviction in `model/udp.rs`.
 
+mod rates;
 mod tcp;
 mod udp;
 
@@ -90,6 +91,8 @@ pub(crate) struct Room {
     pub(crate) password: Option<String>,
     /// Join order, host first.
     pub(crate) members: Vec<u64>,
+    /// The datagrams its chat may make the server send.
+    pub(crate) fanout: rates::Allowance,
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +104,11 @@ pub(crate) struct Member {
     pub(crate) udp: Option<SocketAddr>,
     pub(crate) last_seen: Duration,
     pub(crate) failures: u32,
+    /// Its message and byte buckets.
+    pub(crate) messages: rates::Allowance,
+    pub(crate) bytes: rates::Allowance,
+    /// Sends left to an address no datagram proved (`None`: proven).
+    pub(crate) unproven: Option<u32>,
 }
 
 /// Every member, room, token and connection the server should hold.
@@ -129,6 +137,8 @@ pub struct Model {
     /// Wrong passwords per source IP and per room: (count, time of the last).
     pub(crate) wrong_by_ip: BTreeMap<IpAddr, (u32, Duration)>,
     pub(crate) wrong_by_room: BTreeMap<String, (u32, Duration)>,
+    /// The message bucket of each IP with members.
+    pub(crate) source_rates: BTreeMap<IpAddr, rates::Allowance>,
 }
 
 impl Model {
@@ -154,6 +164,7 @@ impl Model {
             ),
             wrong_by_ip: BTreeMap::new(),
             wrong_by_room: BTreeMap::new(),
+            source_rates: BTreeMap::new(),
         }
     }
 
@@ -247,6 +258,17 @@ impl Model {
     }
 
     fn send_to_member(&mut self, out: &mut Expected, id: u64, payload: Bytes) {
+        let m = self.members.get_mut(&id).expect("a member");
+        if m.udp.is_some() {
+            match &mut m.unproven {
+                Some(0) => {
+                    self.stats.unproven_skipped += 1;
+                    return;
+                }
+                Some(left) => *left -= 1,
+                None => {}
+            }
+        }
         let m = &self.members[&id];
         if let Some(to) = m.udp {
             self.stats.datagrams_sent += 1;
@@ -277,6 +299,9 @@ impl Model {
     /// Drops a member's token and address; returns it.
     fn forget(&mut self, id: u64) -> Option<Member> {
         let m = self.members.remove(&id)?;
+        if !self.members.values().any(|other| other.ip == m.ip) {
+            self.source_rates.remove(&m.ip);
+        }
         if let Some(token) = m.token {
             self.tokens.remove(&token);
             self.retired.insert(token);

@@ -101,6 +101,15 @@ impl World {
                 }
                 Ok(())
             }
+            Op::Spam { actor, count } => {
+                if let Some(i) = self.choose(actor, Actor::is_talking) {
+                    let (mut wire, actors) = self.wire();
+                    for n in 0..count {
+                        actors[i].send(&mut wire, |_| format!("spam {n}"));
+                    }
+                }
+                Ok(())
+            }
             Op::Leave { actor } => {
                 if let Some(i) = self.choose(actor, Actor::is_talking) {
                     let (mut wire, actors) = self.wire();

@@ -54,6 +54,16 @@ pub fn config() -> Config {
         max_members_per_ip: 2,
         password_failures_per_source: 1,
         password_failures_per_room: 2,
+        // low, so that floods and long lines reach them; the storm test runs roomier
+        member_messages_per_sec: 4,
+        member_message_burst: 6,
+        member_bytes_per_sec: 6_000,
+        member_byte_burst: 9_000,
+        source_messages_per_sec: 6,
+        source_message_burst: 8,
+        room_fanout_per_sec: 12,
+        room_fanout_burst: 16,
+        unproven_datagrams: 2,
         max_handshakes: 4,
         max_handshakes_per_ip: 2,
         ..Config::default()
@@ -131,6 +141,13 @@ pub enum Op {
         actor: u8,
         /// Which text.
         text: u8,
+    },
+    /// A talking actor sends `count` short lines at once, faster than a member's rate.
+    Spam {
+        /// Actor index (among talking actors).
+        actor: u8,
+        /// How many.
+        count: u8,
     },
     /// A chatting actor sends `/exit` and closes its socket.
     Leave {
@@ -249,6 +266,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (actor.clone(), 0..3u8, 0..4u8, prop_oneof![3 => Just(1u8), 1 => 0..3u8])
             .prop_map(|(actor, room, user, password)| Op::Join { actor, room, user, password }),
         14 => (actor.clone(), any::<u8>()).prop_map(|(actor, text)| Op::Send { actor, text }),
+        1 => (actor.clone(), 2..24u8).prop_map(|(actor, count)| Op::Spam { actor, count }),
         2 => actor.clone().prop_map(|actor| Op::Leave { actor }),
         1 => actor.clone().prop_map(|actor| Op::Silent { actor }),
         1 => actor.clone().prop_map(|actor| Op::Vanish { actor }),

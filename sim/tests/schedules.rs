@@ -9,7 +9,7 @@
 
 use ocm_sim::schedule::{schedule, Network, Op, Schedule};
 use ocm_sim::trace::Trace;
-use ocm_sim::{run, run_with, run_with_config, Coverage};
+use ocm_sim::{run, run_with, run_with_config, Coverage, Failure, Outcome};
 use proptest::test_runner::{
     Config, FileFailurePersistence, RngAlgorithm, TestCaseError, TestRng, TestRunner,
 };
@@ -98,6 +98,10 @@ fn assert_covers_every_rule(c: &Coverage) {
         "ControlCharacter",
     ];
     seen(&c.refused, &reasons, "datagram refused as");
+    assert!(
+        c.refused.get("RateLimited").copied().unwrap_or(0) > 0,
+        "no message over a rate"
+    );
     let statuses = [
         "Ok",
         "RoomExists",
@@ -147,7 +151,7 @@ fn deep_run() {
     println!("deep run: {runs} schedules in {wall:.1} s, {relayed} messages relayed");
     println!("{coverage:#?}");
     let start = Instant::now();
-    let outcome = run_with(&storm(20_000), Trace::hash_only()).unwrap_or_else(|f| panic!("{f}"));
+    let outcome = run_storm(&storm(20_000), Trace::hash_only()).unwrap_or_else(|f| panic!("{f}"));
     let wall = start.elapsed().as_secs_f64();
     println!(
         "simulated throughput (chat storm, 3 members, every check on): {} messages in {wall:.2} s = {:.0} messages/wall-second, {:.0} server inputs/wall-second",
@@ -168,6 +172,21 @@ fn rand_seed() -> u64 {
 }
 
 /// Three members of one room, `messages` sends in turn, on a perfect network.
+/// The storm under rates roomy enough for its pace (the schedules' own are low, so
+/// that floods reach them).
+fn run_storm(schedule: &Schedule, trace: Trace) -> Result<Outcome, Failure> {
+    let limits = ocm_core::Config {
+        member_messages_per_sec: 1_000,
+        member_message_burst: 1_000,
+        source_messages_per_sec: 1_000,
+        source_message_burst: 1_000,
+        room_fanout_per_sec: 10_000,
+        room_fanout_burst: 10_000,
+        ..ocm_sim::schedule::config()
+    };
+    run_with_config(schedule, limits, trace)
+}
+
 fn storm(messages: u32) -> Schedule {
     let mut ops = vec![
         Op::Create {
@@ -207,7 +226,7 @@ fn storm(messages: u32) -> Schedule {
 
 #[test]
 fn chat_storm_relays_every_message_to_every_member_once_in_order() {
-    let outcome = run(&storm(300)).unwrap_or_else(|f| panic!("{f}"));
+    let outcome = run_storm(&storm(300), Trace::hash_only()).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(outcome.relayed, 300);
     assert_eq!(outcome.coverage.sessions_checked, 3);
 }

@@ -191,6 +191,8 @@ impl App {
             Notice::RoomClosed(_) | Notice::Disconnected(_) => self.link = Link::Over,
             Notice::Alive(n) => return self.roster.set_count(*n),
             Notice::NotMember | Notice::Other(_) => {}
+            // The session answers it by itself (relay mode's address check).
+            Notice::Verify { .. } | Notice::Welcome(_) => return,
         }
         self.push(Entry::new(time, Source::Server, notice.body()));
     }

@@ -65,7 +65,16 @@ fn control_characters_from_members_are_printed_escaped(runtime: Runtime) {
 const LINES: usize = 10_000;
 
 fn ten_thousand_piped_lines_arrive_whole_and_in_order(runtime: Runtime) {
-    let server = TestServer::rooms(runtime);
+    // The client's pace is raised for speed below; the server's rates (which a paced
+    // client stays under at its default) are raised to match.
+    let config = ocm_core::Config {
+        member_messages_per_sec: 5_000,
+        member_message_burst: 5_000,
+        source_messages_per_sec: 10_000,
+        source_message_burst: 10_000,
+        ..crate::common::config()
+    };
+    let server = TestServer::start(runtime, ocm_core::Protocol::Rooms, "127.0.0.1:0", config);
     let host = server.create("lobby", "host");
     let other = server.join("lobby", "other");
     host.expect(&["* other joined"]);

@@ -379,7 +379,18 @@ fn a_flood_of_drops_is_logged_at_most_20_lines_a_second() {
 /// lines a second at info level, and a count of the rest.
 #[test]
 fn a_flood_of_registrations_is_logged_at_most_20_lines_a_second() {
-    let server = Proc::spawn(&["server", "--protocol", "relay", "--udp", "127.0.0.1:0"]);
+    // With the address check off (a trusted network), each spoofed source registers.
+    let server = Proc::spawn(&[
+        "server",
+        "--protocol",
+        "relay",
+        "--udp",
+        "127.0.0.1:0",
+        "--relay-verify",
+        "off",
+        "--max-members-per-ip",
+        "1000",
+    ]);
     let line = server.line();
     let udp: SocketAddr = line
         .strip_prefix("listening udp=")
@@ -463,4 +474,38 @@ fn replay_runs_a_trace_and_says_when_it_no_longer_matches() {
 
     let not_a_trace = run(&[std::ffi::OsStr::new(env!("CARGO_MANIFEST_DIR"))]);
     assert_eq!(not_a_trace.status.code(), Some(1));
+}
+
+/// The server sizes its UDP buffers itself (8 MiB asked; the kernel's default is about
+/// 208 KiB, which a burst of junk fills) and says what it got: the size, or a warning
+/// that the kernel capped it.
+#[test]
+fn the_server_sizes_its_udp_buffers_and_says_so() {
+    let server = Proc::spawn(&["server", "--protocol", "relay", "--udp", "127.0.0.1:0"]);
+    let line = server.stderr_until("udp buffers");
+    let capped = line.contains("capped");
+    let receive: usize = line
+        .split("receive=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {line:?}"));
+    assert!(
+        receive >= ocm_io::sockbuf::DEFAULT_BUFFER || capped,
+        "{line}"
+    );
+    let small = Proc::spawn(&[
+        "server",
+        "--protocol",
+        "relay",
+        "--udp",
+        "127.0.0.1:0",
+        "--udp-buffer",
+        "0",
+    ]);
+    assert!(
+        small.line().starts_with("listening"),
+        "0 keeps the kernel's defaults"
+    );
+    server.terminate();
 }

@@ -195,10 +195,8 @@ fn relay_mode_in_raw_bytes(runtime: Runtime) {
     let server = TestServer::relay(runtime);
     let a = raw::udp("127.0.0.1").unwrap();
     let b = raw::udp("127.0.0.1").unwrap();
-    a.send_to(&raw::relay_datagram("a", ""), server.udp)
-        .unwrap();
-    b.send_to(&raw::relay_datagram("b", ""), server.udp)
-        .unwrap();
+    join_relay(&a, "a", server.udp);
+    join_relay(&b, "b", server.udp);
     assert_eq!(raw::recv(&a), b"\0b joined", "notices have usernamelen 0");
     b.send_to(&raw::relay_datagram("b", "hey"), server.udp)
         .unwrap();
@@ -206,4 +204,27 @@ fn relay_mode_in_raw_bytes(runtime: Runtime) {
     a.send_to(&raw::relay_datagram("a", "/exit"), server.udp)
         .unwrap();
     assert_eq!(raw::recv(&b), b"\0a left");
+}
+
+/// What a client written from the specification alone goes through with an ocm relay:
+/// its first message is not relayed but answered with a code; it sends `/verify CODE`
+/// (a person types it) and is welcomed.
+fn join_relay(socket: &std::net::UdpSocket, name: &str, relay: std::net::SocketAddr) {
+    socket
+        .send_to(&raw::relay_datagram(name, "hello everyone"), relay)
+        .unwrap();
+    let question = raw::recv(socket);
+    let text = std::str::from_utf8(&question[1..]).unwrap();
+    assert_eq!(question[0], 0, "a notice");
+    let code = text
+        .strip_prefix("to join, send: /verify ")
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert_eq!(code.len(), 6);
+    socket
+        .send_to(
+            &raw::relay_datagram(name, &format!("/verify {code}")),
+            relay,
+        )
+        .unwrap();
+    assert_eq!(raw::recv(socket), format!("\0welcome, {name}").as_bytes());
 }

@@ -20,5 +20,18 @@ pub(crate) fn check(relay: &RelayServer) -> Result<(), InvariantViolation> {
             .values()
             .all(|c| c.liveness.failures() < relay.config.max_send_failures),
         "client kept after max_send_failures",
+    )?;
+    let counted: usize = relay.per_ip.values().map(|(n, _)| n).sum();
+    ensure(
+        counted == relay.clients.len()
+            && relay
+                .per_ip
+                .values()
+                .all(|(n, _)| (1..=relay.config.max_members_per_ip).contains(n)),
+        "per-IP client counts disagree with the clients or the limit",
+    )?;
+    ensure(
+        relay.verifier.tracked() <= crate::throttle::MAX_ENTRIES,
+        "verification guesses over their bound",
     )
 }

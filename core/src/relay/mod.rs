@@ -1,11 +1,16 @@
 //! Relay mode, the spec's first stage: one global room over UDP, no TCP, no tokens.
 //!
-//! A client's first valid datagram `usernamelen | username | message` registers its
-//! address (a later one with another name renames it). Non-empty messages are relayed
-//! unchanged to every other registered client; an empty one is a keepalive; `/exit`
-//! unregisters. Notices go out as `0x00 | text`. Idle and failing clients are evicted
-//! as in rooms ([`crate::liveness`]), and come back with their next datagram. A TCP
-//! connection (there is no listener, but a driver may be handed one) is closed at once.
+//! An address registers with a valid datagram `usernamelen | username | message` once it
+//! has shown that it receives ([`verify`]: it echoes a code the relay sent it, unless
+//! `relay_verify` is off); a later datagram with another name renames it. Non-empty
+//! messages are relayed unchanged to every other registered client, within the same
+//! rates as rooms ([`crate::rate`]); an empty one is a keepalive; `/exit` unregisters.
+//! Notices go out as `0x00 | text`. Idle and failing clients are evicted as in rooms
+//! ([`crate::liveness`]), and come back through the check again. At most
+//! `max_members` clients, `max_members_per_ip` from one IP. A TCP connection (there is
+//! no listener, but a driver may be handed one) is closed at once.
+
+pub(crate) mod verify;
 
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
@@ -16,6 +21,7 @@ use crate::machine::Machine;
 use crate::names;
 use crate::outbox::Outbox;
 use crate::output::{DropReason, Event, Output};
+use crate::rate::{room_bucket, source_bucket, MemberRates, TokenBucket};
 use crate::rooms::{canonical_addr, Counts};
 use crate::stats::Stats;
 use crate::timers::TimerQueue;
@@ -25,9 +31,11 @@ use crate::wire::MAX_DATAGRAM_LEN;
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use verify::{Check, Verifier};
 
 #[derive(Debug)]
 pub(crate) struct Client {
@@ -35,6 +43,7 @@ pub(crate) struct Client {
     id: u64,
     username: Arc<str>,
     pub(crate) liveness: Liveness,
+    rates: MemberRates,
 }
 
 /// The relay-mode server state machine. Same driving pattern as
@@ -46,6 +55,11 @@ pub struct RelayServer {
     /// Registration order, for a deterministic fan-out.
     pub(crate) order: Vec<SocketAddr>,
     next_id: u64,
+    /// Clients per IP, with their IP's message bucket.
+    pub(crate) per_ip: KeyedMap<IpAddr, (usize, TokenBucket)>,
+    /// The datagrams the one room's chat may make the server send.
+    fanout: TokenBucket,
+    pub(crate) verifier: Verifier,
     timers: TimerQueue<(u64, SocketAddr)>,
     out: Outbox,
 }
@@ -55,12 +69,16 @@ impl RelayServer {
     /// as the client limit); the seed keys its hash maps.
     pub fn new(config: Config, seed: [u8; 32]) -> Result<RelayServer, ConfigError> {
         config.validate()?;
-        let state = KeyedState::new(&mut ChaCha20Rng::from_seed(seed));
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let state = KeyedState::new(&mut rng);
         Ok(RelayServer {
-            config,
             clients: keyed_map(state),
             order: Vec::new(),
             next_id: 0,
+            per_ip: keyed_map(state),
+            fanout: room_bucket(&config),
+            verifier: Verifier::new(&mut rng, state),
+            config,
             timers: TimerQueue::default(),
             out: Outbox::default(),
         })
@@ -81,10 +99,31 @@ impl RelayServer {
             if message == "/exit" {
                 return;
             }
-            if self.clients.len() >= self.config.max_members {
+            let verified = self.config.relay_verify;
+            if verified {
+                let Some(code) = verify::echoed_code(message) else {
+                    return self.challenge(now, from, data.len());
+                };
+                if self.verifier.check(now, from, code) != Check::Valid {
+                    return self.out.drop_datagram(from, DropReason::Unverified);
+                }
+            }
+            let ip = crate::rooms::canonical_ip(from.ip());
+            let from_ip = self.per_ip.get(&ip).map_or(0, |(n, _)| *n);
+            if self.clients.len() >= self.config.max_members
+                || from_ip >= self.config.max_members_per_ip
+            {
                 return self.out.drop_datagram(from, DropReason::ServerFull);
             }
-            self.register(now, from, username);
+            self.register(now, from, username, verified);
+            if verified {
+                // `/verify CODE` registered it; it is not a message to relay.
+                return;
+            }
+        }
+        let free = matches!(message, "" | "/exit") || verify::echoed_code(message).is_some();
+        if !free && !self.charge(now, from, message.len()) {
+            return self.out.drop_datagram(from, DropReason::RateLimited);
         }
         let client = self.clients.get_mut(&from).expect("registered above");
         client.liveness.heard(now);
@@ -92,7 +131,9 @@ impl RelayServer {
             client.username = username.into();
         }
         match message {
+            // A late echo of a code (the client saw the question twice) is a keepalive.
             "" => self.out.stats.keepalives += 1,
+            m if verify::echoed_code(m).is_some() => self.out.stats.keepalives += 1,
             "/exit" => self.unregister(from, None),
             "/who" => {
                 let names = self
@@ -115,6 +156,10 @@ impl RelayServer {
     /// (as any datagram without a username is): its next datagram registers it again.
     fn answer_probe(&mut self, now: Instant, from: SocketAddr) {
         let Some(client) = self.clients.get_mut(&from) else {
+            if self.config.relay_verify {
+                // The ocm client's first probe gets it the code it must echo.
+                return self.challenge(now, from, 1 + crate::probe::PROBE.len());
+            }
             return self.out.drop_datagram(from, DropReason::BadUsername);
         };
         client.liveness.heard(now);
@@ -171,6 +216,7 @@ impl RelayServer {
         self.fan_out(None, &notice);
         self.clients.clear();
         self.order.clear();
+        self.per_ip.clear();
         self.timers = TimerQueue::default();
     }
 
@@ -182,7 +228,38 @@ impl RelayServer {
             .collect()
     }
 
-    fn register(&mut self, now: Instant, from: SocketAddr, username: &str) {
+    /// Answers an unregistered address with its code, if that fits three times what it
+    /// sent (see [`verify`]); else drops the datagram.
+    fn challenge(&mut self, now: Instant, from: SocketAddr, received: usize) {
+        match self.verifier.challenge(now, from, received) {
+            Some(notice) => {
+                self.out.stats.challenges += 1;
+                self.out.datagram(from, notice_datagram(&notice));
+            }
+            None => self.out.drop_datagram(from, DropReason::Unverified),
+        }
+    }
+
+    /// Charges a message of `bytes` from `from` to its client's, its IP's and the
+    /// room's buckets (see [`crate::rate`]).
+    fn charge(&mut self, now: Instant, from: SocketAddr, bytes: usize) -> bool {
+        let fanout = self.clients.len().saturating_sub(1);
+        let client = self.clients.get_mut(&from).expect("a client");
+        let ip = crate::rooms::canonical_ip(from.ip());
+        let (_, source) = self.per_ip.get_mut(&ip).expect("its IP is counted");
+        crate::rate::charge_message(
+            now,
+            &mut client.rates,
+            source,
+            &mut self.fanout,
+            bytes,
+            fanout,
+        )
+    }
+
+    /// Registers `from`; a verified address is welcomed (the answer to its code: it has
+    /// shown that it receives).
+    fn register(&mut self, now: Instant, from: SocketAddr, username: &str, verified: bool) {
         let id = self.next_id;
         self.next_id += 1;
         let username: Arc<str> = username.into();
@@ -192,8 +269,15 @@ impl RelayServer {
                 id,
                 username: username.clone(),
                 liveness: Liveness::new(now),
+                rates: MemberRates::new(&self.config),
             },
         );
+        let config = &self.config;
+        let ip = crate::rooms::canonical_ip(from.ip());
+        self.per_ip
+            .entry(ip)
+            .or_insert_with(|| (0, source_bucket(config)))
+            .0 += 1;
         self.order.push(from);
         self.timers
             .schedule(now + self.config.idle_timeout, (id, from));
@@ -201,6 +285,10 @@ impl RelayServer {
             Some(from),
             &notice_datagram(&Notice::Joined(username.to_string())),
         );
+        if verified {
+            let welcome = notice_datagram(&Notice::Welcome(username.to_string()));
+            self.out.datagram(from, welcome);
+        }
         self.out.emit(Event::MemberJoined {
             room: None,
             username,
@@ -213,6 +301,13 @@ impl RelayServer {
             return;
         };
         self.order.retain(|a| *a != addr);
+        let ip = crate::rooms::canonical_ip(addr.ip());
+        if let Some((n, _)) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
         self.sweep_timers();
         let name = client.username.to_string();
         let (to_others, event) = match evicted {

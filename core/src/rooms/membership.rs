@@ -5,11 +5,14 @@
 //! authorized when its room exists, its token belongs to that room and it comes from
 //! that IP; only then does it change anything (address, last-seen time, failure count).
 
+use super::rates::Reach;
 use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
 use crate::liveness::Liveness;
 use crate::names;
 use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
+use crate::rate::TokenBucket;
+use crate::rate::{room_bucket, MemberRates};
 use crate::token::Token;
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
 use crate::wire::request::Credentials;
@@ -31,7 +34,10 @@ pub(crate) struct Member {
     pub(crate) token: Token,
     pub(crate) ip: IpAddr,
     pub(crate) udp: Option<SocketAddr>,
+    /// Whether a datagram proved `udp` (see [`super::rates`]).
+    pub(crate) reach: Reach,
     pub(crate) liveness: Liveness,
+    pub(crate) rates: MemberRates,
 }
 
 #[derive(Debug)]
@@ -39,6 +45,8 @@ pub(crate) struct Room {
     pub(crate) password: Option<PasswordHash>,
     /// In join order: the host is always the first (its going closes the room).
     pub(crate) members: Vec<MemberId>,
+    /// The datagrams its chat may make the server send.
+    pub(crate) fanout: TokenBucket,
 }
 
 /// How a member goes.
@@ -73,6 +81,7 @@ impl RoomServer {
             Room {
                 password,
                 members: vec![id],
+                fanout: room_bucket(&self.config),
             },
         );
         self.out.emit(Event::RoomCreated {
@@ -161,7 +170,9 @@ impl RoomServer {
                 token,
                 ip,
                 udp: None,
+                reach: Reach::Proven,
                 liveness: Liveness::new(now),
+                rates: MemberRates::new(&self.config),
             },
         );
         self.timers
@@ -169,10 +180,13 @@ impl RoomServer {
         (id, token)
     }
 
-    /// The port step of the handshake gave an address; a datagram, if one came first, wins.
+    /// The port step of the handshake gave an address; a datagram, if one came first,
+    /// wins. Nothing came from it yet: it gets `unproven_datagrams` sends until one does.
     pub(crate) fn set_udp_from_port_step(&mut self, id: MemberId, addr: SocketAddr) {
         if self.members.get(&id).is_some_and(|m| m.udp.is_none()) {
             self.set_udp(id, addr);
+            let left = self.config.unproven_datagrams;
+            self.members.get_mut(&id).expect("member exists").reach = Reach::Unproven(left);
         }
     }
 
@@ -205,8 +219,18 @@ impl RoomServer {
             Ok(found) => found,
             Err(reason) => return self.out.drop_datagram(from, reason),
         };
+        if !matches!(message, "" | "/exit") {
+            let fanout = match message {
+                "/who" => 1,
+                _ => self.recipients(id),
+            };
+            if !self.charge_message(now, id, message.len(), fanout) {
+                return self.out.drop_datagram(from, DropReason::RateLimited);
+            }
+        }
         self.set_udp(id, from);
         let member = self.members.get_mut(&id).expect("authorized member exists");
+        member.reach = Reach::Proven;
         member.liveness.heard(now);
         match message {
             "" => self.out.stats.keepalives += 1,
@@ -262,6 +286,7 @@ impl RoomServer {
         };
         self.set_udp(id, from);
         let member = self.members.get_mut(&id).expect("authorized member exists");
+        member.reach = Reach::Proven;
         member.liveness.heard(now);
         self.out.stats.keepalives += 1;
         let size = self.rooms[&member.room].members.len();
@@ -299,13 +324,28 @@ impl RoomServer {
         let Some(entry) = self.rooms.get(room) else {
             return;
         };
-        let members = &self.members;
-        let to = entry
+        let ids: Vec<MemberId> = entry
             .members
             .iter()
-            .filter(|id| Some(**id) != skip)
-            .filter_map(|id| members[id].udp);
-        self.out.fan_out(to, payload);
+            .copied()
+            .filter(|id| Some(*id) != skip)
+            .collect();
+        for id in ids {
+            if let Some(to) = self.members[&id].udp {
+                if self.may_reach(id) {
+                    self.out.datagram(to, payload.clone());
+                }
+            }
+        }
+    }
+
+    /// How many datagrams a message from `id` makes: one per other member with an address.
+    fn recipients(&self, id: MemberId) -> usize {
+        let room = &self.rooms[&self.members[&id].room];
+        room.members
+            .iter()
+            .filter(|m| **m != id && self.members[m].udp.is_some())
+            .count()
     }
 
     /// How long a new member may go before its timer first looks at it: the idle
@@ -364,8 +404,12 @@ impl RoomServer {
             Removal::Evicted(reason) => {
                 self.out.stats.evictions += 1;
                 if let Some(to) = member.udp {
-                    let text = Notice::Disconnected(reason.to_string()).room_text();
-                    self.out.datagram(to, Bytes::from(text));
+                    if member.reach == Reach::Unproven(0) {
+                        self.out.stats.unproven_skipped += 1;
+                    } else {
+                        let text = Notice::Disconnected(reason.to_string()).room_text();
+                        self.out.datagram(to, Bytes::from(text));
+                    }
                 }
                 self.out.emit(Event::MemberEvicted {
                     room: Some(room.clone()),
@@ -407,6 +451,7 @@ impl RoomServer {
             *n -= 1;
             if *n == 0 {
                 self.members_per_ip.remove(&member.ip);
+                self.source_rates.remove(&member.ip);
             }
         }
         if let Some(addr) = member.udp {

@@ -29,6 +29,7 @@
 
 mod handshake;
 pub(crate) mod membership;
+mod rates;
 
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
@@ -97,6 +98,8 @@ pub struct RoomServer {
     pub(crate) tokens: KeyedMap<crate::token::Token, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
     pub(crate) members_per_ip: KeyedMap<IpAddr, usize>,
+    /// The message bucket of every source with members (see `rates.rs`).
+    pub(crate) source_rates: KeyedMap<IpAddr, crate::rate::TokenBucket>,
     /// Wrong passwords per source and per room (see [`crate::throttle`]).
     pub(crate) password_sources: Throttle<IpAddr>,
     pub(crate) password_rooms: Throttle<Arc<str>>,
@@ -123,6 +126,7 @@ impl RoomServer {
             tokens: keyed_map(state),
             by_addr: keyed_map(state),
             members_per_ip: keyed_map(state),
+            source_rates: keyed_map(state),
             password_sources: Throttle::new(config.password_failures_per_source, state),
             password_rooms: Throttle::new(config.password_failures_per_room, state),
             config,

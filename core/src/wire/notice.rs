@@ -25,6 +25,10 @@ pub const NOTICE_PREFIX: &str = "* ";
 pub const MEMBERS_PREFIX: &str = "members: ";
 /// The answer to a liveness probe whose token is no member's.
 pub const NOT_MEMBER: &str = "not a member";
+/// Relay mode: the message that echoes a verification code, `/verify 123456`.
+pub const VERIFY_COMMAND: &str = "/verify ";
+/// Relay mode: how the answer to a right code starts.
+pub const WELCOME: &str = "welcome, ";
 /// The mark after the host's name in the answer to `/who`.
 pub const HOST_MARK: &str = " (host)";
 
@@ -142,6 +146,16 @@ pub enum Notice {
     Alive(usize),
     /// `not a member`: the answer to a liveness probe whose token is no member's.
     NotMember,
+    /// Relay mode: `welcome, NAME`: the answer to a right code, to the one registered.
+    Welcome(String),
+    /// Relay mode: `to join, send: /verify CODE` (or, where only a short answer fits,
+    /// `/verify CODE`): the address must echo the code to be registered.
+    Verify {
+        /// The code, six digits.
+        code: String,
+        /// The short form.
+        short: bool,
+    },
     /// Any other notice text (from a newer or different server).
     Other(String),
 }
@@ -158,6 +172,11 @@ impl Notice {
             Notice::Members(list) => format!("{MEMBERS_PREFIX}{list}"),
             Notice::Alive(n) => format!("alive: {n} members"),
             Notice::NotMember => NOT_MEMBER.to_owned(),
+            Notice::Welcome(name) => format!("{WELCOME}{name}"),
+            Notice::Verify { code, short: true } => format!("{VERIFY_COMMAND}{code}"),
+            Notice::Verify { code, short: false } => {
+                format!("to join, send: {VERIFY_COMMAND}{code}")
+            }
             Notice::Other(text) => text.clone(),
         }
     }
@@ -181,6 +200,21 @@ impl Notice {
         }
         if body == NOT_MEMBER {
             return Notice::NotMember;
+        }
+        if let Some(name) = body.strip_prefix(WELCOME).filter(|n| !n.is_empty()) {
+            return Notice::Welcome(name.to_owned());
+        }
+        let long = body.strip_prefix("to join, send: ");
+        if let Some(code) = long
+            .unwrap_or(body)
+            .strip_prefix(VERIFY_COMMAND)
+            .filter(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let short = long.is_none();
+            return Notice::Verify {
+                code: code.to_owned(),
+                short,
+            };
         }
         if let Some(n) = body
             .strip_prefix("alive: ")

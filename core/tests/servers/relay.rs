@@ -8,8 +8,17 @@ const A: &str = "10.0.0.1:4000";
 const B: &str = "10.0.0.2:4000";
 const C: &str = "10.0.0.3:4000";
 
+/// A relay that registers any address (`relay_verify` off): these tests are about what
+/// a registered client gets; the address check has its own below.
+fn open() -> Config {
+    Config {
+        relay_verify: false,
+        ..Config::default()
+    }
+}
+
 fn three() -> Harness {
-    let mut h = Harness::relay(Config::default());
+    let mut h = Harness::relay(open());
     h.relay_say(A, "alice", "");
     h.relay_say(B, "bob", "");
     h.relay_say(C, "carol", "");
@@ -19,7 +28,7 @@ fn three() -> Harness {
 
 #[test]
 fn first_datagram_registers_and_others_hear_of_it() {
-    let mut h = Harness::relay(Config::default());
+    let mut h = Harness::relay(open());
     h.relay_say(A, "alice", "");
     assert!(h.take_bytes().is_empty(), "nobody else to tell, no echo");
     h.relay_say(B, "bob", "");
@@ -44,7 +53,7 @@ fn messages_are_relayed_unchanged_to_everyone_else() {
 
 #[test]
 fn a_message_registers_too() {
-    let mut h = Harness::relay(Config::default());
+    let mut h = Harness::relay(open());
     h.relay_say(A, "alice", "");
     h.relay_say(B, "bob", "first words");
     assert_eq!(
@@ -112,7 +121,7 @@ fn bad_datagrams_are_dropped_and_never_answered() {
 
 #[test]
 fn counts_follow_the_clients_and_stale_timers_are_swept() {
-    let mut h = Harness::relay(Config::default());
+    let mut h = Harness::relay(open());
     assert_eq!(h.server.counts(), ocm_core::Counts::default());
     h.relay_say(A, "alice", "");
     h.relay_say(B, "bob", "");
@@ -130,6 +139,7 @@ fn counts_follow_the_clients_and_stale_timers_are_swept() {
 #[test]
 fn client_limit_drops_newcomers() {
     let mut h = Harness::relay(Config {
+        relay_verify: false,
         max_members: 2,
         ..Config::default()
     });
@@ -230,4 +240,119 @@ fn icmp_errors_do_not_evict_a_client_that_keeps_talking() {
         h.icmp_error(B);
     }
     assert_eq!(h.relay_server().clients().len(), 2);
+}
+
+/// The code the relay sent `to` in its last answer.
+fn code_sent(h: &mut Harness, to: &str) -> String {
+    let (dest, bytes) = h.take_bytes().pop().expect("an answer");
+    assert_eq!(dest, addr(to));
+    let text = String::from_utf8(bytes[1..].to_vec()).unwrap();
+    text.rsplit(' ').next().unwrap().to_owned()
+}
+
+#[test]
+fn a_forged_source_gets_at_most_three_times_what_it_sent_and_is_not_registered() {
+    let mut h = Harness::relay(Config::default());
+    // 2-byte datagrams (the measured attack: 300 of them made the relay send 673x):
+    // nothing at all comes back, nothing is registered.
+    for i in 0..300 {
+        h.datagram(&format!("192.0.2.7:{}", 1000 + i), b"\x01x");
+    }
+    assert!(h.take_bytes().is_empty());
+    assert!(h.relay_server().clients().is_empty());
+    assert_eq!(h.server.stats().dropped(DropReason::Unverified), 300);
+    // bigger ones get one notice each, never more than 3x their size
+    for message in ["", "hi", "a longer first message"] {
+        h.relay_say(A, "alice", message);
+        let sent = 1 + "alice".len() + message.len();
+        for (_, answer) in h.take_bytes() {
+            assert!(
+                answer.len() <= 3 * sent,
+                "{} bytes for {sent}",
+                answer.len()
+            );
+        }
+    }
+    assert!(h.relay_server().clients().is_empty());
+}
+
+#[test]
+fn a_plain_client_echoes_its_code_and_is_welcomed() {
+    let mut h = Harness::relay(Config::default());
+    h.relay_say(A, "alice", "hello everyone");
+    let code = code_sent(&mut h, A);
+    h.relay_say(A, "alice", &format!("/verify {code}"));
+    assert_eq!(
+        h.take_bytes(),
+        vec![(addr(A), b"\x00welcome, alice".to_vec())]
+    );
+    h.relay_say(B, "bob", "hi");
+    let code = code_sent(&mut h, B);
+    h.relay_say(B, "bob", &format!("/verify {code}"));
+    let mut got = h.take_bytes();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (addr(A), b"\x00bob joined".to_vec()),
+            (addr(B), b"\x00welcome, bob".to_vec())
+        ]
+    );
+    h.relay_say(B, "bob", "now it counts");
+    assert_eq!(
+        h.take_bytes(),
+        vec![(addr(A), b"\x03bobnow it counts".to_vec())]
+    );
+}
+
+#[test]
+fn a_code_is_only_good_for_its_own_address_and_guessing_must_wait() {
+    let mut h = Harness::relay(Config::default());
+    h.relay_say(A, "alice", "hello");
+    let code = code_sent(&mut h, A);
+    // another port of the same host cannot use it
+    h.relay_say("10.0.0.1:4001", "mallory", &format!("/verify {code}"));
+    assert_eq!(h.dropped(), vec![DropReason::Unverified]);
+    for guess in 0..10 {
+        h.relay_say("10.0.0.1:4001", "mallory", &format!("/verify {guess:06}"));
+    }
+    // after five wrong codes from the IP, even the right one waits
+    h.relay_say(A, "alice", &format!("/verify {code}"));
+    assert!(h.relay_server().clients().is_empty());
+    h.now += Duration::from_secs(60);
+    h.relay_say(A, "alice", &format!("/verify {code}"));
+    assert_eq!(h.relay_server().clients().len(), 1);
+}
+
+#[test]
+fn one_ip_holds_at_most_max_members_per_ip_clients() {
+    let mut h = Harness::relay(Config {
+        max_members_per_ip: 2,
+        ..open()
+    });
+    for port in 1..=3 {
+        h.relay_say(&format!("10.0.0.1:{port}"), "u", "");
+    }
+    assert_eq!(h.relay_server().clients().len(), 2);
+    assert_eq!(h.dropped(), vec![DropReason::ServerFull]);
+}
+
+#[test]
+fn relayed_messages_are_rate_limited_per_client() {
+    let mut h = Harness::relay(Config {
+        member_messages_per_sec: 5,
+        member_message_burst: 5,
+        ..open()
+    });
+    h.relay_say(A, "alice", "");
+    h.relay_say(B, "bob", "");
+    h.take_bytes();
+    for i in 0..8 {
+        h.relay_say(A, "alice", &format!("m{i}"));
+    }
+    assert_eq!(h.take_bytes().len(), 5, "the burst, then drops");
+    assert_eq!(h.server.stats().dropped(DropReason::RateLimited), 3);
+    h.now += Duration::from_millis(200);
+    h.relay_say(A, "alice", "one more a fifth of a second later");
+    assert_eq!(h.take_bytes().len(), 1);
 }

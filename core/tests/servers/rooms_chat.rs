@@ -520,3 +520,118 @@ fn icmp_errors_count_only_against_a_silent_member() {
     }
     assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 1);
 }
+
+#[test]
+fn a_member_over_its_rate_is_dropped_not_relayed_and_refills() {
+    let mut h = Harness::rooms(Config {
+        member_messages_per_sec: 10,
+        member_message_burst: 20,
+        ..Config::default()
+    });
+    let ta = h.create(A_TCP, "lobby", "alice");
+    h.say(A, "lobby", &ta, "");
+    let tb = h.join(B_TCP, "lobby", "bob");
+    h.say(B, "lobby", &tb, "");
+    h.take();
+    for i in 0..30 {
+        h.say(B, "lobby", &tb, &format!("flood {i}"));
+    }
+    assert_eq!(h.received_by(A).len(), 20, "the burst");
+    assert_eq!(h.server.stats().dropped(DropReason::RateLimited), 10);
+    // keepalives are never limited, and a tenth of a second refills one message
+    h.say(B, "lobby", &tb, "");
+    h.advance(Duration::from_millis(100));
+    h.say(B, "lobby", &tb, "later");
+    assert_eq!(h.received_by(A), vec!["bob: later"]);
+}
+
+#[test]
+fn many_members_from_one_host_share_its_rate() {
+    let mut h = Harness::rooms(Config {
+        source_messages_per_sec: 5,
+        source_message_burst: 6,
+        ..Config::default()
+    });
+    let ta = h.create(A_TCP, "lobby", "alice");
+    h.say(A, "lobby", &ta, "");
+    // three members, all from 10.0.0.2
+    let tokens: Vec<_> = (0..3)
+        .map(|i| {
+            let t = h.join(B_TCP, "lobby", &format!("sock{i}"));
+            h.say(&format!("10.0.0.2:{}", 4000 + i), "lobby", &t, "");
+            t
+        })
+        .collect();
+    h.take();
+    for round in 0..4 {
+        for (i, t) in tokens.iter().enumerate() {
+            h.say(
+                &format!("10.0.0.2:{}", 4000 + i),
+                "lobby",
+                t,
+                &format!("r{round}"),
+            );
+        }
+    }
+    assert_eq!(
+        h.received_by(A).len(),
+        6,
+        "12 messages, the host's burst of 6"
+    );
+}
+
+#[test]
+fn a_rooms_fanout_budget_bounds_what_its_chat_makes_the_server_send() {
+    // One host holds 8 members on one sink address (the measured attack: 249 of them
+    // made the server send 3.6 M datagrams for 13.8 k received).
+    let mut h = Harness::rooms(Config {
+        room_fanout_per_sec: 50,
+        room_fanout_burst: 50,
+        ..Config::default()
+    });
+    let ta = h.create(A_TCP, "lobby", "alice");
+    h.say(A, "lobby", &ta, "");
+    for i in 0..8 {
+        let t = h.join(B_TCP, "lobby", &format!("m{i}"));
+        h.say(&format!("10.0.0.2:{}", 5000 + i), "lobby", &t, "");
+    }
+    h.take();
+    for i in 0..20 {
+        h.say(A, "lobby", &ta, &format!("to all {i}"));
+    }
+    let sent = h.take().len();
+    assert_eq!(
+        sent, 48,
+        "six messages of 8 datagrams fit 50; the rest are dropped"
+    );
+    assert_eq!(h.server.stats().dropped(DropReason::RateLimited), 14);
+}
+
+#[test]
+fn an_address_from_the_port_step_alone_gets_a_few_datagrams_until_proven() {
+    let mut h = Harness::rooms(Config {
+        unproven_datagrams: 3,
+        ..Config::default()
+    });
+    let ta = h.create(A_TCP, "lobby", "alice");
+    h.say(A, "lobby", &ta, "");
+    // bob's port step points at 10.0.0.2:6000, which never sends anything
+    let mut hs = Handshake::join("lobby", "bob", None).unwrap();
+    let conn = h.connect(B_TCP);
+    h.tcp_send(conn, hs.request());
+    let token = hs
+        .handle_data(&h.tcp[&conn].received.clone())
+        .unwrap()
+        .unwrap();
+    h.tcp_send(conn, &port_bytes(6000));
+    h.tcp_eof(conn);
+    for i in 0..10 {
+        h.say(A, "lobby", &ta, &format!("m{i}"));
+    }
+    assert_eq!(h.received_by("10.0.0.2:6000").len(), 3);
+    assert_eq!(h.server.stats().unproven_skipped, 7);
+    // a datagram from that address proves it: all from then on
+    h.say("10.0.0.2:6000", "lobby", &token, "");
+    h.say(A, "lobby", &ta, "now");
+    assert_eq!(h.received_by("10.0.0.2:6000"), vec!["alice: now"]);
+}

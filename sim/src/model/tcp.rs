@@ -312,6 +312,10 @@ impl Model {
                         host: id,
                         password: creds.password,
                         members: vec![id],
+                        fanout: super::rates::Allowance::new(
+                            self.cfg.room_fanout_per_sec,
+                            self.cfg.room_fanout_burst,
+                        ),
                     },
                 );
                 self.closed_rooms.remove(room);
@@ -404,6 +408,15 @@ impl Model {
                 udp: None,
                 last_seen: now,
                 failures: 0,
+                messages: super::rates::Allowance::new(
+                    self.cfg.member_messages_per_sec,
+                    self.cfg.member_message_burst,
+                ),
+                bytes: super::rates::Allowance::new(
+                    self.cfg.member_bytes_per_sec,
+                    self.cfg.member_byte_burst,
+                ),
+                unproven: None,
             },
         );
         id
@@ -456,6 +469,8 @@ impl Model {
         let (member, ip) = (*member, canonical(peer.ip()));
         if self.members.get(&member).is_some_and(|m| m.udp.is_none()) {
             self.set_udp(out, member, SocketAddr::new(ip, port));
+            let left = self.cfg.unproven_datagrams;
+            self.members.get_mut(&member).expect("a member").unproven = Some(left);
         }
     }
 }

@@ -124,10 +124,23 @@ impl Model {
                 return (out, Verdict::Refused);
             }
         };
+        if !matches!(message, "" | "/exit") {
+            let fanout = match message {
+                "/who" => 1,
+                _ => self.recipients(id),
+            };
+            if !self.charge(now, id, message.len(), fanout) {
+                let reason = DropReason::RateLimited;
+                self.stats.dropped[reason.index()] += 1;
+                out.events.push(Event::DatagramDropped { from, reason });
+                return (out, Verdict::Refused);
+            }
+        }
         self.set_udp(&mut out, id, from);
         let member = self.members.get_mut(&id).expect("authorized member exists");
         member.last_seen = now;
         member.failures = 0;
+        member.unproven = None;
         let verdict = Verdict::Authorized {
             from,
             room: member.room.clone(),
@@ -149,6 +162,37 @@ impl Model {
             }
         }
         (out, verdict)
+    }
+
+    /// The other members of `id`'s room with an address: what a message of its costs.
+    fn recipients(&self, id: u64) -> usize {
+        let room = &self.rooms[&self.members[&id].room];
+        room.members
+            .iter()
+            .filter(|m| **m != id && self.members[m].udp.is_some())
+            .count()
+    }
+
+    /// Takes a message of `bytes` making `fanout` datagrams from every bucket it draws
+    /// on, or from none (false).
+    fn charge(&mut self, now: Duration, id: u64, bytes: usize, fanout: usize) -> bool {
+        let cfg = &self.cfg;
+        let m = self.members.get_mut(&id).expect("a member");
+        let source = self.source_rates.entry(m.ip).or_insert_with(|| {
+            super::rates::Allowance::new(cfg.source_messages_per_sec, cfg.source_message_burst)
+        });
+        let room = &mut self.rooms.get_mut(&m.room).expect("its room").fanout;
+        let enough = m.messages.has(now, 1)
+            && m.bytes.has(now, bytes)
+            && source.has(now, 1)
+            && room.has(now, fanout);
+        if enough {
+            m.messages.take(1);
+            m.bytes.take(bytes);
+            source.take(1);
+            room.take(fanout);
+        }
+        enough
     }
 
     /// `* members: host (host), b, c`, cut with `, and N more` to fit 4094 bytes.
@@ -218,6 +262,7 @@ impl Model {
         let member = self.members.get_mut(&id).expect("member exists");
         member.last_seen = now;
         member.failures = 0;
+        member.unproven = None;
         self.stats.keepalives += 1;
         let verdict = Verdict::Authorized {
             from,
@@ -344,7 +389,11 @@ impl Model {
             }),
             Removal::Evicted(reason) => {
                 self.stats.evictions += 1;
-                if let Some(to) = member.udp {
+                let spent = member.unproven == Some(0);
+                if spent && member.udp.is_some() {
+                    self.stats.unproven_skipped += 1;
+                }
+                if let Some(to) = member.udp.filter(|_| !spent) {
                     self.stats.datagrams_sent += 1;
                     let text = Bytes::from(format!(
                         "* disconnected: {}, join again",

@@ -22,7 +22,8 @@ pub struct FuzzConfig {
     pub per_ip: u8,
     /// `max_send_failures`: 1 to 3; bit 2: `icmp_grace` 1 s (else 0).
     pub failures: u8,
-    /// `idle_timeout`: 300 s or 2 s (and `registration_timeout` 30 s or 1 s).
+    /// `idle_timeout`: 300 s or 2 s (and `registration_timeout` 30 s or 1 s); bit 1:
+    /// `relay_verify`.
     pub idle: u8,
 }
 
@@ -62,6 +63,8 @@ impl FuzzConfig {
             idle_timeout: Duration::from_secs([300, 2][usize::from(self.idle % 2)]),
             // the registration deadline, before the idle one
             registration_timeout: Duration::from_secs([30, 1][usize::from(self.idle % 2)]),
+            // bit 1: relay mode checks addresses (every older corpus file: it does not)
+            relay_verify: self.idle & 2 != 0,
             max_send_failures: u32::from(1 + self.failures % 3),
             // bit 2 of the byte: ICMP errors trusted at once, or only after 1 s of silence
             icmp_grace: Duration::from_secs(u64::from((self.failures >> 2) & 1)),

@@ -146,8 +146,15 @@ pub(super) fn run(data: &[u8], record: bool) -> Vec<Output> {
                 Output::Datagram { to, payload } => {
                     // Only the answers of the ocm extensions go back to the sender.
                     let source = received.as_ref().map(|(from, _)| canonical_addr(*from));
-                    let answer = payload.starts_with(b"\x00members: ")
-                        || payload.starts_with(b"\x00alive: ");
+                    let answer = [
+                        &b"\x00members: "[..],
+                        b"\x00alive: ",
+                        b"\x00to join, send: /verify ",
+                        b"\x00/verify ",
+                        b"\x00welcome, ",
+                    ]
+                    .iter()
+                    .any(|start| payload.starts_with(start));
                     assert!(
                         Some(*to) != source || answer,
                         "datagram sent back to its sender ({op:?})"
@@ -186,17 +193,58 @@ pub(super) fn run(data: &[u8], record: bool) -> Vec<Output> {
                 "a dropped datagram changed a client ({op:?})"
             );
             if reason == DropReason::ServerFull {
+                let ip = received
+                    .as_ref()
+                    .map(|(from, _)| canonical_addr(*from).ip());
+                let from_ip = before.iter().filter(|(a, _)| Some(a.ip()) == ip).count();
                 assert!(
-                    before.len() >= config.max_members,
-                    "ServerFull below the limit"
+                    before.len() >= config.max_members || from_ip >= config.max_members_per_ip,
+                    "ServerFull below the limits"
                 );
             }
         }
         if matches!(op, RelayOp::AdvanceFar) {
             assert!(relay.clients().is_empty(), "clients left after {op:?}");
         }
+        // A code the relay sent is echoed at once, as an ocm client does, so the fuzzer
+        // reaches registered clients with the address check on too.
+        let codes: Vec<_> = outputs.iter().filter_map(verify_code).collect();
+        let name = match op {
+            RelayOp::Datagram { user, .. } => username(*user),
+            _ => b"fuzz".to_vec(),
+        };
+        let mut echoed = Vec::new();
+        for (to, code) in codes {
+            let mut echo = vec![name.len() as u8];
+            echo.extend_from_slice(&name);
+            echo.extend_from_slice(format!("/verify {code}").as_bytes());
+            let input = Input::Datagram {
+                from: to,
+                data: &echo[..],
+            };
+            if let Err(violation) = invariants::step(&mut relay, now, input, &mut echoed) {
+                panic!("{violation} after the echo of a code ({op:?})");
+            }
+            if record {
+                recorded.extend_from_slice(&echoed);
+            }
+        }
     }
     recorded
+}
+
+/// The address and code of a relay's verification notice.
+fn verify_code(output: &Output) -> Option<(std::net::SocketAddr, String)> {
+    let Output::Datagram { to, payload } = output else {
+        return None;
+    };
+    let Ok(RelayDatagram::Notice(body)) = RelayDatagram::decode(payload) else {
+        return None;
+    };
+    match ocm_core::wire::notice::Notice::parse_body(std::str::from_utf8(body).ok()?) {
+        ocm_core::wire::notice::Notice::Verify { code, .. } => Some((*to, code)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

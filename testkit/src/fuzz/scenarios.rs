@@ -293,7 +293,29 @@ pub(super) fn relay_scenarios() -> Vec<(&'static str, RelayOps)> {
         user,
         message,
     };
+    let checked = |ops| RelayOps {
+        config: FuzzConfig {
+            idle: 2,
+            ..FuzzConfig::ROOMY
+        },
+        ops,
+    };
     vec![
+        (
+            // The address check on: first datagrams are answered with a code (a 2-byte
+            // one with nothing), the harness echoes it, then the chat goes on.
+            "address-check",
+            checked(vec![
+                RelayOp::RawDatagram {
+                    from: 3,
+                    data: Long(vec![1, b'x']),
+                },
+                say(0, 0, 2),
+                say(1, 1, 4),
+                say(0, 0, 2),
+                say(1, 1, 1),
+            ]),
+        ),
         (
             "chat-rename-exit",
             roomy(vec![
@@ -463,12 +485,25 @@ mod tests {
     }
 
     #[test]
+    fn relay_scenarios_reach_the_address_check() {
+        let (_, ops) = relay_scenarios()
+            .into_iter()
+            .find(|(name, _)| *name == "address-check")
+            .expect("the scenario");
+        let mut reached = Reached::default();
+        reached.add(super::super::relay_ops::run(&ops.encode(), true));
+        assert!(reached.drops.contains(&DropReason::Unverified));
+        assert!(reached.sent(b"\x00welcome, alice") && reached.sent(b"\x00welcome, bob"));
+        assert!(reached.sent(b"\x05alicehi"), "chat after the check");
+    }
+
+    #[test]
     fn relay_scenarios_reach_every_drop_and_relay() {
         let mut reached = Reached::default();
         for (_, ops) in relay_scenarios() {
             reached.add(super::super::relay_ops::run(&ops.encode(), true));
         }
-        let relay_drops = [0, 1, 5, 6, 7].map(|i| DropReason::ALL[i]);
+        let relay_drops = [0, 1, 5, 6, 7, 10].map(|i| DropReason::ALL[i]);
         assert_eq!(reached.drops, relay_drops.into_iter().collect());
         assert_eq!(
             reached.events,

@@ -1,0 +1,67 @@
+//! How fast a room's chat may go, so that no one member, host or room can make the
+//! server send without bound: every chat message (and `/who`) is charged to token
+//! buckets ([`crate::rate::TokenBucket`], on the input's clock) of its member
+//! (messages and bytes a second), of its source (all members from one IP together) and
+//! of its room (the datagrams its fan-out makes: a message to N members costs N). One
+//! bucket short and the message is dropped (`DropReason::RateLimited`), nothing
+//! charged, nothing changed.
+//!
+//! And an address nobody proved: one learnt from the port step alone may be pointed at
+//! any port of the member's IP, so it gets at most `unproven_datagrams` sends before a
+//! datagram from it proves it.
+
+use super::membership::MemberId;
+use super::RoomServer;
+use crate::rate::source_bucket;
+use std::time::Instant;
+
+/// Whether a member's address was proven by a datagram from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// A datagram came from it: send freely.
+    Proven,
+    /// Learnt from the port step only: this many sends left until a datagram proves it.
+    Unproven(u32),
+}
+
+impl RoomServer {
+    /// Charges member `id` for a message of `bytes` bytes that makes `fanout`
+    /// datagrams: all or nothing. False (and nothing charged) when a bucket is short.
+    pub(crate) fn charge_message(
+        &mut self,
+        now: Instant,
+        id: MemberId,
+        bytes: usize,
+        fanout: usize,
+    ) -> bool {
+        let config = &self.config;
+        let member = self.members.get_mut(&id).expect("a member");
+        let source = self
+            .source_rates
+            .entry(member.ip)
+            .or_insert_with(|| source_bucket(config));
+        let room = &mut self
+            .rooms
+            .get_mut(&member.room)
+            .expect("the member's room")
+            .fanout;
+        crate::rate::charge_message(now, &mut member.rates, source, room, bytes, fanout)
+    }
+
+    /// Whether member `id` may be sent one more datagram now (spending one of an unproven
+    /// address's sends); counted when it may not.
+    pub(crate) fn may_reach(&mut self, id: MemberId) -> bool {
+        let member = self.members.get_mut(&id).expect("a member");
+        match &mut member.reach {
+            Reach::Proven => true,
+            Reach::Unproven(0) => {
+                self.out.stats.unproven_skipped += 1;
+                false
+            }
+            Reach::Unproven(left) => {
+                *left -= 1;
+                true
+            }
+        }
+    }
+}
