@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod cluster;
 pub mod config;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
