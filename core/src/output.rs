@@ -3,8 +3,8 @@
 //! A shell feeds an input, then calls `poll_output()` until it returns `None`, carrying
 //! out each [`Output`] in order, then sleeps until `poll_timeout()` or the next input.
 
-use crate::notice::{CloseReason, EvictReason};
-use crate::tcrp::{Operation, Status};
+use crate::wire::notice::{CloseReason, EvictReason};
+use crate::wire::tcrp::{Operation, Status};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,8 +87,8 @@ pub enum Event {
     },
     /// A member joined a room (or a client registered in relay mode).
     MemberJoined {
-        /// Room name (`""` in relay mode).
-        room: Arc<str>,
+        /// Room name (`None` in relay mode, which has no rooms).
+        room: Option<Arc<str>>,
         /// Username.
         username: Arc<str>,
     },
@@ -104,15 +104,15 @@ pub enum Event {
     },
     /// A member left with `/exit`.
     MemberLeft {
-        /// Room name (`""` in relay mode).
-        room: Arc<str>,
+        /// Room name (`None` in relay mode, which has no rooms).
+        room: Option<Arc<str>>,
         /// Username.
         username: Arc<str>,
     },
     /// A member was evicted.
     MemberEvicted {
-        /// Room name (`""` in relay mode).
-        room: Arc<str>,
+        /// Room name (`None` in relay mode, which has no rooms).
+        room: Option<Arc<str>>,
         /// Username.
         username: Arc<str>,
         /// Why.
@@ -164,6 +164,15 @@ impl DropReason {
     /// Position in [`DropReason::ALL`].
     pub fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl From<crate::wire::DatagramError> for DropReason {
+    fn from(error: crate::wire::DatagramError) -> DropReason {
+        match error {
+            crate::wire::DatagramError::TooLarge => DropReason::TooLarge,
+            crate::wire::DatagramError::Truncated => DropReason::Truncated,
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 //! relayed, datagrams refused by reason, evictions by kind, handshake answers by
 //! status, ...) and the CI test asserts that its schedules reached every one.
 
-use ocm_core::notice::EvictReason;
 use ocm_core::output::Event;
+use ocm_core::wire::notice::EvictReason;
 use std::collections::BTreeMap;
 
 /// How many times each interesting thing happened: proof that a run exercised the rules.

@@ -54,7 +54,7 @@ fn a_token_from_a_closed_room_is_refused(runtime: Runtime) {
     );
     assert_eq!(dropped(&server, DropReason::UnknownToken), before + 3);
     let names: Vec<String> = server.ask(|d| {
-        let members = d.members_of("phoenix").unwrap();
+        let members = d.server().rooms().unwrap().members_of("phoenix").unwrap();
         members.iter().map(|m| m.username.to_string()).collect()
     });
     assert_eq!(names, ["host2", "bob"]);
@@ -130,7 +130,7 @@ fn a_token_is_only_good_from_the_ip_that_obtained_it(runtime: Runtime) {
     host.say("marker");
     assert_eq!(raw::recv_text(&owner), "host: marker");
     assert_eq!(dropped(&server, DropReason::WrongAddress), 3);
-    let members = server.ask(|d| d.members_of("vault").unwrap());
+    let members = server.ask(|d| d.server().rooms().unwrap().members_of("vault").unwrap());
     let owner_now = members.iter().find(|m| &*m.username == "owner");
     let owner_addr = owner.local_addr().unwrap();
     assert_eq!(owner_now.and_then(|m| m.udp), Some(owner_addr));

@@ -13,7 +13,7 @@ use clap::Parser;
 use ocm_bench::baseline;
 use ocm_bench::load::{self, Framing, Load, Report, Sockets};
 use ocm_core::client::{port_bytes, ChatSession, Handshake};
-use ocm_core::room_datagram::RoomDatagram;
+use ocm_core::wire::room_datagram::RoomDatagram;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;

@@ -289,7 +289,7 @@ impl Model {
         };
         let room = ocm_core::names::room_name(room).map_err(|_| Status::InvalidRequest)?;
         let creds =
-            ocm_core::request::parse_payload(payload).map_err(|_| Status::InvalidRequest)?;
+            ocm_core::wire::request::parse_payload(payload).map_err(|_| Status::InvalidRequest)?;
         let ip = canonical(peer.ip());
         let cfg = &self.cfg;
         match op {
@@ -342,7 +342,7 @@ impl Model {
                 let notice = Bytes::from(format!("* {} joined", creds.username));
                 self.notify_room(out, room, Some(id), &notice);
                 out.events.push(Event::MemberJoined {
-                    room: room.into(),
+                    room: Some(room.into()),
                     username: creds.username.as_str().into(),
                 });
                 Ok(id)

@@ -3,8 +3,8 @@
 
 use super::{canonical, canonical_addr, Expected, Model, TokenHex, Verdict};
 use bytes::Bytes;
-use ocm_core::notice::{CloseReason, EvictReason};
 use ocm_core::output::{DropReason, Event};
+use ocm_core::wire::notice::{CloseReason, EvictReason};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -183,7 +183,7 @@ impl Model {
         };
         match how {
             Removal::Left => out.events.push(Event::MemberLeft {
-                room: room.as_str().into(),
+                room: Some(room.as_str().into()),
                 username: member.username.as_str().into(),
             }),
             Removal::Evicted(reason) => {
@@ -200,7 +200,7 @@ impl Model {
                     }
                 }
                 out.events.push(Event::MemberEvicted {
-                    room: room.as_str().into(),
+                    room: Some(room.as_str().into()),
                     username: member.username.as_str().into(),
                     reason,
                 });
