@@ -45,7 +45,7 @@
 
 use super::{Epoch, NodeId, MAX_NODE_ID_LEN};
 use crate::names;
-use crate::room_datagram::MAX_RELAYED_LEN;
+use crate::wire::room_datagram::MAX_RELAYED_LEN;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 use std::sync::Arc;
