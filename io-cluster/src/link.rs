@@ -79,10 +79,14 @@ pub struct Answer {
 pub struct LinkStats {
     /// Registry requests handed to the registry task.
     pub requests: AtomicU64,
+    /// Registry requests the registry task has finished (answered or failed).
+    pub answered: AtomicU64,
     /// Registry requests refused because the request queue was full.
     pub requests_dropped: AtomicU64,
     /// Answers dropped because the owner's answer queue was full.
     pub answers_dropped: AtomicU64,
+    /// Envelopes queued for the publisher task.
+    pub queued: AtomicU64,
     /// Envelopes published.
     pub published: AtomicU64,
     /// Envelopes dropped because the publish queue was full.
@@ -185,9 +189,12 @@ impl ClusterLink {
     /// full and it was dropped (counted).
     pub fn publish(&self, room: Arc<str>, payload: Bytes) -> bool {
         let queued = self.publishes.try_send((room, payload)).is_ok();
-        if !queued {
-            LinkStats::add(&self.stats.publishes_dropped, 1);
-        }
+        let counter = if queued {
+            &self.stats.queued
+        } else {
+            &self.stats.publishes_dropped
+        };
+        LinkStats::add(counter, 1);
         queued
     }
 
@@ -217,6 +224,26 @@ impl ClusterLink {
     pub fn stats(&self) -> &LinkStats {
         &self.stats
     }
+
+    /// Waits until every request and envelope queued so far has been carried out (or
+    /// failed), for at most `limit`: what a node does before it exits, so that the
+    /// closing of its rooms reaches the other nodes. True if all went.
+    pub async fn flush(&self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let s = &self.stats;
+            let done = LinkStats::get(&s.answered) == LinkStats::get(&s.requests)
+                && LinkStats::get(&s.published) + LinkStats::get(&s.publishes_failed)
+                    == LinkStats::get(&s.queued);
+            if done {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            async_io::Timer::after(std::time::Duration::from_millis(5)).await;
+        }
+    }
 }
 
 async fn registry_task(
@@ -227,6 +254,7 @@ async fn registry_task(
 ) {
     while let Ok((id, request)) = requests.recv().await {
         let answer = registry.execute(&request).await;
+        LinkStats::add(&stats.answered, 1);
         if answers.try_send(Answer { id, answer }).is_err() {
             LinkStats::add(&stats.answers_dropped, 1);
         }

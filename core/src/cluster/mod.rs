@@ -15,8 +15,10 @@
 //! - [`envelope`]: the versioned inter-node message, with its origin, epoch and sequence.
 //! - [`sequence`]: at most once and in order per sender, with the gaps counted.
 //! - [`registry`]: what a node asks the registry, and what it hears back.
+//! - [`node`]: a rooms server's cluster configuration, inputs and outputs.
 
 pub mod envelope;
+pub mod node;
 pub mod registry;
 pub mod sequence;
 

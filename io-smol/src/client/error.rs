@@ -57,6 +57,9 @@ impl std::fmt::Display for ClientError {
                 Status::ServerFull => {
                     f.write_str("server full: the room or member limit is reached")
                 }
+                Status::TryLater => {
+                    f.write_str("the server cannot reach its cluster right now: try again later")
+                }
                 Status::Ok => f.write_str("unexpected status ok"),
             },
             ClientError::Handshake(e) => write!(f, "{e}"),
