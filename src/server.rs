@@ -118,7 +118,8 @@ fn cluster(args: &ServerArgs, config: &Config) -> Result<Option<ocm_io::ClusterO
     node.lease = args.lease;
     // A create or join waits for Redis at most this long, always within the handshake.
     node.registry_timeout = node.registry_timeout.min(config.handshake_timeout / 2);
-    node.validate(config.handshake_timeout).map_err(|e| format!("--lease: {e}"))?;
+    node.validate(config.handshake_timeout)
+        .map_err(|e| format!("--lease: {e}"))?;
     Ok(Some(ocm_io::ClusterOptions { redis, node }))
 }
 

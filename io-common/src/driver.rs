@@ -21,10 +21,10 @@ use crate::options::Options;
 use crate::recorder::Recorder;
 use async_channel::Sender;
 use bytes::Bytes;
-use ocm_core::record::Header;
 use ocm_cluster::{BusEvent, ClusterLink};
 use ocm_core::cluster::node::{ClusterInput, ClusterOutput};
 use ocm_core::cluster::registry::Unavailable;
+use ocm_core::record::Header;
 use ocm_core::{AnyServer, ConnId, Counts, Input, Machine, Output, Protocol, RoomServer, Stats};
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -94,8 +94,13 @@ impl Driver {
                     return Err(invalid("a trace cannot record cluster mode (its registry and bus inputs are not recorded)".into()));
                 }
                 let now = Instant::now();
-                let server = RoomServer::new_clustered(options.config.clone(), seed, cluster.node.clone(), now)
-                    .map_err(|e| invalid(e.to_string()))?;
+                let server = RoomServer::new_clustered(
+                    options.config.clone(),
+                    seed,
+                    cluster.node.clone(),
+                    now,
+                )
+                .map_err(|e| invalid(e.to_string()))?;
                 AnyServer::Rooms(Box::new(server))
             }
         };
@@ -167,7 +172,10 @@ impl Driver {
         match output {
             ClusterOutput::Registry { id, request } => {
                 if let Err(error) = link.request(id, request) {
-                    let answer = ClusterInput::Answer { id, answer: Err::<_, Unavailable>(error) };
+                    let answer = ClusterInput::Answer {
+                        id,
+                        answer: Err::<_, Unavailable>(error),
+                    };
                     self.handle_cluster(self.now, answer);
                 }
             }

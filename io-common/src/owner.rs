@@ -11,11 +11,11 @@
 //! executor and feeds their [`TcpEvent`]s into the channel it hands to [`Endpoint::serve`].
 
 use crate::{errqueue, Driver, Inspection, Inspector, Options, Protocol, TcpEvent, UdpPath};
-use ocm_cluster::{Answer, BusEvent, ClusterLink};
-use ocm_core::cluster::node::ClusterInput;
 use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::future::{self, Future};
+use ocm_cluster::{Answer, BusEvent, ClusterLink};
+use ocm_core::cluster::node::ClusterInput;
 use ocm_core::Stats;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -115,7 +115,9 @@ impl Endpoint {
             inspections,
             ..
         } = self;
-        let from_cluster = cluster.as_ref().map(|link| (link.answers().clone(), link.bus().clone()));
+        let from_cluster = cluster
+            .as_ref()
+            .map(|link| (link.answers().clone(), link.bus().clone()));
         if let Some(link) = cluster {
             driver.attach_cluster(link);
         }

@@ -5,11 +5,11 @@
 //! names its server `ocm_io::Shell<ItsRuntime>`.
 
 use crate::tcp::{self, Task};
-use ocm_cluster::redis::{RedisPublisher, RedisRegistry, RedisSubscriber};
-use ocm_cluster::{ClusterLink, LinkConfig};
 use crate::{Endpoint, Inspector, Options};
 use async_io::Async;
 use futures_lite::future::{self, Future};
+use ocm_cluster::redis::{RedisPublisher, RedisRegistry, RedisSubscriber};
+use ocm_cluster::{ClusterLink, LinkConfig};
 use ocm_core::Stats;
 use std::io;
 use std::marker::PhantomData;

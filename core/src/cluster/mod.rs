@@ -16,8 +16,10 @@
 //! - [`sequence`]: at most once and in order per sender, with the gaps counted.
 //! - [`registry`]: what a node asks the registry, and what it hears back.
 //! - [`node`]: a rooms server's cluster configuration, inputs and outputs.
+//! - [`memory`]: the registry in memory, the reference for the Redis scripts and the simulator.
 
 pub mod envelope;
+pub mod memory;
 pub mod node;
 pub mod registry;
 pub mod sequence;

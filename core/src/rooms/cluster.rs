@@ -33,7 +33,7 @@ use crate::password::PasswordHash;
 use crate::token::Token;
 use crate::wire::notice::{CloseReason, Notice};
 use crate::wire::request::Credentials;
-use crate::wire::tcrp::Status;
+use crate::wire::tcrp::{Frame, Operation, Status};
 use bytes::Bytes;
 use rand_core::RngCore;
 use std::collections::BTreeMap;
@@ -216,8 +216,7 @@ impl RoomServer {
         &mut self,
         now: Instant,
         conn: ConnId,
-        create: bool,
-        frame: (&Bytes, u8),
+        frame: &Frame,
         room: &str,
         credentials: Credentials,
         ip: IpAddr,
@@ -229,10 +228,11 @@ impl RoomServer {
         }
         let node = c.config.node.clone();
         let lease = c.config.lease;
+        let create = frame.operation == Operation::Create.code();
         let waiting = Waiting {
             conn,
-            frame_room: frame.0.clone(),
-            op_code: frame.1,
+            frame_room: frame.room.clone(),
+            op_code: frame.operation,
             room: room.into(),
             username: credentials.username.into(),
             password: credentials.password,
@@ -263,7 +263,12 @@ impl RoomServer {
         }
         // A join of a room served here needs no lookup: its claim and password are known.
         if let Some(entry) = self.rooms.get(room) {
-            let claim = entry.cluster.as_ref().expect("cluster rooms have a claim").claim.clone();
+            let claim = entry
+                .cluster
+                .as_ref()
+                .expect("cluster rooms have a claim")
+                .claim
+                .clone();
             let password = entry.password.clone();
             return Admission::Asked(self.ask_join(now, waiting, claim, password));
         }
@@ -321,9 +326,14 @@ impl RoomServer {
             return;
         };
         match (pending, answer) {
-            (Pending::Create { waiting, claim, password }, Ok(RegistryAnswer::Created)) => {
-                self.created(now, waiting, claim, password)
-            }
+            (
+                Pending::Create {
+                    waiting,
+                    claim,
+                    password,
+                },
+                Ok(RegistryAnswer::Created),
+            ) => self.created(now, waiting, claim, password),
             (Pending::Create { waiting, .. }, Ok(RegistryAnswer::Exists(_))) => {
                 self.finish_waiting(now, waiting, Err(Status::RoomExists))
             }
@@ -333,9 +343,14 @@ impl RoomServer {
             (Pending::Lookup { waiting }, Ok(RegistryAnswer::NotFound)) => {
                 self.finish_waiting(now, waiting, Err(Status::RoomNotFound))
             }
-            (Pending::Join { waiting, claim, password }, Ok(RegistryAnswer::Joined)) => {
-                self.joined(now, waiting, claim, password)
-            }
+            (
+                Pending::Join {
+                    waiting,
+                    claim,
+                    password,
+                },
+                Ok(RegistryAnswer::Joined),
+            ) => self.joined(now, waiting, claim, password),
             (Pending::Join { waiting, .. }, Ok(refused)) => {
                 let status = match refused {
                     RegistryAnswer::UsernameTaken => Status::UsernameTaken,
@@ -344,11 +359,26 @@ impl RoomServer {
                 };
                 self.finish_waiting(now, waiting, Err(status))
             }
-            (Pending::Renew { sent, owned, mirrored }, Ok(RegistryAnswer::Renewed {
+            (
+                Pending::Renew {
+                    sent,
+                    owned,
+                    mirrored,
+                },
+                Ok(RegistryAnswer::Renewed {
+                    node_was_missing,
+                    owned: owned_states,
+                    mirrored: alive,
+                }),
+            ) => self.renewed(
+                now,
+                sent,
+                owned,
+                owned_states,
+                mirrored,
+                alive,
                 node_was_missing,
-                owned: owned_states,
-                mirrored: alive,
-            })) => self.renewed(now, sent, owned, owned_states, mirrored, alive, node_was_missing),
+            ),
             (Pending::Restore { room, epoch }, Ok(RegistryAnswer::Restored { held, .. })) => {
                 if !held && self.epoch_of(&room) == Some(epoch) {
                     self.lose_room(&room, CloseReason::ClusterUnreachable);
@@ -377,7 +407,13 @@ impl RoomServer {
     }
 
     fn undo_join(&mut self, waiting: &Waiting, claim: Claim) {
-        let node = self.cluster.as_ref().expect("cluster mode").config.node.clone();
+        let node = self
+            .cluster
+            .as_ref()
+            .expect("cluster mode")
+            .config
+            .node
+            .clone();
         let leave = RegistryRequest::Leave {
             room: waiting.room.clone(),
             claim,
@@ -402,18 +438,35 @@ impl RoomServer {
 
     /// Answers a waiting connection, if it still waits for this; otherwise undoes a
     /// success.
-    fn finish_waiting(&mut self, now: Instant, waiting: Waiting, result: Result<(MemberId, Token), Status>) {
+    fn finish_waiting(
+        &mut self,
+        now: Instant,
+        waiting: Waiting,
+        result: Result<(MemberId, Token), Status>,
+    ) {
         if result == Err(Status::TryLater) {
             self.cluster.as_mut().expect("cluster mode").stats.try_later += 1;
         }
-        self.finish_answer(now, waiting.conn, &waiting.frame_room, waiting.op_code, result);
+        self.finish_answer(
+            now,
+            waiting.conn,
+            &waiting.frame_room,
+            waiting.op_code,
+            result,
+        );
     }
 
     fn still_waiting(&self, waiting: &Waiting) -> bool {
         self.awaits_registry(waiting.conn)
     }
 
-    fn created(&mut self, now: Instant, waiting: Waiting, claim: Claim, password: Option<PasswordHash>) {
+    fn created(
+        &mut self,
+        now: Instant,
+        waiting: Waiting,
+        claim: Claim,
+        password: Option<PasswordHash>,
+    ) {
         let room = waiting.room.clone();
         let refused = if !self.still_waiting(&waiting) {
             Some(None)
@@ -471,11 +524,22 @@ impl RoomServer {
         self.set_awaiting(conn, id);
     }
 
-    fn joined(&mut self, now: Instant, waiting: Waiting, claim: Claim, password: Option<PasswordHash>) {
+    fn joined(
+        &mut self,
+        now: Instant,
+        waiting: Waiting,
+        claim: Claim,
+        password: Option<PasswordHash>,
+    ) {
         let room = waiting.room.clone();
         let here = self.rooms.get(&room).map(|r| {
             let c = r.cluster.as_ref().expect("cluster rooms have a claim");
-            (c.claim == claim, r.members.iter().any(|id| self.members[id].username == waiting.username))
+            (
+                c.claim == claim,
+                r.members
+                    .iter()
+                    .any(|id| self.members[id].username == waiting.username),
+            )
         });
         let refused = if !self.still_waiting(&waiting) {
             Some(None)
@@ -511,7 +575,11 @@ impl RoomServer {
             self.subscriptions_changed();
         }
         let (id, token) = self.add_member(now, room.clone(), waiting.username.clone(), waiting.ip);
-        self.rooms.get_mut(&room).expect("room exists").members.push(id);
+        self.rooms
+            .get_mut(&room)
+            .expect("room exists")
+            .members
+            .push(id);
         let notice = Bytes::from(Notice::Joined(waiting.username.to_string()).room_text());
         self.notify_room(&room, Some(id), &notice);
         self.publish(&room, Body::Deliver(notice));
@@ -524,7 +592,9 @@ impl RoomServer {
 
     /// Publishes `body` for `room` to the other nodes (cluster mode, cluster rooms only).
     pub(crate) fn publish(&mut self, room: &str, body: Body) {
-        let Some(c) = self.cluster.as_mut() else { return };
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
         let Some(name) = self.rooms.get_key_value(room).map(|(name, _)| name.clone()) else {
             return;
         };
@@ -549,9 +619,15 @@ impl RoomServer {
     /// A member of `room` served here is gone (left, evicted): the registry forgets it,
     /// and a mirror with no member left goes.
     pub(crate) fn cluster_member_gone(&mut self, room: &str, username: &Arc<str>) {
-        let Some(c) = self.cluster.as_ref() else { return };
-        let Some(entry) = self.rooms.get(room) else { return };
-        let Some(rc) = entry.cluster.as_ref() else { return };
+        let Some(c) = self.cluster.as_ref() else {
+            return;
+        };
+        let Some(entry) = self.rooms.get(room) else {
+            return;
+        };
+        let Some(rc) = entry.cluster.as_ref() else {
+            return;
+        };
         let leave = RegistryRequest::Leave {
             room: room.into(),
             claim: rc.claim.clone(),
@@ -576,7 +652,10 @@ impl RoomServer {
         }
         let claim = rc.claim.clone();
         self.publish(room, Body::Closed(by));
-        self.fire(RegistryRequest::Release { room: room.into(), claim });
+        self.fire(RegistryRequest::Release {
+            room: room.into(),
+            claim,
+        });
     }
 
     /// Forgets a room whose members are all gone already.
@@ -642,7 +721,10 @@ impl RoomServer {
         if envelope.origin == c.config.node {
             return; // our own publish, back from the bus
         }
-        let here = self.rooms.get(&*envelope.room).and_then(|r| r.cluster.as_ref());
+        let here = self
+            .rooms
+            .get(&*envelope.room)
+            .and_then(|r| r.cluster.as_ref());
         if here.map(|rc| rc.claim.epoch) != Some(envelope.epoch) {
             c.stats.dropped += 1;
             return;
@@ -671,7 +753,9 @@ impl RoomServer {
 
     /// Time to renew: one request for everything this node holds.
     pub(crate) fn renew_timer(&mut self, now: Instant) {
-        let Some(c) = self.cluster.as_mut() else { return };
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
         if now < c.renew_at {
             let at = c.renew_at;
             self.timers.schedule(at, TimerKey::Renew);
@@ -689,7 +773,8 @@ impl RoomServer {
         }
         owned.sort();
         mirrored.sort();
-        let epochs = |list: &[(Arc<str>, Claim)]| list.iter().map(|(n, c)| (n.clone(), c.epoch)).collect();
+        let epochs =
+            |list: &[(Arc<str>, Claim)]| list.iter().map(|(n, c)| (n.clone(), c.epoch)).collect();
         let pending = Pending::Renew {
             sent: now,
             owned: epochs(&owned),
@@ -759,8 +844,12 @@ impl RoomServer {
 
     /// Puts a room and its members here back into a registry that lost them.
     fn restore(&mut self, now: Instant, room: &str, with_record: bool) {
-        let Some(entry) = self.rooms.get(room) else { return };
-        let Some(rc) = entry.cluster.as_ref() else { return };
+        let Some(entry) = self.rooms.get(room) else {
+            return;
+        };
+        let Some(rc) = entry.cluster.as_ref() else {
+            return;
+        };
         let c = self.cluster.as_ref().expect("cluster mode");
         let usernames = entry
             .members
@@ -785,7 +874,9 @@ impl RoomServer {
 
     /// Half a lease without a successful renewal: every room here closes.
     pub(crate) fn fence_timer(&mut self, now: Instant) {
-        let Some(c) = self.cluster.as_mut() else { return };
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
         if now < c.fence_at {
             let at = c.fence_at;
             self.timers.schedule(at, TimerKey::Fence);
@@ -816,17 +907,30 @@ impl RoomServer {
         let mut names: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
         names.sort();
         for room in names {
-            let Some(entry) = self.rooms.get(&room) else { continue };
+            let Some(entry) = self.rooms.get(&room) else {
+                continue;
+            };
             let owned = entry.cluster.as_ref().is_some_and(|rc| rc.owned);
             if owned {
                 self.cluster_host_gone(&room, ClosedBy::HostServerShutdown);
             } else {
-                let gone: Vec<Arc<str>> = entry.members.iter().map(|id| self.members[id].username.clone()).collect();
+                let gone: Vec<Arc<str>> = entry
+                    .members
+                    .iter()
+                    .map(|id| self.members[id].username.clone())
+                    .collect();
                 for username in gone {
                     let notice = Bytes::from(Notice::Left(username.to_string()).room_text());
                     self.publish(&room, Body::Deliver(notice));
-                    let Some(c) = self.cluster.as_ref() else { return };
-                    let claim = self.rooms[&room].cluster.as_ref().expect("cluster room").claim.clone();
+                    let Some(c) = self.cluster.as_ref() else {
+                        return;
+                    };
+                    let claim = self.rooms[&room]
+                        .cluster
+                        .as_ref()
+                        .expect("cluster room")
+                        .claim
+                        .clone();
                     let leave = RegistryRequest::Leave {
                         room: room.clone(),
                         claim,

@@ -253,7 +253,10 @@ impl RoomServer {
     /// checks is `Asked` of the registry.
     fn admit(&mut self, now: Instant, conn: ConnId, peer: SocketAddr, frame: &Frame) -> Admission {
         let refused = |status| Admission::Done(Err(status));
-        let operation = match (Operation::from_code(frame.operation), State::from_code(frame.state)) {
+        let operation = match (
+            Operation::from_code(frame.operation),
+            State::from_code(frame.state),
+        ) {
             (Some(op), Some(State::Request)) => op,
             _ => return refused(Status::InvalidRequest),
         };
@@ -269,8 +272,7 @@ impl RoomServer {
             if let Err(status) = self.local_checks(room, &credentials, ip, create) {
                 return refused(status);
             }
-            let frame_id = (&frame.room, frame.operation);
-            return self.cluster_admit(now, conn, create, frame_id, room, credentials, ip);
+            return self.cluster_admit(now, conn, frame, room, credentials, ip);
         }
         Admission::Done(if create {
             self.create_room(now, room, credentials, ip)

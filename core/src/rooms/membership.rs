@@ -48,7 +48,7 @@ pub(crate) struct Room {
 impl Room {
     /// Whether `id` is the room's host.
     pub(crate) fn is_host(&self, id: MemberId) -> bool {
-        self.members.first() == Some(&id) && self.cluster.as_ref().map_or(true, |c| c.owned)
+        self.members.first() == Some(&id) && !matches!(&self.cluster, Some(c) if !c.owned)
     }
 }
 

@@ -2,6 +2,7 @@
 //! checks every property of `ocm_core::invariants::check_step` after every input.
 //! One file per area; they read as the protocol's specification.
 
+mod cluster;
 mod common;
 mod relay;
 mod rooms_chat;
