@@ -112,6 +112,11 @@ pub struct ServerArgs {
     /// without an answer (slow or stalled clients)
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "10", value_parser = seconds)]
     pub handshake_timeout: Duration,
+    /// A member whose UDP address is still unknown this long after it joined (no
+    /// datagram, no port step: a client that gave up mid-handshake) is removed, and its
+    /// name is free again
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "30", value_parser = seconds)]
+    pub registration_timeout: Duration,
     /// After the token, how long to wait for the optional 2-byte UDP port
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "1", value_parser = seconds)]
     pub port_wait: Duration,
@@ -243,6 +248,7 @@ mod tests {
         assert_eq!(args.max_members_per_ip, config.max_members_per_ip);
         assert_eq!(args.handshake_timeout, config.handshake_timeout);
         assert_eq!(args.port_wait, config.port_wait);
+        assert_eq!(args.registration_timeout, config.registration_timeout);
         assert_eq!(args.idle_timeout, config.idle_timeout.as_secs());
         assert_eq!(args.max_send_failures, config.max_send_failures);
         assert_eq!(args.max_payload, config.max_payload);

@@ -56,6 +56,7 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         max_members_per_ip: args.max_members_per_ip,
         handshake_timeout: args.handshake_timeout,
         port_wait: args.port_wait,
+        registration_timeout: args.registration_timeout,
         max_payload: args.max_payload,
         ..Config::default()
     };

@@ -315,16 +315,20 @@ impl ChatSession {
         if text.len() > max {
             return Err(SendError::TooLong { max });
         }
-        self.queue(now, text);
         if text == "/exit" {
-            self.ended = Some(SessionEnd::Left);
+            self.leave(now);
+        } else {
+            self.queue(now, text);
         }
         Ok(())
     }
 
-    /// Queues `/exit` and ends the session.
+    /// Queues `/exit` twice and ends the session: a leave is one datagram nobody
+    /// acknowledges, so a second copy makes it survive one lost datagram (the server
+    /// drops the copy that finds the member gone).
     pub fn leave(&mut self, now: Instant) {
         if self.ended.is_none() {
+            self.queue(now, "/exit");
             self.queue(now, "/exit");
             self.ended = Some(SessionEnd::Left);
         }

@@ -17,6 +17,10 @@ pub struct Config {
     pub port_wait: Duration,
     /// A member silent this long is evicted (default 300 s).
     pub idle_timeout: Duration,
+    /// A member whose UDP address is still unknown (no datagram, no port step) this
+    /// long after it joined is removed, so an abandoned handshake does not hold a name
+    /// and a seat for the whole idle timeout (default 30 s).
+    pub registration_timeout: Duration,
     /// A member whose sends failed this many times in a row is evicted (default 3).
     pub max_send_failures: u32,
     /// Most rooms alive at once (default 10 000).
@@ -41,6 +45,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             port_wait: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(300),
+            registration_timeout: Duration::from_secs(30),
             max_send_failures: 3,
             max_rooms: 10_000,
             max_members_per_room: 1_000,
@@ -95,6 +100,7 @@ impl Config {
             ("handshake_timeout", nanos(self.handshake_timeout)),
             ("port_wait", nanos(self.port_wait)),
             ("idle_timeout", nanos(self.idle_timeout)),
+            ("registration_timeout", nanos(self.registration_timeout)),
             ("max_send_failures", u64::from(self.max_send_failures)),
             ("max_rooms", self.max_rooms as u64),
             ("max_members_per_room", self.max_members_per_room as u64),
@@ -123,6 +129,10 @@ impl Config {
             }
             "idle_timeout" => {
                 self.idle_timeout = Duration::from_nanos(value);
+                true
+            }
+            "registration_timeout" => {
+                self.registration_timeout = Duration::from_nanos(value);
                 true
             }
             "max_send_failures" => small(value).map(|v| self.max_send_failures = v).is_some(),
@@ -155,6 +165,7 @@ impl Config {
             ("handshake_timeout", self.handshake_timeout),
             ("port_wait", self.port_wait),
             ("idle_timeout", self.idle_timeout),
+            ("registration_timeout", self.registration_timeout),
         ];
         if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Zero(field));
@@ -188,6 +199,7 @@ mod tests {
             handshake_timeout: Duration::from_millis(1500),
             port_wait: Duration::from_nanos(7),
             idle_timeout: Duration::from_secs(9),
+            registration_timeout: Duration::from_secs(4),
             max_send_failures: 5,
             max_rooms: 6,
             max_members_per_room: 7,

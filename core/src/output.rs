@@ -149,11 +149,14 @@ pub enum DropReason {
     BadUsername,
     /// Relay mode: a new client while the client limit is reached.
     ServerFull,
+    /// The message holds a control character other than TAB (a terminal escape, a
+    /// carriage return that would fake a notice, ...).
+    ControlCharacter,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::TooLarge,
         DropReason::Truncated,
         DropReason::UnknownRoom,
@@ -162,6 +165,7 @@ impl DropReason {
         DropReason::NotUtf8,
         DropReason::BadUsername,
         DropReason::ServerFull,
+        DropReason::ControlCharacter,
     ];
 
     /// Position in [`DropReason::ALL`].
@@ -190,6 +194,7 @@ impl std::fmt::Display for DropReason {
             DropReason::NotUtf8 => "message not UTF-8",
             DropReason::BadUsername => "bad username",
             DropReason::ServerFull => "server full",
+            DropReason::ControlCharacter => "control character in message",
         })
     }
 }

@@ -267,16 +267,22 @@ impl World {
             }
             2 => (ATTACKER, Bytes::from(random(4097))),
             _ => {
-                // A member's buggy client: its own token and address, a message that is
-                // not UTF-8. Sent from the member's address, so it reaches the UTF-8 check.
+                // A member's buggy or hostile client: its own token and address, a message
+                // that is not UTF-8 or that holds a terminal escape or a carriage return
+                // faking a notice. Sent from the member's address, so it reaches those checks.
                 let Some(i) = self.choose(salt as u8, |a| a.session().is_some()) else {
                     return (ATTACKER, Bytes::from_static(b"\x00"));
                 };
                 let (room, token) = self.actors[i].session().expect("chosen for its session");
+                let messages: [&[u8]; 3] = [
+                    &[0xff, 0xfe, 0x80],
+                    b"\x1b[2J\x1b[H",
+                    b"x\r* room closed: host left",
+                ];
                 let datagram = RoomDatagram {
                     room: room.as_bytes(),
                     token,
-                    message: &[0xff, 0xfe, 0x80],
+                    message: messages[usize::from(salt as u8 / 4) % 3],
                 }
                 .encode()
                 .expect("small datagram");

@@ -258,22 +258,33 @@ impl World {
     }
 
     /// An address set during a connection's port step must come from a port step of
-    /// exactly 2 bytes, whatever TCP did to them: the outcome cannot depend on how the
-    /// stream was split.
-    fn check_port_step(&self, conn: ConnId, outputs: &[Output]) -> Result<(), Failure> {
-        let set = outputs
-            .iter()
-            .any(|o| matches!(o, Output::Event(Event::MemberAddress { .. })));
-        let written = match self.owners.get(&conn) {
-            Some(Owner::Actor(i)) => self.actors[*i].port_step(conn),
+    /// exactly 2 bytes (and a non-zero port), whatever TCP did to them: the outcome
+    /// cannot depend on how the stream was split; without such a step, only from the
+    /// `port` the client's JSON request named.
+    fn check_port_step(&mut self, conn: ConnId, outputs: &[Output]) -> Result<(), Failure> {
+        let set = outputs.iter().find_map(|o| match o {
+            Output::Event(Event::MemberAddress { addr, .. }) => Some(*addr),
+            _ => None,
+        });
+        let (Some(addr), Some(Owner::Actor(i))) = (set, self.owners.get(&conn)) else {
+            return Ok(());
+        };
+        let actor = &self.actors[*i];
+        let step = actor.port_step(conn).map(|s| &s[..]);
+        let stepped = match step {
+            Some(&[0, 0]) => None,
+            Some(&[high, low]) => Some(u16::from_be_bytes([high, low])),
             _ => None,
         };
-        match written {
-            Some(step) if set && step.len() != 2 => Err(self.fail(format!(
-                "the server took a UDP port from a {}-byte port step {step:?}; only exactly 2 bytes may set it",
-                step.len()
+        match stepped.or(actor.json_port(conn)) {
+            Some(port) if port == addr.port() => {
+                self.coverage.json_ports += u64::from(stepped.is_none());
+                Ok(())
+            }
+            expected => Err(self.fail(format!(
+                "the server took UDP address {addr} from the port step {step:?} (JSON port {:?}); it may only take port {expected:?}",
+                actor.json_port(conn)
             ))),
-            _ => Ok(()),
         }
     }
 

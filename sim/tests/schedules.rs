@@ -95,6 +95,7 @@ fn assert_covers_every_rule(c: &Coverage) {
         "UnknownToken",
         "WrongAddress",
         "NotUtf8",
+        "ControlCharacter",
     ];
     seen(&c.refused, &reasons, "datagram refused as");
     let statuses = [
@@ -108,7 +109,15 @@ fn assert_covers_every_rule(c: &Coverage) {
         "ServerFull",
     ];
     seen(&c.statuses, &statuses, "handshake answered");
-    seen(&c.evictions, &["idle", "send failures"], "eviction for");
+    seen(
+        &c.evictions,
+        &["idle", "send failures", "never registered"],
+        "eviction for",
+    );
+    assert!(
+        c.json_ports > 0,
+        "no member got its address from a JSON port"
+    );
     assert!(
         c.retired_token_probes > 0,
         "no retired token was ever tried again"

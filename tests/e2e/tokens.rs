@@ -14,6 +14,7 @@ crate::on_both_runtimes!(
     a_token_from_a_closed_room_is_refused,
     a_token_of_an_evicted_member_is_refused,
     a_token_is_only_good_from_the_ip_that_obtained_it,
+    a_ghost_member_frees_its_name_at_the_registration_deadline,
 );
 
 /// Sends a message, a keepalive and an `/exit` with `token` from `socket`.
@@ -144,4 +145,25 @@ fn a_token_is_only_good_from_the_ip_that_obtained_it(runtime: Runtime) {
         )
         .unwrap();
     host.expect(&["owner: still mine"]);
+}
+
+/// A client that gives up mid-handshake (no port step, never a datagram) holds its name
+/// only until the registration deadline, not for the whole idle timeout.
+fn a_ghost_member_frees_its_name_at_the_registration_deadline(runtime: Runtime) {
+    let config = Config {
+        registration_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let server = TestServer::start(runtime, Protocol::Rooms, "127.0.0.1:0", config);
+    let host = server.create("haunted", "host");
+    raw::handshake(server.tcp(), raw::JOIN, "haunted", "ghost", "", None).unwrap();
+    host.expect(&["* ghost joined"]);
+    assert_eq!(
+        raw::handshake(server.tcp(), raw::JOIN, "haunted", "ghost", "", None),
+        Err(4),
+        "USERNAME_TAKEN while the ghost holds it"
+    );
+    host.expect(&["* ghost was disconnected"]);
+    raw::handshake(server.tcp(), raw::JOIN, "haunted", "ghost", "", None)
+        .expect("the name is free again");
 }

@@ -274,6 +274,7 @@ fn parse(data: &[u8]) -> Result<(&str, &str), DropReason> {
     };
     let username = names::username(username).map_err(|_| DropReason::BadUsername)?;
     let message = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
+    let message = names::message(message).map_err(|_| DropReason::ControlCharacter)?;
     Ok((username, message))
 }
 

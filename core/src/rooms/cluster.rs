@@ -96,6 +96,8 @@ struct Waiting {
     room: Arc<str>,
     username: Arc<str>,
     password: Option<String>,
+    /// The UDP port the request named (its JSON `port`).
+    port: Option<u16>,
     ip: IpAddr,
 }
 
@@ -125,10 +127,13 @@ enum Pending {
     },
 }
 
+/// An admitted member, its token, and the UDP port its request named (if any).
+pub(crate) type Admitted = (MemberId, Token, Option<u16>);
+
 /// What `admit` decided for a TCRP request.
 pub(crate) enum Admission {
     /// Answered now: admitted, or refused.
-    Done(Result<(MemberId, Token), Status>),
+    Done(Result<Admitted, Status>),
     /// Cluster mode: the registry was asked; the connection waits for this request.
     Asked(RequestId),
 }
@@ -236,6 +241,7 @@ impl RoomServer {
             room: room.into(),
             username: credentials.username.into(),
             password: credentials.password,
+            port: credentials.port,
             ip,
         };
         if create {
@@ -447,13 +453,9 @@ impl RoomServer {
         if result == Err(Status::TryLater) {
             self.cluster.as_mut().expect("cluster mode").stats.try_later += 1;
         }
-        self.finish_answer(
-            now,
-            waiting.conn,
-            &waiting.frame_room,
-            waiting.op_code,
-            result,
-        );
+        let result = result.map(|(member, token)| (member, token, waiting.port));
+        let (conn, op_code) = (waiting.conn, waiting.op_code);
+        self.finish_answer(now, conn, &waiting.frame_room, op_code, result);
     }
 
     fn still_waiting(&self, waiting: &Waiting) -> bool {

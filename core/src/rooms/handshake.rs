@@ -8,7 +8,7 @@
 //! (`AwaitRegistry`) and is answered when the registry has decided ([`super::cluster`]);
 //! port bytes and an EOF that come meanwhile are kept for the port step.
 
-use super::cluster::Admission;
+use super::cluster::{Admission, Admitted};
 use super::membership::MemberId;
 use super::{canonical_ip, RoomServer, TimerKey};
 use crate::cluster::registry::RequestId;
@@ -40,6 +40,8 @@ enum Phase {
         member: MemberId,
         port: [u8; 2],
         filled: usize,
+        /// The `port` of the JSON request, used when no 2-byte step sets one.
+        requested: Option<u16>,
     },
     /// Cluster mode: the request passed the local checks and waits for the registry.
     /// Port bytes are kept (`filled` 3: more than 2 came), and so is an EOF.
@@ -175,7 +177,7 @@ impl RoomServer {
         conn: ConnId,
         frame_room: &[u8],
         op_code: u8,
-        admitted: Result<(MemberId, crate::token::Token), Status>,
+        admitted: Result<Admitted, Status>,
     ) {
         let Some(c) = self.conns.get(&conn) else {
             return;
@@ -191,7 +193,7 @@ impl RoomServer {
         let status = admitted.as_ref().err().copied().unwrap_or(Status::Ok);
         let operation = Operation::from_code(op_code);
         self.record_answer(conn, peer, operation, frame_room, op_code, status);
-        let Ok((member, token)) = admitted else {
+        let Ok((member, token, requested)) = admitted else {
             self.close_conn(conn);
             return;
         };
@@ -205,6 +207,7 @@ impl RoomServer {
             member,
             port: early,
             filled: early_filled,
+            requested,
         };
         if eof || early_filled > 2 {
             self.finish_port_step(conn);
@@ -274,11 +277,13 @@ impl RoomServer {
             }
             return self.cluster_admit(now, conn, frame, room, credentials, ip);
         }
-        Admission::Done(if create {
+        let requested = credentials.port;
+        let admitted = if create {
             self.create_room(now, room, credentials, ip)
         } else {
             self.join_room(now, room, credentials, ip)
-        })
+        };
+        Admission::Done(admitted.map(|(member, token)| (member, token, requested)))
     }
 
     fn answer_too_large(&mut self, conn: ConnId, header: Header, room: Bytes) {
@@ -339,6 +344,7 @@ impl RoomServer {
         };
         if *filled + data.len() > 2 {
             *filled = 3; // too long, whatever comes next
+            self.finish_port_step(conn);
             self.close_conn(conn);
             return;
         }
@@ -346,8 +352,9 @@ impl RoomServer {
         *filled += data.len();
     }
 
-    /// The port step ends (EOF or deadline): exactly 2 bytes, a non-zero big-endian
-    /// port, set the member's UDP address to (TCP peer IP, port).
+    /// The port step ends (EOF, deadline, or too many bytes): exactly 2 bytes with a
+    /// non-zero big-endian port set the member's UDP address to (TCP peer IP, port);
+    /// without such a step, the `port` of the JSON request does, if it had one.
     fn finish_port_step(&mut self, conn: ConnId) {
         let Some(Conn {
             peer,
@@ -355,15 +362,17 @@ impl RoomServer {
                 Phase::AwaitPort {
                     member,
                     port,
-                    filled: 2,
+                    filled,
+                    requested,
                 },
             ..
         }) = self.conns.get(&conn)
         else {
             return;
         };
-        let (member, port, ip) = (*member, u16::from_be_bytes(*port), canonical_ip(peer.ip()));
-        if port != 0 {
+        let stepped = Some(u16::from_be_bytes(*port)).filter(|p| *filled == 2 && *p != 0);
+        let (member, ip) = (*member, canonical_ip(peer.ip()));
+        if let Some(port) = stepped.or(*requested) {
             self.set_udp_from_port_step(member, SocketAddr::new(ip, port));
         }
     }

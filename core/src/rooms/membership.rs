@@ -9,6 +9,7 @@ use super::cluster::RoomCluster;
 use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
 use crate::cluster::envelope::{Body, ClosedBy};
 use crate::liveness::Liveness;
+use crate::names;
 use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
 use crate::token::Token;
@@ -209,7 +210,7 @@ impl RoomServer {
             },
         );
         self.timers
-            .schedule(now + self.config.idle_timeout, TimerKey::Member(id));
+            .schedule(now + self.first_deadline(), TimerKey::Member(id));
         (id, token)
     }
 
@@ -284,6 +285,7 @@ impl RoomServer {
             return Err(DropReason::WrongAddress);
         }
         let message = std::str::from_utf8(datagram.message).map_err(|_| DropReason::NotUtf8)?;
+        let message = names::message(message).map_err(|_| DropReason::ControlCharacter)?;
         Ok((id, message))
     }
 
@@ -301,16 +303,39 @@ impl RoomServer {
         self.out.fan_out(to, payload);
     }
 
+    /// How long a new member may go before its timer first looks at it: the idle
+    /// timeout, or the registration deadline if that comes first.
+    fn first_deadline(&self) -> std::time::Duration {
+        self.config
+            .idle_timeout
+            .min(self.config.registration_timeout)
+    }
+
+    /// A member's timer came due: a member with no known UDP address after the
+    /// registration deadline is removed (it holds a name and a seat, and nobody can
+    /// reach it); one silent for the idle timeout is evicted; otherwise look again later.
     pub(crate) fn member_timer(&mut self, now: Instant, id: MemberId) {
         let Some(member) = self.members.get(&id) else {
             return;
         };
-        if let Some(due) = member.liveness.idle_check(now, self.config.idle_timeout) {
-            self.timers.schedule(due, TimerKey::Member(id));
-            return;
+        let (idle, registration) = (self.config.idle_timeout, self.config.registration_timeout);
+        let mut registration_due = None;
+        if member.udp.is_none() {
+            match member.liveness.idle_check(now, registration) {
+                Some(due) => registration_due = Some(due),
+                None => {
+                    let reason = EvictReason::NeverRegistered(registration);
+                    return self.remove_member(id, Removal::Evicted(reason));
+                }
+            }
         }
-        let reason = EvictReason::Idle(self.config.idle_timeout);
-        self.remove_member(id, Removal::Evicted(reason));
+        match member.liveness.idle_check(now, idle) {
+            Some(due) => {
+                let due = registration_due.map_or(due, |r| r.min(due));
+                self.timers.schedule(due, TimerKey::Member(id));
+            }
+            None => self.remove_member(id, Removal::Evicted(EvictReason::Idle(idle))),
+        }
     }
 
     /// Removes a member with its token; the host's going closes the room.

@@ -25,6 +25,9 @@ pub enum EvictReason {
     Idle(Duration),
     /// This many sends to it failed in a row.
     SendFailures(u32),
+    /// No address became known (no datagram, no port step) within this long after it
+    /// joined.
+    NeverRegistered(Duration),
 }
 
 impl std::fmt::Display for EvictReason {
@@ -32,6 +35,7 @@ impl std::fmt::Display for EvictReason {
         match self {
             EvictReason::Idle(d) => write!(f, "idle for {} s", d.as_secs()),
             EvictReason::SendFailures(n) => write!(f, "{n} failed sends"),
+            EvictReason::NeverRegistered(d) => write!(f, "no datagram within {} s", d.as_secs()),
         }
     }
 }

@@ -5,6 +5,11 @@
 //! missing, `null` or `""` (all mean "no password"); unknown keys are ignored; if a key
 //! appears twice the last one counts. Anything else in the object (a `username` that is
 //! not a string, a `password` that is neither string nor null) is an invalid request.
+//!
+//! Two variants other implementations send are accepted (docs/PROTOCOL.md,
+//! "Compatibility"): `user_name` stands for `username` when `username` is absent, and
+//! an integer `port` in 1..=65535 is the member's UDP port when no port step sets one
+//! (any other `port`, and any `ip`, is ignored: the address is always the TCP peer's).
 
 use crate::names;
 
@@ -15,6 +20,8 @@ pub struct Credentials {
     pub username: String,
     /// The room password; `None` when absent, null or empty.
     pub password: Option<String>,
+    /// The UDP port the JSON `port` names, if it is an integer in 1..=65535.
+    pub port: Option<u16>,
 }
 
 /// Why a payload was refused (all answered with status 5, INVALID_REQUEST).
@@ -50,10 +57,12 @@ pub fn parse_payload(payload: &[u8]) -> Result<Credentials, PayloadError> {
             return Ok(Credentials {
                 username: username.to_owned(),
                 password: None,
+                port: None,
             });
         }
     };
-    let username = match object.get("username") {
+    // `username` wins; `user_name` only stands in when `username` is absent.
+    let username = match object.get("username").or_else(|| object.get("user_name")) {
         Some(serde_json::Value::String(name)) => name,
         _ => return Err(PayloadError::BadJson),
     };
@@ -64,9 +73,15 @@ pub fn parse_payload(payload: &[u8]) -> Result<Credentials, PayloadError> {
         Some(serde_json::Value::String(pw)) => Some(pw.clone()),
         Some(_) => return Err(PayloadError::BadJson),
     };
+    let port = object
+        .get("port")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|port| u16::try_from(port).ok())
+        .filter(|port| *port != 0);
     Ok(Credentials {
         username: username.clone(),
         password,
+        port,
     })
 }
 
@@ -89,6 +104,54 @@ mod tests {
         Credentials {
             username: username.into(),
             password: password.map(Into::into),
+            port: None,
+        }
+    }
+
+    #[test]
+    fn user_name_stands_for_a_missing_username_and_username_wins() {
+        assert_eq!(
+            parse_payload(br#"{"user_name":"alice","password":"pw"}"#),
+            Ok(creds("alice", Some("pw")))
+        );
+        assert_eq!(
+            parse_payload(br#"{"user_name":"mallory","username":"alice"}"#),
+            Ok(creds("alice", None))
+        );
+        // `username` present but not a string is still refused, whatever `user_name` says.
+        assert_eq!(
+            parse_payload(br#"{"username":7,"user_name":"alice"}"#),
+            Err(PayloadError::BadJson)
+        );
+        assert_eq!(
+            parse_payload(br#"{"user_name":"*root"}"#),
+            Err(PayloadError::BadUsername(NameError::StartsWithStar))
+        );
+    }
+
+    #[test]
+    fn an_integer_port_in_range_is_kept_anything_else_ignored() {
+        let port = |json: &[u8]| parse_payload(json).map(|c| c.port);
+        assert_eq!(
+            port(br#"{"username":"a","ip":"10.9.9.9","port":5000}"#),
+            Ok(Some(5000))
+        );
+        assert_eq!(port(br#"{"username":"a","port":65535}"#), Ok(Some(65535)));
+        for ignored in [
+            &br#"{"username":"a","port":0}"#[..],
+            br#"{"username":"a","port":65536}"#,
+            br#"{"username":"a","port":-1}"#,
+            br#"{"username":"a","port":5000.5}"#,
+            br#"{"username":"a","port":"5000"}"#,
+            br#"{"username":"a","port":null}"#,
+            br#"{"username":"a"}"#,
+        ] {
+            assert_eq!(
+                port(ignored),
+                Ok(None),
+                "{}",
+                String::from_utf8_lossy(ignored)
+            );
         }
     }
 

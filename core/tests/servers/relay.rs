@@ -209,3 +209,11 @@ fn shutdown_tells_everyone() {
         .all(|(_, p)| p == b"\x00room closed: server shutting down"));
     assert!(h.relay_server().clients().is_empty());
 }
+
+#[test]
+fn relay_messages_with_control_characters_are_dropped() {
+    let mut h = three();
+    h.relay_say(A, "alice", "\u{1b}]0;pwned\u{7}");
+    assert_eq!(h.dropped(), vec![DropReason::ControlCharacter]);
+    assert!(h.take_bytes().is_empty());
+}

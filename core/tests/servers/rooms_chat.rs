@@ -415,3 +415,84 @@ fn client_session_speaks_to_the_server() {
     );
     assert!(!alice.is_ended());
 }
+
+#[test]
+fn messages_with_control_characters_are_dropped_not_relayed() {
+    let (mut h, ta, _) = lobby();
+    for text in [
+        "\u{1b}[2J\u{1b}[H",
+        "x\r* room closed: host left",
+        "two\nlines",
+        "\u{9b}1m",
+    ] {
+        h.events.clear();
+        h.say(A, "lobby", &ta, text);
+        assert_eq!(h.dropped(), vec![DropReason::ControlCharacter], "{text:?}");
+        assert!(h.take().is_empty(), "{text:?} was relayed");
+    }
+    h.say(A, "lobby", &ta, "tab\tis fine");
+    assert_eq!(h.received_by(B), vec!["alice: tab\tis fine"]);
+    assert_eq!(h.server.stats().dropped(DropReason::ControlCharacter), 4);
+}
+
+#[test]
+fn names_with_invisible_or_bidi_characters_are_invalid_requests() {
+    let mut h = Harness::rooms(Config::default());
+    for name in ["ad\u{200B}min", "\u{202E}nimda", "bob\u{2066}"] {
+        let payload = format!(r#"{{"username":"{name}"}}"#);
+        let frame = encode_frame(b"lobby", 1, 0, payload.as_bytes());
+        let (answer, closed) = h.raw_request(A_TCP, &frame);
+        assert_eq!(answer[32 + 5], Status::InvalidRequest.code(), "{name:?}");
+        assert!(closed);
+    }
+    let frame = encode_frame("ロビー\u{200F}".as_bytes(), 1, 0, b"alice");
+    assert_eq!(
+        h.raw_request(A_TCP, &frame).0[32 + "ロビー\u{200F}".len()],
+        5
+    );
+}
+
+#[test]
+fn a_member_that_never_sends_a_datagram_is_removed_at_the_registration_deadline() {
+    let mut h = Harness::rooms(Config::default());
+    let ta = h.create(A_TCP, "lobby", "alice");
+    h.say(A, "lobby", &ta, "");
+    // bob's client gave up mid-handshake: no port step, no datagram, ever.
+    h.join(B_TCP, "lobby", "bob");
+    h.take();
+    h.advance(Duration::from_secs(29));
+    assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 2);
+    h.say(A, "lobby", &ta, ""); // alice keeps alive; bob does not
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        h.take(),
+        vec![(addr(A), "* bob was disconnected".to_string())]
+    );
+    assert!(h.events.iter().any(|e| matches!(
+        e,
+        Event::MemberEvicted { username, .. } if &**username == "bob"
+    )));
+    // the name is free again at once, not after the 300 s idle timeout
+    h.join(B_TCP, "lobby", "bob");
+}
+
+#[test]
+fn a_host_that_never_registers_frees_its_room() {
+    let mut h = Harness::rooms(Config::default());
+    h.create(A_TCP, "lobby", "alice");
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.server.counts().rooms, 0);
+    h.create(B_TCP, "lobby", "mallory-was-not-first");
+}
+
+#[test]
+fn a_port_step_or_a_datagram_is_registration_enough() {
+    let mut h = Harness::rooms(Config::default());
+    let ta = h.create(A_TCP, "lobby", "alice");
+    h.say(A, "lobby", &ta, "");
+    let tb = h.join(B_TCP, "lobby", "bob");
+    h.advance(Duration::from_secs(20));
+    h.say(B, "lobby", &tb, "here at last");
+    h.advance(Duration::from_secs(20));
+    assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 2);
+}

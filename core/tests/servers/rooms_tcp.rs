@@ -163,3 +163,77 @@ fn port_wait_is_bounded() {
     );
     assert_eq!(h.server.counts().members, 1, "the member stays");
 }
+
+/// Joins `lobby` from C's TCP address with a raw JSON payload, then sends `step` (the
+/// port step, possibly empty) and closes; carol's UDP address afterwards.
+fn join_with_json(h: &mut Harness, payload: &str, step: &[u8]) -> Option<SocketAddr> {
+    let conn = h.connect(C_TCP);
+    h.tcp_send(conn, &encode_frame(b"lobby", 2, 0, payload.as_bytes()));
+    let received = &h.tcp[&conn].received;
+    assert_eq!(received[32 + 5], 0, "join answered OK");
+    if !step.is_empty() {
+        h.tcp_send(conn, step);
+    }
+    if !h.tcp[&conn].closed {
+        h.tcp_eof(conn);
+    }
+    let members = h.room_server().members_of("lobby").unwrap();
+    members.iter().find(|m| &*m.username == "carol")?.udp
+}
+
+#[test]
+fn a_json_port_is_the_udp_port_when_no_port_step_sets_one() {
+    let (mut h, ta, _) = lobby();
+    // `ip` is ignored: the address is the TCP peer's IP, never another host.
+    let json = r#"{"user_name":"carol","ip":"203.0.113.9","port":7000}"#;
+    assert_eq!(
+        join_with_json(&mut h, json, &[]),
+        Some(addr("10.0.0.3:7000"))
+    );
+    h.take();
+    // carol receives before she ever speaks
+    h.say(A, "lobby", &ta, "welcome carol");
+    assert_eq!(h.received_by("10.0.0.3:7000"), vec!["alice: welcome carol"]);
+}
+
+#[test]
+fn a_port_step_wins_over_the_json_port_and_bad_steps_leave_it() {
+    let json = r#"{"username":"carol","port":7000}"#;
+    for (step, expected) in [
+        (&port_bytes(6000)[..], "10.0.0.3:6000"),
+        (&[0, 0][..], "10.0.0.3:7000"),
+        (&[1][..], "10.0.0.3:7000"),
+        (&[1, 2, 3][..], "10.0.0.3:7000"),
+    ] {
+        let (mut h, _, _) = lobby();
+        assert_eq!(
+            join_with_json(&mut h, json, step),
+            Some(addr(expected)),
+            "step {step:?}"
+        );
+    }
+    // Zero or out of range: no address until carol speaks.
+    for json in [
+        r#"{"username":"carol","port":0}"#,
+        r#"{"username":"carol","port":70000}"#,
+    ] {
+        let (mut h, _, _) = lobby();
+        assert_eq!(join_with_json(&mut h, json, &[]), None, "{json}");
+    }
+}
+
+#[test]
+fn a_json_port_also_waits_for_the_port_deadline_and_a_datagram_first_wins() {
+    let (mut h, _, _) = lobby();
+    let conn = h.connect(C_TCP);
+    let json = br#"{"username":"carol","port":7000}"#;
+    h.tcp_send(conn, &encode_frame(b"lobby", 2, 0, json));
+    let token = h.tcp[&conn].received[32 + 5 + 1 + 32 + 5..].to_vec();
+    assert_eq!(token.len(), 32);
+    // carol speaks from her real socket before the step ends: that address stays
+    h.say("10.0.0.3:7100", "lobby", &token, "");
+    h.advance(Config::default().port_wait);
+    assert!(h.tcp[&conn].closed, "closed at the port deadline");
+    let members = h.room_server().members_of("lobby").unwrap();
+    assert_eq!(members[2].udp, Some(addr("10.0.0.3:7100")));
+}

@@ -22,7 +22,7 @@ pub struct FuzzConfig {
     pub per_ip: u8,
     /// `max_send_failures`: 1 to 3.
     pub failures: u8,
-    /// `idle_timeout`: 300 s or 2 s.
+    /// `idle_timeout`: 300 s or 2 s (and `registration_timeout` 30 s or 1 s).
     pub idle: u8,
 }
 
@@ -59,6 +59,8 @@ impl FuzzConfig {
             handshake_timeout: Duration::from_secs(10),
             port_wait: Duration::from_secs(1),
             idle_timeout: Duration::from_secs([300, 2][usize::from(self.idle % 2)]),
+            // the registration deadline, before the idle one
+            registration_timeout: Duration::from_secs([30, 1][usize::from(self.idle % 2)]),
             max_send_failures: u32::from(1 + self.failures % 3),
             max_rooms: usize::from(1 + self.rooms % 4),
             max_members_per_room: usize::from(1 + self.per_room % 4),

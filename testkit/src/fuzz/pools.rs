@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use ocm_core::wire::request::encode_payload;
 use ocm_core::wire::tcrp::encode_frame;
+use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The address pool: 4 IPs (one of them the IPv4-mapped form of another) × 3 ports.
@@ -71,6 +72,12 @@ pub fn message(index: u8) -> Vec<u8> {
     }
 }
 
+/// The `port` of an interop JSON request ([`request_frame`] with bit 5), by `kind`'s
+/// two top bits: the pool's ports, and 0 (which the server ignores).
+pub fn json_port(kind: u8) -> u16 {
+    [4000, 4001, 5000, 0][usize::from(kind >> 6)]
+}
+
 /// The request frame of [`super::ServerOp::Request`]; `kind` is described there.
 pub fn request_frame(kind: u8, room: u8, user: u8, pw: u8) -> Bytes {
     let operation = match (kind & 0x10 != 0, kind & 1) {
@@ -82,10 +89,21 @@ pub fn request_frame(kind: u8, room: u8, user: u8, pw: u8) -> Bytes {
     let state = [0, 0, 1, 2][usize::from(kind >> 2) & 3];
     let name = username(user);
     let payload = match (kind & 2 != 0, std::str::from_utf8(&name)) {
+        (false, Ok(name)) if kind & 0x20 != 0 => {
+            interop_payload(name, password(pw), json_port(kind))
+        }
         (false, Ok(name)) => encode_payload(name, password(pw)),
         _ => name,
     };
     encode_frame(&room_name(room), operation, state, &payload)
+}
+
+/// The payload other implementations send: `user_name` for `username`, and the UDP
+/// port (with an `ip` the server must ignore).
+fn interop_payload(name: &str, password: Option<&str>, port: u16) -> Vec<u8> {
+    json!({"user_name": name, "password": password, "ip": "203.0.113.9", "port": port})
+        .to_string()
+        .into_bytes()
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ const CREATE: u8 = 0;
 const JOIN: u8 = 1;
 const RAW: u8 = 2;
 const BAD_OP: u8 = 0x10;
+/// The interop JSON payload with `port` 4000 (bits 6-7 = 0), or 4001 (0x40).
+const INTEROP: u8 = 0x20;
 
 fn request(kind: u8, room: u8, user: u8, password: u8) -> ServerOp {
     ServerOp::Request {
@@ -253,6 +255,21 @@ pub(super) fn server_scenarios() -> Vec<(&'static str, ServerOps)> {
         ServerOp::FireNext,
     ]);
     out.push(("shutdown", roomy(shutdown)));
+    // Other implementations' requests: `user_name`, and the port in the JSON instead
+    // of a port step; bob then hears alice before he ever speaks.
+    let interop = vec![
+        ServerOp::Accept { peer: 0 },
+        request(CREATE | INTEROP, 0, 0, 0),
+        ServerOp::TcpClosed { conn: 0 },
+        ServerOp::Accept { peer: 5 },
+        request(JOIN | INTEROP | 0x40, 0, 1, 0),
+        ServerOp::TcpBytes {
+            conn: 0,
+            data: Short(vec![1, 2, 3]),
+        },
+        say(0, 1, 2),
+    ];
+    out.push(("interop-json-port", roomy(interop)));
     out
 }
 
@@ -389,6 +406,20 @@ mod tests {
         fn sent(&self, text: &[u8]) -> bool {
             self.sent.iter().any(|p| p == text)
         }
+    }
+
+    #[test]
+    fn the_interop_scenario_reaches_a_member_by_its_json_port_alone() {
+        let (_, ops) = server_scenarios()
+            .into_iter()
+            .find(|(name, _)| *name == "interop-json-port")
+            .expect("the scenario");
+        let outputs = super::super::server_ops::run(&ops.encode(), true);
+        let bob = super::super::pools::address(5);
+        assert!(outputs.contains(&Output::Datagram {
+            to: bob,
+            payload: bytes::Bytes::from_static(b"alice: hi"),
+        }));
     }
 
     #[test]

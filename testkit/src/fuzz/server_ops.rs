@@ -35,7 +35,9 @@ crate::fuzz_ops! {
         } = 0,
         /// A TCRP frame on a connection, written `chunk` bytes at a time (0: at once).
         /// `kind` bit 0: join (else create); bit 1: raw username payload (else JSON);
-        /// bits 2-3: state 0, 0, 1 or 2; bit 4: operation code 0 or 3 instead.
+        /// bits 2-3: state 0, 0, 1 or 2; bit 4: operation code 0 or 3 instead; bit 5:
+        /// the interop JSON (`user_name`, an `ip`, and the `port` of bits 6-7:
+        /// 4000, 4001, 5000 or 0).
         Request {
             /// Connection, 0 = the newest.
             conn: u8,
