@@ -107,7 +107,8 @@ fn cluster(args: &ServerArgs, config: &Config) -> Result<Option<ocm_io::ClusterO
     if args.record.is_some() {
         return Err("--record cannot record cluster mode (its registry and bus inputs)".into());
     }
-    let redis = ocm_cluster::redis::RedisConfig::new(url).map_err(|e| format!("--cluster {e}"))?;
+    let mut redis =
+        ocm_cluster::redis::RedisConfig::new(url).map_err(|e| format!("--cluster {e}"))?;
     let node = match &args.node_id {
         Some(id) => NodeId::new(id).map_err(|e| format!("--node-id {id:?}: {e}"))?,
         None => {
@@ -121,6 +122,9 @@ fn cluster(args: &ServerArgs, config: &Config) -> Result<Option<ocm_io::ClusterO
     node.registry_timeout = node.registry_timeout.min(config.handshake_timeout / 2);
     node.validate(config.handshake_timeout)
         .map_err(|e| format!("--lease: {e}"))?;
+    // Redis answers (or is given up on) before the core stops waiting.
+    redis.response_timeout = redis.response_timeout.min(node.registry_timeout * 4 / 5);
+    redis.connect_timeout = redis.connect_timeout.min(node.registry_timeout * 4 / 5);
     Ok(Some(ocm_io::ClusterOptions { redis, node }))
 }
 

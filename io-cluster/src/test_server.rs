@@ -113,6 +113,27 @@ impl RedisServer {
             && &answer == b"+PONG\r\n"
     }
 
+    /// Runs one command whose answer is a bulk string (`GET`, `HGET`, ...): its bytes,
+    /// or `None` for a nil answer or any error. For tests to look at what is stored.
+    pub fn bulk(&self, args: &[&str]) -> Option<Vec<u8>> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        let mut command = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            command.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        stream.write_all(&command).ok()?;
+        let mut reader = io::BufReader::new(stream);
+        let mut header = String::new();
+        io::BufRead::read_line(&mut reader, &mut header).ok()?;
+        let len: usize = header.strip_prefix('$')?.trim_end().parse().ok()?;
+        let mut body = vec![0; len + 2];
+        reader.read_exact(&mut body).ok()?;
+        body.truncate(len);
+        Some(body)
+    }
+
     /// `redis://127.0.0.1:PORT/0`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)

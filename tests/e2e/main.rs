@@ -17,6 +17,7 @@ mod common;
 
 mod bad_input;
 mod cli;
+mod cluster;
 mod eviction;
 mod flood;
 mod ipv6;

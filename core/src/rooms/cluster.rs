@@ -85,6 +85,8 @@ pub(crate) struct RoomCluster {
     pub(crate) owned: bool,
     /// Last sequence number published for this room.
     last_seq: u64,
+    /// The registry lost this room's members from here, and they are not back yet.
+    needs_restore: bool,
 }
 
 /// A TCRP request waiting for the registry.
@@ -124,6 +126,9 @@ enum Pending {
     Restore {
         room: Arc<str>,
         epoch: Epoch,
+        /// The host is here (a mirror's restore failing proves nothing: the host's
+        /// node may restore the room after it; the next renewal decides).
+        owned: bool,
     },
 }
 
@@ -186,6 +191,12 @@ impl RoomServer {
         self.timers.schedule(fence_at, TimerKey::Fence);
     }
 
+    /// Cluster mode: whether this node is registered (a renewal has succeeded since
+    /// start or its last fence), so that creates and joins are put to the registry.
+    pub fn cluster_ready(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.ready)
+    }
+
     /// Cluster mode's counters (`None` outside it).
     pub fn cluster_stats(&self) -> Option<&ClusterStats> {
         self.cluster.as_ref().map(|c| &c.stats)
@@ -201,9 +212,14 @@ impl RoomServer {
     fn request(&mut self, now: Instant, request: RegistryRequest, pending: Pending) -> RequestId {
         let id = self.fire(request);
         let c = self.cluster.as_mut().expect("cluster mode");
+        // A client waits at most the registry timeout; a renewal or restore is worth
+        // its answer until the fence (half a lease), however late it comes.
+        let wait = match pending {
+            Pending::Renew { .. } | Pending::Restore { .. } => c.config.lease / 2,
+            _ => c.config.registry_timeout,
+        };
         c.pending.insert(id, pending);
-        self.timers
-            .schedule(now + c.config.registry_timeout, TimerKey::Registry(id));
+        self.timers.schedule(now + wait, TimerKey::Registry(id));
         id
     }
 
@@ -340,6 +356,16 @@ impl RoomServer {
                 },
                 Ok(RegistryAnswer::Created),
             ) => self.created(now, waiting, claim, password),
+            // Our own claim: the create went through, its first answer was lost and
+            // the backend asked again (epochs are random: nobody else has this one).
+            (
+                Pending::Create {
+                    waiting,
+                    claim,
+                    password,
+                },
+                Ok(RegistryAnswer::Exists(holder)),
+            ) if holder == claim => self.created(now, waiting, claim, password),
             (Pending::Create { waiting, .. }, Ok(RegistryAnswer::Exists(_))) => {
                 self.finish_waiting(now, waiting, Err(Status::RoomExists))
             }
@@ -357,10 +383,18 @@ impl RoomServer {
                 },
                 Ok(RegistryAnswer::Joined),
             ) => self.joined(now, waiting, claim, password),
-            (Pending::Join { waiting, .. }, Ok(refused)) => {
+            (Pending::Join { waiting, claim, .. }, Ok(refused)) => {
+                // Gone from the registry but alive here: the registry lost its data and
+                // the next renewal restores the room (or closes it here).
+                let here = self
+                    .rooms
+                    .get(&waiting.room)
+                    .and_then(|r| r.cluster.as_ref());
+                let alive_here = here.is_some_and(|rc| rc.claim == claim);
                 let status = match refused {
                     RegistryAnswer::UsernameTaken => Status::UsernameTaken,
                     RegistryAnswer::RoomFull => Status::ServerFull,
+                    _ if alive_here => Status::TryLater,
                     _ => Status::RoomNotFound,
                 };
                 self.finish_waiting(now, waiting, Err(status))
@@ -385,9 +419,19 @@ impl RoomServer {
                 alive,
                 node_was_missing,
             ),
-            (Pending::Restore { room, epoch }, Ok(RegistryAnswer::Restored { held, .. })) => {
-                if !held && self.epoch_of(&room) == Some(epoch) {
-                    self.lose_room(&room, CloseReason::ClusterUnreachable);
+            (
+                Pending::Restore { room, epoch, owned },
+                Ok(RegistryAnswer::Restored { held, .. }),
+            ) => {
+                if self.epoch_of(&room) == Some(epoch) {
+                    if owned && !held {
+                        self.lose_room(&room, CloseReason::ClusterUnreachable);
+                    } else if let Some(rc) =
+                        self.rooms.get_mut(&room).and_then(|r| r.cluster.as_mut())
+                    {
+                        // A mirror tries again once its host's node has restored the room.
+                        rc.needs_restore = !held;
+                    }
                 }
             }
             (pending, _) => self.registry_failed(now, pending),
@@ -408,7 +452,17 @@ impl RoomServer {
                 self.finish_waiting(now, waiting, Err(Status::TryLater));
             }
             Pending::Lookup { waiting } => self.finish_waiting(now, waiting, Err(Status::TryLater)),
-            Pending::Renew { .. } | Pending::Restore { .. } => {}
+            Pending::Renew { .. } => {
+                // Retry soon rather than a quarter lease later: one failed renewal (a
+                // connection Redis dropped) must not bring the fence near.
+                let c = self.cluster.as_mut().expect("cluster mode");
+                let retry = now + c.config.lease / 20;
+                if retry < c.renew_at {
+                    c.renew_at = retry;
+                    self.timers.schedule(retry, TimerKey::Renew);
+                }
+            }
+            Pending::Restore { .. } => {}
         }
     }
 
@@ -497,6 +551,7 @@ impl RoomServer {
                     claim,
                     owned: true,
                     last_seq: 0,
+                    needs_restore: false,
                 }),
             },
         );
@@ -571,6 +626,7 @@ impl RoomServer {
                         claim,
                         owned: false,
                         last_seq: 0,
+                        needs_restore: false,
                     }),
                 },
             );
@@ -829,6 +885,13 @@ impl RoomServer {
                 self.restore(now, &room, false);
             } else if !alive {
                 self.lose_room(&room, CloseReason::HostServerGone);
+            } else if self
+                .rooms
+                .get(&room)
+                .and_then(|r| r.cluster.as_ref())
+                .is_some_and(|rc| rc.needs_restore)
+            {
+                self.restore(now, &room, false);
             }
         }
         if node_was_missing && !first_renewal {
@@ -870,6 +933,7 @@ impl RoomServer {
         let pending = Pending::Restore {
             room: room.into(),
             epoch: rc.claim.epoch,
+            owned: rc.owned,
         };
         self.request(now, request, pending);
     }
