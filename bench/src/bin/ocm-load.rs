@@ -164,8 +164,7 @@ fn handshake_retrying(
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         match handshake(tcp, create, room, name, udp_port) {
-            Err(e) if std::time::Instant::now() < deadline => {
-                let _ = e;
+            Err(_) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
             }
             other => return other,
