@@ -200,16 +200,18 @@ fn a_killed_host_node_closes_the_room_elsewhere_within_the_lease(runtime: Runtim
         return;
     };
     let lease = LEASE.as_secs().to_string();
-    let mut host = Command::new(env!("CARGO_BIN_EXE_ocm"))
-        .args(["server", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
-        .args(["--runtime", runtime.flag(), "--cluster", &redis.url()])
-        .args(["--node-id", "host-node", "--lease", &lease])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ocm starts");
+    let mut host = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_ocm"))
+            .args(["server", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+            .args(["--runtime", runtime.flag(), "--cluster", &redis.url()])
+            .args(["--node-id", "host-node", "--lease", &lease])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ocm starts"),
+    );
     let mut line = String::new();
-    BufReader::new(host.stdout.take().unwrap())
+    BufReader::new(host.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = |key: &str| -> SocketAddr {
@@ -242,8 +244,8 @@ fn a_killed_host_node_closes_the_room_elsewhere_within_the_lease(runtime: Runtim
     bob.say("hi");
     assert_eq!(alice.line(), "bob: hi");
 
-    host.kill().unwrap(); // SIGKILL
-    host.wait().unwrap();
+    host.0.kill().unwrap(); // SIGKILL
+    host.0.wait().unwrap();
     let killed = Instant::now();
     assert_eq!(
         bob.line_within(2 * LEASE).as_deref(),
@@ -252,6 +254,16 @@ fn a_killed_host_node_closes_the_room_elsewhere_within_the_lease(runtime: Runtim
     let took = killed.elapsed();
     println!("room closed {took:?} after the kill (lease {LEASE:?})");
     let _carol = n1.create("lobby", "carol");
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 crate::on_both_runtimes!(
