@@ -3,6 +3,7 @@
 //! One file per area; they read as the protocol's specification.
 
 mod cluster;
+mod cluster_schedules;
 mod common;
 mod relay;
 mod rooms_chat;
