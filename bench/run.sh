@@ -29,3 +29,10 @@ cargo bench -p ocm-bench --bench memory
 
 echo "== loopback load against the raw-UDP baseline"
 "$target/release/ocm-load" --ocm "$target/release/ocm" --members 2,8,64 --messages "$messages"
+
+echo "== cluster mode: a 64-member room over 1, 2 and 3 nodes against one node, and Redis's CPU"
+if command -v redis-server >/dev/null 2>&1; then
+    "$target/release/ocm-load" --ocm "$target/release/ocm" --members 64 --messages "$((messages / 10))" --cluster-nodes 1,2,3
+else
+    echo "skipped: no redis-server (Debian: apt-get install -y redis-server)"
+fi

@@ -180,6 +180,19 @@ pub struct ServerArgs {
     /// file passes this many bytes
     #[arg(long, value_name = "BYTES", requires = "record", default_value_t = ocm_io::recorder::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(64..))]
     pub record_max_bytes: u64,
+    /// Cluster mode: serve the same rooms as every other node on this Redis
+    /// (docs/CLUSTER.md). Without it, a single node that never contacts Redis
+    #[arg(long, value_name = "redis://HOST:PORT[/DB]")]
+    pub cluster: Option<String>,
+    /// With --cluster: this node's id (1 to 64 of A-Z a-z 0-9 . _ -) [default: 16 random
+    /// hex digits, logged at start]
+    #[arg(long, value_name = "ID", requires = "cluster")]
+    pub node_id: Option<String>,
+    /// With --cluster: how long Redis keeps a room name (and this node) alive without
+    /// renewal; a dead node's rooms close elsewhere after about this long, and a node cut
+    /// off from Redis closes its rooms after half of it
+    #[arg(long, value_name = "DURATION", requires = "cluster", default_value = "10s", value_parser = duration_between(SECOND, DAY))]
+    pub lease: Duration,
 }
 
 const MILLISECOND: Duration = Duration::from_millis(1);

@@ -5,6 +5,8 @@
 
 use crate::cli::{Protocol, Runtime, ServerArgs};
 use crate::exit;
+use ocm_core::cluster::node::ClusterConfig;
+use ocm_core::cluster::NodeId;
 use ocm_core::Config;
 use ocm_io::Options;
 use std::io::{IsTerminal, Write};
@@ -87,6 +89,7 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         }
     }
     config.validate().map_err(|e| e.to_string())?;
+    let cluster = cluster(args, &config)?;
     Ok(Options {
         protocol: match args.protocol {
             Protocol::Rooms => ocm_io::Protocol::Rooms,
@@ -102,7 +105,40 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
             outputs: args.record_outputs,
         }),
         udp_buffer: args.udp_buffer,
+        cluster,
     })
+}
+
+/// `--cluster`, `--node-id`, `--lease`: where Redis is and who this node is.
+fn cluster(args: &ServerArgs, config: &Config) -> Result<Option<ocm_io::ClusterOptions>, String> {
+    let Some(url) = &args.cluster else {
+        return Ok(None);
+    };
+    if args.protocol != Protocol::Rooms {
+        return Err("--cluster serves rooms; relay mode has no cluster".into());
+    }
+    if args.record.is_some() {
+        return Err("--record cannot record cluster mode (its registry and bus inputs)".into());
+    }
+    let mut redis =
+        ocm_cluster::redis::RedisConfig::new(url).map_err(|e| format!("--cluster {e}"))?;
+    let node = match &args.node_id {
+        Some(id) => NodeId::new(id).map_err(|e| format!("--node-id {id:?}: {e}"))?,
+        None => {
+            let seed = ocm_io::seed::os_seed().map_err(|e| e.to_string())?;
+            NodeId::random(seed[..8].try_into().expect("8 bytes"))
+        }
+    };
+    let mut node = ClusterConfig::new(node);
+    node.lease = args.lease;
+    // A create or join waits for Redis at most this long, always within the handshake.
+    node.registry_timeout = node.registry_timeout.min(config.handshake_timeout / 2);
+    node.validate(config.handshake_timeout)
+        .map_err(|e| format!("--lease: {e}"))?;
+    // Redis answers (or is given up on) before the core stops waiting.
+    redis.response_timeout = redis.response_timeout.min(node.registry_timeout * 4 / 5);
+    redis.connect_timeout = redis.connect_timeout.min(node.registry_timeout * 4 / 5);
+    Ok(Some(ocm_io::ClusterOptions { redis, node }))
 }
 
 /// Binds on runtime `R`, announces the addresses and serves until `shutdown`.

@@ -116,6 +116,8 @@ pub enum ConfigError {
     PayloadLimitTooLarge,
     /// A timeout is above [`MAX_DURATION`]; the field is named.
     TooLong(&'static str),
+    /// Cluster mode: the lease or registry timeout is out of range (says which).
+    Cluster(&'static str),
 }
 
 impl std::fmt::Display for ConfigError {
@@ -126,6 +128,7 @@ impl std::fmt::Display for ConfigError {
                 f.write_str("max payload must be at most 2^29 bytes")
             }
             ConfigError::TooLong(field) => write!(f, "{field} must be at most a year"),
+            ConfigError::Cluster(what) => f.write_str(what),
         }
     }
 }

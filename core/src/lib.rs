@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod hash;
 pub mod input;

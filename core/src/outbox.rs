@@ -62,6 +62,10 @@ impl Outbox {
     }
 
     /// Something that happened, for logs and tests.
+    pub(crate) fn cluster(&mut self, output: crate::cluster::node::ClusterOutput) {
+        self.queue.push_back(Output::Cluster(output));
+    }
+
     pub(crate) fn emit(&mut self, event: Event) {
         self.queue.push_back(Output::Event(event));
     }

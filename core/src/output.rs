@@ -47,6 +47,9 @@ pub enum Output {
     },
     /// An event for logs and tests; the shell need not act on it.
     Event(Event),
+    /// Cluster mode only: a registry request, a publish or the rooms to subscribe to,
+    /// for the cluster backend.
+    Cluster(crate::cluster::node::ClusterOutput),
 }
 
 /// Something that happened inside the server.

@@ -31,6 +31,25 @@ impl PasswordHash {
     }
 }
 
+impl PasswordHash {
+    /// Salt then hash, 48 bytes: what cluster mode stores in the registry so that a
+    /// join through another server can check the password.
+    pub fn to_bytes(&self) -> [u8; 48] {
+        let mut out = [0u8; 48];
+        out[..16].copy_from_slice(&self.salt);
+        out[16..].copy_from_slice(&self.hash);
+        out
+    }
+
+    /// The hash [`PasswordHash::to_bytes`] wrote.
+    pub fn from_bytes(bytes: &[u8; 48]) -> PasswordHash {
+        PasswordHash {
+            salt: bytes[..16].try_into().expect("16 bytes"),
+            hash: bytes[16..].try_into().expect("32 bytes"),
+        }
+    }
+}
+
 impl std::fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordHash(..)")
@@ -57,6 +76,14 @@ mod tests {
         assert!(stored.verify("hunter2"));
         assert!(!stored.verify("hunter3"));
         assert!(!stored.verify(""));
+    }
+
+    #[test]
+    fn the_stored_form_reads_back_to_the_same_check() {
+        let mut rng = ChaCha20Rng::from_seed([2; 32]);
+        let stored = PasswordHash::from_bytes(&PasswordHash::new("pw", &mut rng).to_bytes());
+        assert!(stored.verify("pw"));
+        assert!(!stored.verify("pW"));
     }
 
     #[test]

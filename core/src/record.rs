@@ -221,6 +221,12 @@ pub fn encode_output(output: &Output, out: &mut Vec<u8>) {
             out.push(4);
             put_bytes(out, format!("{event:?}").as_bytes());
         }
+        // Cluster mode is not recorded (its inputs are not `Input`s); written for
+        // completeness, as debug text like events.
+        Output::Cluster(cluster) => {
+            out.push(5);
+            put_bytes(out, format!("{cluster:?}").as_bytes());
+        }
     }
 }
 

@@ -21,8 +21,11 @@ use crate::options::Options;
 use crate::recorder::Recorder;
 use async_channel::Sender;
 use bytes::Bytes;
+use ocm_cluster::{BusEvent, ClusterLink};
+use ocm_core::cluster::node::{ClusterInput, ClusterOutput};
+use ocm_core::cluster::registry::Unavailable;
 use ocm_core::record::Header;
-use ocm_core::{AnyServer, ConnId, Counts, Input, Machine, Output, Stats};
+use ocm_core::{AnyServer, ConnId, Counts, Input, Machine, Output, Protocol, RoomServer, Stats};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -71,14 +74,36 @@ pub struct Driver {
     /// outputs are recorded: the core's queue is drained at once so each output is
     /// written after the input that caused it).
     recorded: VecDeque<Output>,
+    /// Cluster mode: the backend's side (set by [`Driver::attach_cluster`]).
+    cluster: Option<ClusterLink>,
 }
 
 impl Driver {
     /// A driver for `options`, whose UDP socket is bound to `udp_local`; `seed` should be
     /// [`crate::seed::os_seed`]. With [`Options::record`], the trace file is created now.
     pub fn new(options: &Options, seed: [u8; 32], udp_local: SocketAddr) -> io::Result<Driver> {
-        let server = AnyServer::new(options.protocol, options.config.clone(), seed)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let server = match &options.cluster {
+            None => AnyServer::new(options.protocol, options.config.clone(), seed)
+                .map_err(|e| invalid(e.to_string()))?,
+            Some(cluster) => {
+                if options.protocol != Protocol::Rooms {
+                    return Err(invalid("cluster mode serves rooms, not relay mode".into()));
+                }
+                if options.record.is_some() {
+                    return Err(invalid("a trace cannot record cluster mode (its registry and bus inputs are not recorded)".into()));
+                }
+                let now = Instant::now();
+                let server = RoomServer::new_clustered(
+                    options.config.clone(),
+                    seed,
+                    cluster.node.clone(),
+                    now,
+                )
+                .map_err(|e| invalid(e.to_string()))?;
+                AnyServer::Rooms(Box::new(server))
+            }
+        };
         let header = Header {
             protocol: options.protocol,
             outputs: false,
@@ -104,7 +129,61 @@ impl Driver {
             next_summary: options.stats_interval.map(|every| now + every),
             recorder,
             recorded: VecDeque::new(),
+            cluster: None,
         })
+    }
+
+    /// Cluster mode: from now on the core's cluster outputs go to `link`.
+    pub fn attach_cluster(&mut self, link: ClusterLink) {
+        self.cluster = Some(link);
+    }
+
+    /// The cluster link, once attached.
+    pub fn cluster(&self) -> Option<&ClusterLink> {
+        self.cluster.as_ref()
+    }
+
+    /// What the cluster backend reported.
+    pub fn handle_cluster(&mut self, now: Instant, input: ClusterInput) {
+        self.now = now;
+        if let AnyServer::Rooms(server) = &mut self.server {
+            server.handle_cluster(now, input);
+        }
+    }
+
+    /// A bus event: envelopes go to the core, reconnections to the log (the core counts
+    /// what was lost from the envelopes' sequence numbers).
+    pub fn handle_bus(&mut self, now: Instant, event: BusEvent) {
+        match event {
+            BusEvent::Message { payload, .. } => {
+                self.handle_cluster(now, ClusterInput::Message { payload })
+            }
+            BusEvent::Reconnected { outage } => {
+                tracing::info!(?outage, "cluster bus back: resubscribed");
+            }
+        }
+    }
+
+    fn cluster_output(&mut self, output: ClusterOutput) {
+        let Some(link) = &self.cluster else {
+            tracing::warn!(?output, "cluster output without a cluster link");
+            return;
+        };
+        match output {
+            ClusterOutput::Registry { id, request } => {
+                if let Err(error) = link.request(id, request) {
+                    let answer = ClusterInput::Answer {
+                        id,
+                        answer: Err::<_, Unavailable>(error),
+                    };
+                    self.handle_cluster(self.now, answer);
+                }
+            }
+            ClusterOutput::Publish { room, payload } => {
+                link.publish(room, payload);
+            }
+            ClusterOutput::Subscribe { rooms } => link.set_rooms(rooms),
+        }
     }
 
     /// Feeds one input to the core (recording it, and what it caused, when asked to).
@@ -212,6 +291,7 @@ impl Driver {
                     self.conns.remove(&conn);
                 }
                 Output::Event(event) => self.log.log(self.now, &event),
+                Output::Cluster(output) => self.cluster_output(output),
             }
         }
     }

@@ -59,7 +59,7 @@ pub use driver::{ConnCmd, Driver, TcpEvent};
 pub use events::{log_event, EventLog, LogLimiter};
 pub use inspect::{Inspection, Inspector};
 pub use ocm_core::Protocol;
-pub use options::{Options, DEFAULT_STATS_INTERVAL};
+pub use options::{ClusterOptions, Options, DEFAULT_STATS_INTERVAL};
 pub use owner::Endpoint;
 pub use recorder::{RecordOptions, Recorder};
 pub use runtime::{Runtime, Shell};

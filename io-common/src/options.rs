@@ -1,6 +1,8 @@
 //! What a server shell is asked to run: the protocol, the addresses, the core's limits.
 
 use crate::recorder::RecordOptions;
+use ocm_cluster::redis::RedisConfig;
+use ocm_core::cluster::node::ClusterConfig;
 use ocm_core::{Config, Protocol};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,6 +31,18 @@ pub struct Options {
     /// Bytes asked of the kernel for the UDP socket's receive and send buffers (default
     /// [`crate::sockbuf::DEFAULT_BUFFER`]; 0 keeps the kernel's defaults).
     pub udp_buffer: usize,
+    /// Cluster mode (`docs/CLUSTER.md`): `None`, the default, is a single node that
+    /// never contacts Redis.
+    pub cluster: Option<ClusterOptions>,
+}
+
+/// Where the cluster's Redis is, and this node's place in the cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// The Redis to use as registry and bus.
+    pub redis: RedisConfig,
+    /// This node's id, lease and registry timeout.
+    pub node: ClusterConfig,
 }
 
 impl Default for Options {
@@ -41,6 +55,7 @@ impl Default for Options {
             stats_interval: Some(DEFAULT_STATS_INTERVAL),
             record: None,
             udp_buffer: crate::sockbuf::DEFAULT_BUFFER,
+            cluster: None,
         }
     }
 }

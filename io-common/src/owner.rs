@@ -14,6 +14,8 @@ use crate::{errqueue, Driver, Inspection, Inspector, Options, Protocol, TcpEvent
 use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::future::{self, Future};
+use ocm_cluster::{Answer, BusEvent, ClusterLink};
+use ocm_core::cluster::node::ClusterInput;
 use ocm_core::Stats;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -30,10 +32,13 @@ pub struct Endpoint {
     inspections: Receiver<Inspection>,
     tcp_addr: Option<SocketAddr>,
     udp_addr: SocketAddr,
+    cluster: Option<crate::ClusterOptions>,
 }
 
 enum Step {
     Tcp(TcpEvent),
+    Answer(Answer),
+    Bus(BusEvent),
     Readable,
     Inspect(Inspection),
     Timer,
@@ -70,7 +75,13 @@ impl Endpoint {
             inspections,
             tcp_addr,
             udp_addr,
+            cluster: options.cluster.clone(),
         })
+    }
+
+    /// Cluster mode: where Redis is (`None` for a single node).
+    pub fn cluster_options(&self) -> Option<&crate::ClusterOptions> {
+        self.cluster.as_ref()
     }
 
     /// The TCP address actually bound (`None` in relay mode).
@@ -94,10 +105,12 @@ impl Endpoint {
     }
 
     /// Runs the owner loop until `shutdown` completes; `inputs` carries what the shell's
-    /// TCP tasks read. Returns the core's counters.
+    /// TCP tasks read, `cluster` (cluster mode) the backend's answers and messages.
+    /// Returns the core's counters.
     pub async fn serve(
         self,
         inputs: Receiver<TcpEvent>,
+        cluster: Option<ClusterLink>,
         shutdown: impl Future<Output = ()>,
     ) -> Stats {
         let Endpoint {
@@ -106,13 +119,29 @@ impl Endpoint {
             inspections,
             ..
         } = self;
+        let from_cluster = cluster
+            .as_ref()
+            .map(|link| (link.answers().clone(), link.bus().clone()));
+        if let Some(link) = cluster {
+            driver.attach_cluster(link);
+        }
         let mut shutdown = pin!(shutdown);
         loop {
             let deadline = driver.poll_timeout();
-            let step = next_step(&mut shutdown, &inspections, &inputs, &udp, deadline).await;
+            let sources = Sources {
+                inspections: &inspections,
+                inputs: &inputs,
+                cluster: from_cluster.as_ref(),
+                udp: &udp,
+            };
+            let step = next_step(&mut shutdown, sources, deadline).await;
             let now = Instant::now();
             match step {
                 Step::Tcp(event) => driver.handle_tcp(now, event),
+                Step::Answer(Answer { id, answer }) => {
+                    driver.handle_cluster(now, ClusterInput::Answer { id, answer })
+                }
+                Step::Bus(event) => driver.handle_bus(now, event),
                 Step::Readable => udp.read_ready(&mut driver, now),
                 Step::Inspect(question) => question(&driver),
                 Step::Timer => {}
@@ -132,19 +161,36 @@ impl Endpoint {
         udp.read_ready(&mut driver, now);
         driver.shutdown(now);
         udp.flush(&mut driver).await;
+        if let Some(link) = driver.cluster() {
+            // The closing of the rooms hosted here, and their release, reach Redis.
+            if !link.flush(std::time::Duration::from_secs(1)).await {
+                tracing::warn!("cluster: not everything reached Redis before exit");
+            }
+        }
         driver.stats().clone()
     }
 }
 
 /// Waits for what the owner does next: stop, answer a question, handle a TCP input,
 /// read datagrams, or fire the core's timers. Earlier branches win when several are ready.
+struct Sources<'a> {
+    inspections: &'a Receiver<Inspection>,
+    inputs: &'a Receiver<TcpEvent>,
+    cluster: Option<&'a (Receiver<Answer>, Receiver<BusEvent>)>,
+    udp: &'a UdpPath,
+}
+
 async fn next_step(
     shutdown: &mut Pin<&mut impl Future<Output = ()>>,
-    inspections: &Receiver<Inspection>,
-    inputs: &Receiver<TcpEvent>,
-    udp: &UdpPath,
+    sources: Sources<'_>,
     deadline: Option<Instant>,
 ) -> Step {
+    let Sources {
+        inspections,
+        inputs,
+        cluster,
+        udp,
+    } = sources;
     let stop = async {
         shutdown.await;
         Step::Stop
@@ -160,6 +206,24 @@ async fn next_step(
         match inputs.recv().await {
             Ok(event) => Step::Tcp(event),
             Err(_) => future::pending().await,
+        }
+    };
+    let answer = async {
+        match cluster.map(|(answers, _)| answers.recv()) {
+            Some(recv) => match recv.await {
+                Ok(answer) => Step::Answer(answer),
+                Err(_) => future::pending().await,
+            },
+            None => future::pending().await,
+        }
+    };
+    let bus = async {
+        match cluster.map(|(_, bus)| bus.recv()) {
+            Some(recv) => match recv.await {
+                Ok(event) => Step::Bus(event),
+                Err(_) => future::pending().await,
+            },
+            None => future::pending().await,
         }
     };
     let readable = async {
@@ -180,7 +244,13 @@ async fn next_step(
     };
     future::or(
         stop,
-        future::or(inspect, future::or(input, future::or(readable, timer))),
+        future::or(
+            inspect,
+            future::or(
+                input,
+                future::or(answer, future::or(bus, future::or(readable, timer))),
+            ),
+        ),
     )
     .await
 }

@@ -8,6 +8,8 @@ use crate::tcp::{self, Task};
 use crate::{Endpoint, Inspector, Options};
 use async_io::Async;
 use futures_lite::future::{self, Future};
+use ocm_cluster::redis::{RedisPublisher, RedisRegistry, RedisSubscriber};
+use ocm_cluster::{ClusterLink, LinkConfig};
 use ocm_core::Stats;
 use std::io;
 use std::marker::PhantomData;
@@ -66,7 +68,18 @@ impl<R: Runtime> Shell<R> {
                 let _ = stopped.recv().await;
             })));
         }
-        let stats = endpoint.serve(rx, shutdown).await;
+        let cluster = endpoint.cluster_options().map(|options| {
+            let redis = &options.redis;
+            tracing::info!(node = %options.node.node, url = %redis.url, lease = ?options.node.lease, "cluster mode");
+            ClusterLink::start(
+                RedisRegistry::new(redis),
+                RedisPublisher::new(redis),
+                RedisSubscriber::new(redis),
+                LinkConfig::default(),
+                R::spawn,
+            )
+        });
+        let stats = endpoint.serve(rx, cluster, shutdown).await;
         drop(stop);
         Ok(stats)
     }

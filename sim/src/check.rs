@@ -49,6 +49,9 @@ pub fn compare(expected: &Expected, actual: &[Output]) -> Result<Option<TokenHex
             | Output::TcpShutdownWrite { conn }
             | Output::TcpClose { conn } => tcp.entry(*conn).or_default().push(output),
             Output::Event(event) => events.push(event),
+            Output::Cluster(cluster) => {
+                return Err(format!("cluster output from a single node: {cluster:?}"))
+            }
         }
     }
     if datagrams != expected.datagrams {

@@ -306,6 +306,9 @@ impl World {
                 self.net.send_udp(&mut self.rng, now, SERVER, to, payload)
             }
             Output::Event(event) => self.coverage.count(&event),
+            Output::Cluster(cluster) => {
+                unreachable!("the single-node simulation runs no cluster: {cluster:?}")
+            }
         }
     }
 

@@ -121,6 +121,9 @@ impl Harness {
                 Output::TcpClose { conn } => self.tcp.entry(conn).or_default().closed = true,
                 Output::Datagram { to, payload } => self.datagrams.push((to, payload)),
                 Output::Event(event) => self.events.push(event),
+                Output::Cluster(output) => {
+                    panic!("cluster output outside cluster mode: {output:?}")
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ mod common;
 mod bad_input;
 mod chat_client;
 mod cli;
+mod cluster;
 mod eviction;
 mod flood;
 mod ipv6;

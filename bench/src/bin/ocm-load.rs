@@ -42,6 +42,12 @@ struct Args {
     /// The ocm binary (default: next to this one).
     #[arg(long)]
     ocm: Option<PathBuf>,
+    /// Instead of the runtimes: cluster mode, the room spread over this many nodes
+    /// (`ocm server --cluster` on a private redis-server; host and sender on the first
+    /// node, receiver i on node i mod N), against one node without a cluster in the same
+    /// run; prints the CPU time Redis used per message.
+    #[arg(long, value_delimiter = ',')]
+    cluster_nodes: Vec<usize>,
     /// Internal: serve the baseline and print its address.
     #[arg(long, hide = true)]
     serve_baseline: bool,
@@ -147,16 +153,114 @@ fn handshake(
     }
 }
 
+/// [`handshake`], again for up to 5 s while a cluster node is not registered yet.
+fn handshake_retrying(
+    tcp: SocketAddr,
+    create: bool,
+    room: &str,
+    name: &str,
+    udp_port: u16,
+) -> io::Result<Vec<u8>> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match handshake(tcp, create, room, name, udp_port) {
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// CPU time (user + system) of a process so far, from /proc (Linux), in clock ticks of
+/// 10 ms.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The cluster runs: one node without a cluster, then the room over each node count.
+fn cluster_runs(args: &Args, ocm: &PathBuf, load: Load) -> io::Result<()> {
+    println!("| members | target | delivered/s | ratio to one node | loss | Redis CPU | Redis CPU per message |");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
+    let server_command = |extra: &[String]| {
+        let mut command = Command::new(ocm);
+        command.args(["server", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"]);
+        command.args(["--idle-timeout", "3600"]);
+        command.args(extra);
+        command
+    };
+    for &members in &args.members {
+        let members = members.max(2);
+        let single = spawn(server_command(&[]))?;
+        let (sockets, framing) = ocm_sockets(&single, members)?;
+        std::thread::sleep(Duration::from_millis(50));
+        let base = load::run(load, sockets, Arc::new(framing))?;
+        println!(
+            "| {members} | one node, no cluster | {:.0} | 1.00 (baseline) | {:.2}% | - | - |",
+            base.rate(),
+            base.loss() * 100.0
+        );
+        drop(single);
+        for &nodes in &args.cluster_nodes {
+            let redis = ocm_cluster::test_server::RedisServer::start()?;
+            let servers = (0..nodes.max(1))
+                .map(|i| {
+                    spawn(server_command(&[
+                        "--cluster".into(),
+                        redis.url(),
+                        "--node-id".into(),
+                        format!("bench-{i}"),
+                    ]))
+                })
+                .collect::<io::Result<Vec<_>>>()?;
+            let (sockets, framing) = spread_sockets(&servers, members)?;
+            std::thread::sleep(Duration::from_millis(200)); // joins and subscriptions settle
+            let pid = redis.pid().expect("redis runs");
+            let before = cpu_ticks(pid);
+            let report = load::run(load, sockets, Arc::new(framing))?;
+            let used = cpu_ticks(pid).zip(before).map(|(a, b)| (a - b) * 10);
+            let (cpu, per) = match used {
+                Some(ms) => (
+                    format!("{ms} ms"),
+                    format!("{:.1} µs", ms as f64 * 1000.0 / load.messages as f64),
+                ),
+                None => ("?".into(), "?".into()),
+            };
+            println!(
+                "| {members} | {nodes} nodes (cluster) | {:.0} | {:.2} | {:.2}% | {cpu} | {per} |",
+                report.rate(),
+                report.rate() / base.rate(),
+                report.loss() * 100.0
+            );
+        }
+    }
+    Ok(())
+}
+
 fn ocm_sockets(server: &Server, members: usize) -> io::Result<(Sockets, Room)> {
-    let tcp = server.tcp.expect("rooms server has a TCP address");
+    spread_sockets(std::slice::from_ref(server), members)
+}
+
+/// The room over `servers`: host and sender on the first, receiver i on server i mod n.
+fn spread_sockets(servers: &[Server], members: usize) -> io::Result<(Sockets, Room)> {
+    let tcp = |s: &Server| s.tcp.expect("rooms server has a TCP address");
     let room = "bench";
-    let sender = udp_socket(server.udp)?;
-    let token = handshake(tcp, true, room, "s", sender.local_addr()?.port())?;
+    let sender = udp_socket(servers[0].udp)?;
+    let token = handshake_retrying(
+        tcp(&servers[0]),
+        true,
+        room,
+        "s",
+        sender.local_addr()?.port(),
+    )?;
     let mut receivers = Vec::new();
     for i in 1..members {
+        let server = &servers[i % servers.len()];
         let socket = udp_socket(server.udp)?;
-        let token = handshake(
-            tcp,
+        let token = handshake_retrying(
+            tcp(server),
             false,
             room,
             &format!("r{i}"),
@@ -221,6 +325,9 @@ fn main() -> io::Result<()> {
         window: args.window,
         size: args.size.max(33),
     };
+    if !args.cluster_nodes.is_empty() {
+        return cluster_runs(&args, &ocm, load);
+    }
     println!("| members | target | delivered/s | ratio to baseline | loss | p50 | p99 |");
     println!("|---:|---|---:|---:|---:|---:|---:|");
     for &members in &args.members {

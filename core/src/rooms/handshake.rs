@@ -3,9 +3,15 @@
 //!
 //! Checks run in the order of `docs/PROTOCOL.md`, and the first failure wins:
 //! operation/state, payload size, room name, payload, then the room's own checks.
+//!
+//! In cluster mode a request that passed the local checks waits for the registry
+//! (`AwaitRegistry`) and is answered when the registry has decided ([`super::cluster`]);
+//! port bytes and an EOF that come meanwhile are kept for the port step.
 
+use super::cluster::{Admission, Admitted};
 use super::membership::MemberId;
 use super::{canonical_ip, RoomServer, TimerKey};
+use crate::cluster::registry::RequestId;
 use crate::names;
 use crate::output::{ConnId, Event};
 use crate::wire::request::parse_payload;
@@ -36,6 +42,14 @@ enum Phase {
         filled: usize,
         /// The `port` of the JSON request, used when no 2-byte step sets one.
         requested: Option<u16>,
+    },
+    /// Cluster mode: the request passed the local checks and waits for the registry.
+    /// Port bytes are kept (`filled` 3: more than 2 came), and so is an EOF.
+    AwaitRegistry {
+        request: RequestId,
+        port: [u8; 2],
+        filled: usize,
+        eof: bool,
     },
 }
 
@@ -95,6 +109,15 @@ impl RoomServer {
     /// The peer closed its side, or the connection failed. The server forgets it; a
     /// port step of exactly 2 bytes takes effect now.
     pub fn handle_tcp_closed(&mut self, _now: Instant, conn: ConnId) {
+        if let Some(Conn {
+            phase: Phase::AwaitRegistry { eof, .. },
+            ..
+        }) = self.conns.get_mut(&conn)
+        {
+            // The peer may only have shut its write side: it still gets its answer.
+            *eof = true;
+            return;
+        }
         if self.conns.contains_key(&conn) {
             self.finish_port_step(conn);
             self.close_conn(conn);
@@ -108,6 +131,9 @@ impl RoomServer {
         if c.deadline > now {
             self.timers.schedule(c.deadline, TimerKey::Conn(conn));
             return;
+        }
+        if let Phase::AwaitRegistry { request, .. } = c.phase {
+            return self.registry_abandoned(now, request);
         }
         if let Phase::Request(_) = c.phase {
             self.out.stats.handshake_timeouts += 1;
@@ -135,15 +161,43 @@ impl RoomServer {
 
     fn answer(&mut self, now: Instant, conn: ConnId, frame: Frame) {
         let peer = self.conns[&conn].peer;
-        let operation = Operation::from_code(frame.operation);
-        let admitted = self.admit(now, peer, operation, &frame);
+        match self.admit(now, conn, peer, &frame) {
+            Admission::Asked(request) => self.set_awaiting(conn, request),
+            Admission::Done(admitted) => {
+                self.finish_answer(now, conn, &frame.room, frame.operation, admitted)
+            }
+        }
+    }
+
+    /// Answers the request on `conn` (if it is still open and not answered): the
+    /// status, then on success the token and the port step.
+    pub(crate) fn finish_answer(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        frame_room: &[u8],
+        op_code: u8,
+        admitted: Result<Admitted, Status>,
+    ) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let (early, early_filled, eof) = match c.phase {
+            Phase::Request(_) => ([0; 2], 0, false),
+            Phase::AwaitRegistry {
+                port, filled, eof, ..
+            } => (port, filled, eof),
+            Phase::AwaitPort { .. } => return,
+        };
+        let peer = c.peer;
         let status = admitted.as_ref().err().copied().unwrap_or(Status::Ok);
-        self.record_answer(conn, peer, operation, &frame.room, frame.operation, status);
+        let operation = Operation::from_code(op_code);
+        self.record_answer(conn, peer, operation, frame_room, op_code, status);
         let Ok((member, token, requested)) = admitted else {
             self.close_conn(conn);
             return;
         };
-        let data = encode_complete(&frame.room, frame.operation, &token);
+        let data = encode_complete(frame_room, op_code, &token);
         self.out.tcp_send(conn, data);
         self.out.tcp_shutdown_write(conn);
         let deadline = now + self.config.port_wait;
@@ -151,34 +205,85 @@ impl RoomServer {
         c.deadline = deadline;
         c.phase = Phase::AwaitPort {
             member,
-            port: [0; 2],
-            filled: 0,
+            port: early,
+            filled: early_filled,
             requested,
         };
+        if eof || early_filled > 2 {
+            self.finish_port_step(conn);
+            self.close_conn(conn);
+            return;
+        }
         self.timers.schedule(deadline, TimerKey::Conn(conn));
     }
 
-    /// Runs every check in order; on success the member exists and holds a token.
-    fn admit(
-        &mut self,
-        now: Instant,
-        peer: SocketAddr,
-        operation: Option<Operation>,
-        frame: &Frame,
-    ) -> Result<(MemberId, crate::token::Token, Option<u16>), Status> {
-        let operation = match (operation, State::from_code(frame.state)) {
+    /// Whether `conn` waits for the registry.
+    pub(crate) fn awaits_registry(&self, conn: ConnId) -> bool {
+        matches!(
+            self.conns.get(&conn),
+            Some(Conn {
+                phase: Phase::AwaitRegistry { .. },
+                ..
+            })
+        )
+    }
+
+    /// `conn` now waits for `request` (keeping port bytes and EOF seen so far).
+    pub(crate) fn set_awaiting(&mut self, conn: ConnId, request: RequestId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.phase = match c.phase {
+            Phase::AwaitRegistry {
+                port, filled, eof, ..
+            } => Phase::AwaitRegistry {
+                request,
+                port,
+                filled,
+                eof,
+            },
+            _ => Phase::AwaitRegistry {
+                request,
+                port: [0; 2],
+                filled: 0,
+                eof: false,
+            },
+        };
+    }
+
+    /// Runs every check in order. Outside cluster mode it is `Done`: on success the
+    /// member exists and holds a token. In cluster mode a request that passed the local
+    /// checks is `Asked` of the registry.
+    fn admit(&mut self, now: Instant, conn: ConnId, peer: SocketAddr, frame: &Frame) -> Admission {
+        let refused = |status| Admission::Done(Err(status));
+        let operation = match (
+            Operation::from_code(frame.operation),
+            State::from_code(frame.state),
+        ) {
             (Some(op), Some(State::Request)) => op,
-            _ => return Err(Status::InvalidRequest),
+            _ => return refused(Status::InvalidRequest),
         };
-        let room = names::room_name(&frame.room).map_err(|_| Status::InvalidRequest)?;
-        let credentials = parse_payload(&frame.payload).map_err(|_| Status::InvalidRequest)?;
+        let Ok(room) = names::room_name(&frame.room) else {
+            return refused(Status::InvalidRequest);
+        };
+        let Ok(credentials) = parse_payload(&frame.payload) else {
+            return refused(Status::InvalidRequest);
+        };
         let ip = canonical_ip(peer.ip());
+        let create = operation == Operation::Create;
+        if self.cluster.is_some() {
+            if let Err(status) = self.local_checks(room, &credentials, ip, create) {
+                return refused(status);
+            }
+            return self.cluster_admit(now, conn, frame, room, credentials, ip);
+        }
         let requested = credentials.port;
-        let (member, token) = match operation {
-            Operation::Create => self.create_room(now, room, credentials, ip)?,
-            Operation::Join => self.join_room(now, room, credentials, ip)?,
+        let admitted = if create {
+            self.create_room(now, room, credentials, ip)
+        } else {
+            self.join_room(now, room, credentials, ip)
         };
-        Ok((member, token, requested))
+        Admission::Done(admitted.map(|(member, token)| (member, token, requested)))
     }
 
     fn answer_too_large(&mut self, conn: ConnId, header: Header, room: Bytes) {
@@ -217,6 +322,19 @@ impl RoomServer {
     /// once. Otherwise they are kept until EOF or the port-wait deadline, where
     /// [`RoomServer::finish_port_step`] decides, so how TCP split them changes nothing.
     fn port_bytes(&mut self, conn: ConnId, data: &[u8]) {
+        if let Some(Conn {
+            phase: Phase::AwaitRegistry { port, filled, .. },
+            ..
+        }) = self.conns.get_mut(&conn)
+        {
+            if *filled + data.len() > 2 {
+                *filled = 3;
+            } else {
+                port[*filled..*filled + data.len()].copy_from_slice(data);
+                *filled += data.len();
+            }
+            return;
+        }
         let Some(Conn {
             phase: Phase::AwaitPort { port, filled, .. },
             ..

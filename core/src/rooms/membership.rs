@@ -5,8 +5,10 @@
 //! authorized when its room exists, its token belongs to that room and it comes from
 //! that IP; only then does it change anything (address, last-seen time, failure count).
 
+use super::cluster::RoomCluster;
 use super::rates::Reach;
 use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
+use crate::cluster::envelope::{Body, ClosedBy};
 use crate::liveness::Liveness;
 use crate::names;
 use crate::output::{DropReason, Event};
@@ -43,10 +45,20 @@ pub(crate) struct Member {
 #[derive(Debug)]
 pub(crate) struct Room {
     pub(crate) password: Option<PasswordHash>,
-    /// In join order: the host is always the first (its going closes the room).
+    /// In join order: the host is always the first (its going closes the room),
+    /// except in a cluster mirror, which holds only the members served here.
     pub(crate) members: Vec<MemberId>,
     /// The datagrams its chat may make the server send.
     pub(crate) fanout: TokenBucket,
+    /// Cluster mode: the room's claim, and whether its host is served here.
+    pub(crate) cluster: Option<RoomCluster>,
+}
+
+impl Room {
+    /// Whether `id` is the room's host.
+    pub(crate) fn is_host(&self, id: MemberId) -> bool {
+        self.members.first() == Some(&id) && !matches!(&self.cluster, Some(c) if !c.owned)
+    }
 }
 
 /// How a member goes.
@@ -82,6 +94,7 @@ impl RoomServer {
                 password,
                 members: vec![id],
                 fanout: room_bucket(&self.config),
+                cluster: None,
             },
         );
         self.out.emit(Event::RoomCreated {
@@ -139,13 +152,54 @@ impl RoomServer {
         Ok((id, token))
     }
 
+    /// Cluster mode: the checks a create or join passes before the registry is asked,
+    /// in the order of `docs/PROTOCOL.md` (a join of a room not served here is checked
+    /// once the registry has found it).
+    pub(crate) fn local_checks(
+        &self,
+        room: &str,
+        credentials: &Credentials,
+        ip: IpAddr,
+        create: bool,
+    ) -> Result<(), Status> {
+        let entry = self.rooms.get(room);
+        if create {
+            if entry.is_some() {
+                return Err(Status::RoomExists);
+            }
+            if self.rooms.len() >= self.config.max_rooms || !self.has_seat_for(ip) {
+                return Err(Status::ServerFull);
+            }
+            return Ok(());
+        }
+        let Some(entry) = entry else {
+            return Ok(());
+        };
+        if let Some(stored) = &entry.password {
+            if !stored.verify(credentials.password.as_deref().unwrap_or("")) {
+                return Err(Status::InvalidPassword);
+            }
+        }
+        let taken = entry
+            .members
+            .iter()
+            .any(|id| *self.members[id].username == *credentials.username);
+        if taken {
+            return Err(Status::UsernameTaken);
+        }
+        if !self.has_seat_for(ip) {
+            return Err(Status::ServerFull);
+        }
+        Ok(())
+    }
+
     /// True while both the total member limit and the per-IP limit leave room for one more.
-    fn has_seat_for(&self, ip: IpAddr) -> bool {
+    pub(crate) fn has_seat_for(&self, ip: IpAddr) -> bool {
         let from_ip = self.members_per_ip.get(&ip).copied().unwrap_or(0);
         self.members.len() < self.config.max_members && from_ip < self.config.max_members_per_ip
     }
 
-    fn add_member(
+    pub(crate) fn add_member(
         &mut self,
         now: Instant,
         room: Arc<str>,
@@ -242,6 +296,7 @@ impl RoomServer {
                 let line = relayed_line(&member.username, text);
                 let room = member.room.clone();
                 self.notify_room(&room, Some(id), &line);
+                self.publish(&room, Body::Deliver(line));
             }
         }
     }
@@ -320,7 +375,7 @@ impl RoomServer {
     }
 
     /// Sends `payload` to every member of `room` with a known address, except `skip`.
-    fn notify_room(&mut self, room: &str, skip: Option<MemberId>, payload: &Bytes) {
+    pub(crate) fn notify_room(&mut self, room: &str, skip: Option<MemberId>, payload: &Bytes) {
         let Some(entry) = self.rooms.get(room) else {
             return;
         };
@@ -391,7 +446,7 @@ impl RoomServer {
         let room = member.room.clone();
         let mut is_host = false;
         if let Some(entry) = self.rooms.get_mut(&room) {
-            is_host = entry.members.first() == Some(&id);
+            is_host = entry.is_host(id);
             entry.members.retain(|m| *m != id);
         }
         match how {
@@ -419,6 +474,7 @@ impl RoomServer {
             }
         }
         if is_host {
+            self.cluster_host_gone(&room, ClosedBy::HostLeft);
             self.close_room(&room, CloseReason::HostLeft);
             return;
         }
@@ -426,7 +482,10 @@ impl RoomServer {
             Removal::Left => Notice::Left(member.username.to_string()),
             Removal::Evicted(_) => Notice::WasDisconnected(member.username.to_string()),
         };
-        self.notify_room(&room, None, &Bytes::from(notice.room_text()));
+        let notice = Bytes::from(notice.room_text());
+        self.notify_room(&room, None, &notice);
+        self.publish(&room, Body::Deliver(notice));
+        self.cluster_member_gone(&room, &member.username);
     }
 
     /// Closes a room: every remaining member is told and loses its token.
@@ -437,6 +496,7 @@ impl RoomServer {
             return;
         };
         self.password_rooms.forget(&name);
+        self.cluster_room_closed(&entry);
         for id in entry.members {
             self.forget_member(id);
         }

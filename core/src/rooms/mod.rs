@@ -19,6 +19,7 @@
 //!         Output::TcpShutdownWrite { .. } | Output::TcpClose { .. } => { /* ... */ }
 //!         Output::Datagram { .. } => { /* send_to */ }
 //!         Output::Event(_) => { /* log */ }
+//!         Output::Cluster(_) => { /* cluster mode only: to the registry or bus */ }
 //!     }
 //! }
 //! // then sleep until server.poll_timeout() or the next input
@@ -27,9 +28,12 @@
 //! The TCP side lives in `handshake.rs`, rooms and the UDP side in `membership.rs`; the
 //! bookkeeping checks in [`crate::invariants`].
 
+pub(crate) mod cluster;
 mod handshake;
 pub(crate) mod membership;
 mod rates;
+
+pub use cluster::ClusterStats;
 
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
@@ -56,6 +60,12 @@ use membership::{Member, MemberId, Removal, Room};
 pub(crate) enum TimerKey {
     Conn(ConnId),
     Member(MemberId),
+    /// Cluster mode: a registry request's deadline.
+    Registry(crate::cluster::registry::RequestId),
+    /// Cluster mode: time to renew the leases.
+    Renew,
+    /// Cluster mode: half a lease since the last successful renewal was sent.
+    Fence,
 }
 
 /// How much a server holds right now; every figure is bounded by [`Config`].
@@ -108,6 +118,8 @@ pub struct RoomServer {
     out: Outbox,
     /// Answers to probes from sources that are no member's (see [`crate::probe`]).
     pub(crate) unverified_answers: crate::rate::TokenBucket,
+    /// Cluster mode only (`docs/CLUSTER.md`).
+    pub(crate) cluster: Option<cluster::ClusterState>,
 }
 
 impl RoomServer {
@@ -137,7 +149,28 @@ impl RoomServer {
                 crate::probe::UNVERIFIED_ANSWERS_PER_SEC,
                 crate::probe::UNVERIFIED_ANSWERS_PER_SEC,
             ),
+            cluster: None,
         })
+    }
+
+    /// A server in cluster mode (`docs/CLUSTER.md`): names and members are decided by
+    /// the registry, traffic goes to the other nodes through the bus, both through
+    /// [`Output::Cluster`] and [`RoomServer::handle_cluster`]. It starts by renewing
+    /// (registering) this node at `now`; creates and joins answer TRY_LATER until that
+    /// has succeeded.
+    pub fn new_clustered(
+        config: Config,
+        seed: [u8; 32],
+        cluster: crate::cluster::node::ClusterConfig,
+        now: Instant,
+    ) -> Result<RoomServer, ConfigError> {
+        cluster
+            .validate(config.handshake_timeout)
+            .map_err(ConfigError::Cluster)?;
+        let mut server = RoomServer::new(config, seed)?;
+        server.cluster = Some(cluster::ClusterState::new(cluster, now));
+        server.start_cluster();
+        Ok(server)
     }
 
     /// Fires every timer due at `now`: handshake and port deadlines, idle evictions.
@@ -146,6 +179,9 @@ impl RoomServer {
             match key {
                 TimerKey::Conn(conn) => self.conn_timer(now, conn),
                 TimerKey::Member(member) => self.member_timer(now, member),
+                TimerKey::Registry(id) => self.registry_timer(now, id),
+                TimerKey::Renew => self.renew_timer(now),
+                TimerKey::Fence => self.fence_timer(now),
             }
         }
         self.sweep_timers();
@@ -155,11 +191,13 @@ impl RoomServer {
     /// [`TimerQueue::sweep`]); called wherever an entry can go stale, so the table stays
     /// bounded however rarely timers fire.
     fn sweep_timers(&mut self) {
-        let (conns, members) = (&self.conns, &self.members);
+        let (conns, members, cluster) = (&self.conns, &self.members, &self.cluster);
         self.timers
             .sweep(conns.len() + members.len(), |key| match key {
                 TimerKey::Conn(c) => conns.contains_key(c),
                 TimerKey::Member(m) => members.contains_key(m),
+                TimerKey::Registry(id) => cluster.as_ref().is_some_and(|c| c.is_pending(id)),
+                TimerKey::Renew | TimerKey::Fence => true,
             });
     }
 
@@ -192,6 +230,7 @@ impl RoomServer {
     /// Closes every room (members get `* room closed: server shutting down`) and every
     /// connection. The server is empty afterwards and can be dropped once drained.
     pub fn shutdown(&mut self, _now: Instant) {
+        self.cluster_shutdown();
         let mut names: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
         names.sort();
         for name in names {
@@ -218,11 +257,10 @@ impl RoomServer {
         Some(
             room.members
                 .iter()
-                .enumerate()
-                .filter_map(|(i, id)| self.members.get(id).map(|m| (i, m)))
-                .map(|(i, m)| MemberInfo {
+                .filter_map(|id| self.members.get(id).map(|m| (id, m)))
+                .map(|(id, m)| MemberInfo {
                     username: m.username.clone(),
-                    is_host: i == 0,
+                    is_host: room.is_host(*id),
                     ip: m.ip,
                     udp: m.udp,
                 })
@@ -245,7 +283,7 @@ impl Machine for RoomServer {
     }
 
     fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop()
+        self.pop_output()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

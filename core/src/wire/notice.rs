@@ -116,6 +116,13 @@ pub enum CloseReason {
     HostLeft,
     /// The server is stopping.
     ServerShutdown,
+    /// Cluster mode: the host's server shut down.
+    HostServerShutdown,
+    /// Cluster mode: the host's server stopped renewing the room (it died or lost Redis).
+    HostServerGone,
+    /// Cluster mode: this server could not reach the registry for half a lease and
+    /// stopped serving its rooms (self-fencing), or the registry gave the name away.
+    ClusterUnreachable,
 }
 
 impl std::fmt::Display for CloseReason {
@@ -123,6 +130,9 @@ impl std::fmt::Display for CloseReason {
         f.write_str(match self {
             CloseReason::HostLeft => "host left",
             CloseReason::ServerShutdown => "server shutting down",
+            CloseReason::HostServerShutdown => "host's server shut down",
+            CloseReason::HostServerGone => "host's server is gone",
+            CloseReason::ClusterUnreachable => "cluster unreachable",
         })
     }
 }

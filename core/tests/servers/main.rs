@@ -2,6 +2,8 @@
 //! checks every property of `ocm_core::invariants::check_step` after every input.
 //! One file per area; they read as the protocol's specification.
 
+mod cluster;
+mod cluster_schedules;
 mod common;
 mod extensions;
 mod relay;

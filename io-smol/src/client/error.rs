@@ -58,7 +58,7 @@ impl std::fmt::Display for ClientError {
                     f.write_str("server full: the room or member limit is reached")
                 }
                 Status::TryLater => f.write_str(
-                    "the server asks to try again later (too many wrong passwords lately)",
+                    "the server asks to try again later (too many wrong passwords lately, or its cluster is out of reach)",
                 ),
                 Status::Ok => f.write_str("unexpected status ok"),
             },

@@ -425,6 +425,9 @@ impl Model {
         let text = match reason {
             CloseReason::HostLeft => "host left",
             CloseReason::ServerShutdown => "server shutting down",
+            CloseReason::HostServerShutdown => "host's server shut down",
+            CloseReason::HostServerGone => "host's server is gone",
+            CloseReason::ClusterUnreachable => "cluster unreachable",
         };
         let notice = Bytes::from(format!("* room closed: {text}"));
         self.notify_room(out, room, None, &notice);

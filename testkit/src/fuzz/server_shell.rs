@@ -324,6 +324,9 @@ impl Harness {
                     );
                 }
                 Output::Event(_) => {}
+                Output::Cluster(output) => {
+                    panic!("cluster output outside cluster mode: {output:?}")
+                }
             }
         }
         if let Some(recorded) = &mut self.recorded {

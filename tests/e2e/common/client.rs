@@ -84,6 +84,15 @@ impl TestClient {
         }
     }
 
+    /// The next line if one comes within `wait` (cluster tests that poll).
+    pub fn line_within(&self, wait: std::time::Duration) -> Option<String> {
+        match self.seen.recv_timeout(wait) {
+            Ok(Seen::Line(line)) => Some(line),
+            Ok(Seen::Ended(outcome)) => panic!("the session ended instead: {outcome:?}"),
+            Err(_) => None,
+        }
+    }
+
     /// Asserts the next lines, in order.
     pub fn expect(&self, lines: &[&str]) {
         for expected in lines {
