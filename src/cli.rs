@@ -1,6 +1,7 @@
 //! The command line, as clap derive structures. The help texts teach the commands.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ocm_core::Config;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -88,30 +89,31 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "30s", value_parser = duration_between(Duration::ZERO, DAY))]
     pub icmp_grace: Duration,
     /// Disconnect a member after this many failed sends in a row
-    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_send_failures, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_send_failures: u32,
     /// Most rooms at once; a create over it is answered SERVER_FULL (7)
-    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 10_000, value_parser = positive)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_rooms, value_parser = positive)]
     pub max_rooms: usize,
-    /// Most members in one room, host included (relay: most clients); a join over it is
-    /// answered SERVER_FULL (7); a new relay client over it is dropped
-    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1_000, value_parser = positive)]
-    pub max_members: usize,
-    /// Rooms mode: most members in all rooms together; a create or join over it is
-    /// answered SERVER_FULL (7) [default: 100000]
+    /// Rooms mode: most members in one room, host included; a join over it is answered
+    /// SERVER_FULL (7)
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_members_per_room, value_parser = positive)]
+    pub max_members_per_room: usize,
+    /// Most members of the whole server: in all rooms together (a create or join over it
+    /// is answered SERVER_FULL, 7), or relay clients (a new one over it is dropped)
+    /// [default: 100000; relay: 1000]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive)]
-    pub max_members_total: Option<usize>,
+    pub max_members: Option<usize>,
     /// Rooms mode: most members in all rooms whose tokens came from one IP address; a
     /// create or join from that IP over it is answered SERVER_FULL (7)
-    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 256, value_parser = positive)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_members_per_ip, value_parser = positive)]
     pub max_members_per_ip: usize,
     /// Wrong passwords one source may send before each next try must wait (1 s,
     /// doubling, at most 60 s); a join during the wait is answered TRY_LATER (8)
-    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 5, value_parser = clap::value_parser!(u32))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().password_failures_per_source, value_parser = clap::value_parser!(u32))]
     pub password_failures_per_source: u32,
     /// Wrong passwords for one room, from anywhere, before each next join of it must
     /// wait the same way
-    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 20, value_parser = clap::value_parser!(u32))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().password_failures_per_room, value_parser = clap::value_parser!(u32))]
     pub password_failures_per_room: u32,
     /// Chat messages (and /who) one member may send a second, and at once (RATE/BURST,
     /// or RATE for a burst of twice that); over it a message is dropped and counted.
@@ -130,7 +132,7 @@ pub struct ServerArgs {
     pub room_fanout: (u32, u32),
     /// Datagrams sent to an address learnt from the port step alone before a datagram
     /// from it proves it
-    #[arg(long, value_name = "N", default_value_t = 16)]
+    #[arg(long, value_name = "N", default_value_t = Config::default().unproven_datagrams)]
     pub unproven_datagrams: u32,
     /// Relay mode: an address must echo a code before it is registered, so forged source
     /// addresses cannot make the relay send to a victim (off: a trusted network only)
@@ -142,11 +144,11 @@ pub struct ServerArgs {
     pub udp_buffer: usize,
     /// Most TCP connections open at once (in handshake or port step); one over it is
     /// closed at once, without an answer
-    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1_024, value_parser = positive)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_handshakes, value_parser = positive)]
     pub max_handshakes: usize,
     /// Most TCP connections open at once from one IP address; one over it is closed at
     /// once, without an answer
-    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 64, value_parser = positive)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_handshakes_per_ip, value_parser = positive)]
     pub max_handshakes_per_ip: usize,
     /// A connection must complete its create/join request within this, or it is closed
     /// without an answer (slow or stalled clients)
@@ -162,7 +164,7 @@ pub struct ServerArgs {
     pub port_wait: Duration,
     /// Largest create/join request payload; a bigger one is answered PAYLOAD_TOO_LARGE
     /// (6) without being read
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1 << 29))]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, default_value_t = Config::default().max_payload, value_parser = clap::value_parser!(u32).range(1..=1 << 29))]
     pub max_payload: u32,
     /// Log a one-line summary of the counters at info level this often, and once on
     /// shutdown (0: only on shutdown)
@@ -198,7 +200,7 @@ pub struct ServerArgs {
 const MILLISECOND: Duration = Duration::from_millis(1);
 const SECOND: Duration = Duration::from_secs(1);
 const DAY: Duration = Duration::from_secs(24 * 3600);
-const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+const YEAR: Duration = ocm_core::config::MAX_DURATION;
 
 /// The in-chat commands and the exit codes, at the end of `ocm client --help`.
 pub const CLIENT_HELP: &str =
@@ -352,8 +354,8 @@ mod tests {
         let args = server(&[]).unwrap();
         let config = ocm_core::Config::default();
         assert_eq!(args.max_rooms, config.max_rooms);
-        assert_eq!(args.max_members, config.max_members_per_room);
-        assert_eq!(args.max_members_total, None);
+        assert_eq!(args.max_members_per_room, config.max_members_per_room);
+        assert_eq!(args.max_members, None);
         assert_eq!(args.max_handshakes, config.max_handshakes);
         assert_eq!(args.max_handshakes_per_ip, config.max_handshakes_per_ip);
         assert_eq!(args.max_members_per_ip, config.max_members_per_ip);
@@ -385,7 +387,8 @@ mod tests {
         for bad in [
             ["--max-handshakes", "0"],
             ["--max-handshakes-per-ip", "0"],
-            ["--max-members-total", "0"],
+            ["--max-members", "0"],
+            ["--max-members-per-room", "0"],
             ["--max-members-per-ip", "0"],
             ["--handshake-timeout", "0"],
             ["--handshake-timeout", "NaN"],

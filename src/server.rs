@@ -72,21 +72,17 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         relay_verify: args.relay_verify,
         ..Config::default()
     };
-    match args.protocol {
-        Protocol::Rooms => {
-            config.max_members_per_room = args.max_members;
-            if let Some(total) = args.max_members_total {
-                config.max_members = total;
-            }
-        }
-        Protocol::Relay => {
-            if args.max_members_total.is_some() {
-                return Err(
-                    "--max-members-total applies to rooms; a relay's limit is --max-members".into(),
-                );
-            }
-            config.max_members = args.max_members;
-        }
+    config.max_members_per_room = args.max_members_per_room;
+    config.max_members = match (args.protocol, args.max_members) {
+        (_, Some(n)) => n,
+        (Protocol::Rooms, None) => Config::default().max_members,
+        (Protocol::Relay, None) => RELAY_MAX_MEMBERS,
+    };
+    let per_room_given = args.max_members_per_room != Config::default().max_members_per_room;
+    if args.protocol == Protocol::Relay && per_room_given {
+        return Err(
+            "--max-members-per-room applies to rooms; a relay's limit is --max-members".into(),
+        );
     }
     config.validate().map_err(|e| e.to_string())?;
     let cluster = cluster(args, &config)?;
@@ -140,6 +136,10 @@ fn cluster(args: &ServerArgs, config: &Config) -> Result<Option<ocm_io::ClusterO
     redis.connect_timeout = redis.connect_timeout.min(node.registry_timeout * 4 / 5);
     Ok(Some(ocm_io::ClusterOptions { redis, node }))
 }
+
+/// The client limit of a relay unless `--max-members` says otherwise: one room of a
+/// thousand (a rooms server's total is `Config::default().max_members`).
+const RELAY_MAX_MEMBERS: usize = 1_000;
 
 /// Binds on runtime `R`, announces the addresses and serves until `shutdown`.
 fn serve<R: ocm_io::Runtime>(

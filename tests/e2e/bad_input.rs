@@ -99,7 +99,7 @@ fn zero_negative_huge_and_non_numeric_limits_are_usage_errors() {
     for flag in [
         "--max-rooms",
         "--max-members",
-        "--max-members-total",
+        "--max-members-per-room",
         "--max-handshakes",
         "--max-handshakes-per-ip",
         "--max-send-failures",
@@ -159,9 +159,9 @@ fn zero_negative_huge_and_non_numeric_limits_are_usage_errors() {
 #[test]
 fn a_limit_of_the_other_mode_is_a_usage_error() {
     refused(
-        &["server", "--protocol", "relay", "--max-members-total", "5"],
+        &["server", "--protocol", "relay", "--max-members-per-room", "5"],
         USAGE,
-        &["--max-members-total", "--max-members"],
+        &["--max-members-per-room", "--max-members"],
     );
 }
 
@@ -189,7 +189,7 @@ fn the_server_help_lists_every_limit_and_its_default() {
     for text in [
         "--max-rooms <N>",
         "--max-members <N>",
-        "--max-members-total <N>",
+        "--max-members-per-room <N>",
         "--max-handshakes <N>",
         "--max-handshakes-per-ip <N>",
         "--handshake-timeout <DURATION>",
@@ -200,7 +200,7 @@ fn the_server_help_lists_every_limit_and_its_default() {
         "--stats-interval <DURATION>",
         "[default: 1024]",
         "[default: 64]",
-        "[default: 100000]",
+        "[default: 100000; relay: 1000]",
         "SERVER_FULL",
     ] {
         assert!(help.contains(text), "server --help lacks {text:?}:\n{help}");
