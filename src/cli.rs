@@ -30,6 +30,21 @@ pub enum Command {
     /// Create or join a room and chat (or talk to a relay server with --protocol relay)
     #[command(after_help = crate::exit::HELP)]
     Client(ClientArgs),
+    /// Run a trace recorded with `ocm server --record` through a fresh core, check every
+    /// invariant after every input, and print what it went through
+    #[command(after_help = crate::exit::HELP)]
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The trace file
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    /// Also check that every input causes exactly the outputs recorded after it (the
+    /// trace must have been made with --record-outputs)
+    #[arg(long)]
+    pub compare: bool,
 }
 
 /// Async runtime of the server.
@@ -97,6 +112,11 @@ pub struct ServerArgs {
     /// without an answer (slow or stalled clients)
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "10", value_parser = seconds)]
     pub handshake_timeout: Duration,
+    /// A member whose UDP address is still unknown this long after it joined (no
+    /// datagram, no port step: a client that gave up mid-handshake) is removed, and its
+    /// name is free again
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "30", value_parser = seconds)]
+    pub registration_timeout: Duration,
     /// After the token, how long to wait for the optional 2-byte UDP port
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "1", value_parser = seconds)]
     pub port_wait: Duration,
@@ -108,6 +128,18 @@ pub struct ServerArgs {
     /// shutdown (0: only on shutdown)
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=MAX_SECS))]
     pub stats_interval: u64,
+    /// Record every input the core receives (with its time, the seed and the limits) to
+    /// FILE, created with mode 0600: it holds tokens and messages; `ocm replay FILE`
+    /// runs it again
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
+    /// With --record: also record the outputs of every input, for `ocm replay --compare`
+    #[arg(long, requires = "record")]
+    pub record_outputs: bool,
+    /// With --record: stop recording (with a warning; the server goes on) before the
+    /// file passes this many bytes
+    #[arg(long, value_name = "BYTES", requires = "record", default_value_t = ocm_io::recorder::DEFAULT_MAX_BYTES, value_parser = clap::value_parser!(u64).range(64..))]
+    pub record_max_bytes: u64,
 }
 
 /// Longest duration accepted in whole seconds: a year.
@@ -187,7 +219,7 @@ mod tests {
         let all = ["ocm", "server"].iter().chain(args);
         match Cli::try_parse_from(all)?.command {
             Command::Server(args) => Ok(args),
-            Command::Client(_) => unreachable!("parsed a server command"),
+            _ => unreachable!("parsed a server command"),
         }
     }
 
@@ -203,6 +235,7 @@ mod tests {
         assert_eq!(args.max_members_per_ip, config.max_members_per_ip);
         assert_eq!(args.handshake_timeout, config.handshake_timeout);
         assert_eq!(args.port_wait, config.port_wait);
+        assert_eq!(args.registration_timeout, config.registration_timeout);
         assert_eq!(args.idle_timeout, config.idle_timeout.as_secs());
         assert_eq!(args.max_send_failures, config.max_send_failures);
         assert_eq!(args.max_payload, config.max_payload);

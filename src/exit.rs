@@ -14,6 +14,9 @@ pub const TIMEOUT: u8 = 4;
 pub const DISCONNECTED: u8 = 5;
 /// The room closed (`* room closed: ...`): the host left or the server stopped.
 pub const ROOM_CLOSED: u8 = 6;
+/// `ocm replay`: the trace did not replay (a broken invariant, or other outputs than
+/// recorded).
+pub const REPLAY_FAILED: u8 = 7;
 
 /// The table printed at the end of `ocm --help`.
 pub const HELP: &str = "\
@@ -24,4 +27,5 @@ Exit codes:
   3  the server refused: room exists, no such room, wrong password, name taken, full
   4  the server did not answer in time
   5  disconnected by the server (idle or unreachable for too long)
-  6  the room closed (the host left, or the server shut down)";
+  6  the room closed (the host left, or the server shut down)
+  7  replay: a broken invariant, or outputs other than those recorded";

@@ -4,6 +4,7 @@
 //! ocm server [--runtime smol|async-std] [--protocol rooms|relay] [--tcp ADDR] [--udp ADDR] ...
 //! ocm client [--server HOST] [--name NAME] (--create ROOM | --join ROOM) [--password PW]
 //! ocm client --protocol relay --server HOST:PORT --name NAME
+//! ocm replay FILE [--compare]
 //! ```
 //!
 //! `ocm --help` explains every option and lists the exit codes ([`exit`]).
@@ -13,6 +14,7 @@
 mod cli;
 mod client;
 mod exit;
+mod replay;
 mod server;
 mod signals;
 
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         cli::Command::Server(args) => server::run(args),
         cli::Command::Client(args) => client::run(args),
+        cli::Command::Replay(args) => replay::run(args),
     };
     ExitCode::from(code)
 }
@@ -50,7 +53,7 @@ fn usage_error(error: &clap::Error) -> u8 {
             let first = text.lines().next().unwrap_or("invalid arguments");
             let first = first.strip_prefix("error: ").unwrap_or(first);
             let help = match std::env::args().skip(1).find(|a| !a.starts_with('-')) {
-                Some(command) if command == "server" || command == "client" => {
+                Some(command) if ["server", "client", "replay"].contains(&command.as_str()) => {
                     format!("ocm {command} --help")
                 }
                 _ => "ocm --help".to_owned(),

@@ -30,14 +30,8 @@ pub fn run(args: ServerArgs) -> u8 {
         let _ = stop.recv().await;
     };
     let result = match args.runtime {
-        Runtime::Smol => ocm_smol::Server::bind(&options).and_then(|server| {
-            announce(server.tcp_addr(), server.udp_addr());
-            server.run_blocking(shutdown)
-        }),
-        Runtime::AsyncStd => ocm_asyncstd::Server::bind(&options).and_then(|server| {
-            announce(server.tcp_addr(), server.udp_addr());
-            server.run_blocking(shutdown)
-        }),
+        Runtime::Smol => serve::<ocm_smol::Smol>(&options, shutdown),
+        Runtime::AsyncStd => serve::<ocm_asyncstd::AsyncStd>(&options, shutdown),
     };
     match result {
         Ok(stats) => {
@@ -60,6 +54,7 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         max_members_per_ip: args.max_members_per_ip,
         handshake_timeout: args.handshake_timeout,
         port_wait: args.port_wait,
+        registration_timeout: args.registration_timeout,
         max_payload: args.max_payload,
         ..Config::default()
     };
@@ -89,7 +84,22 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         udp: args.udp,
         config,
         stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
+        record: args.record.clone().map(|path| ocm_io::RecordOptions {
+            path,
+            max_bytes: args.record_max_bytes,
+            outputs: args.record_outputs,
+        }),
     })
+}
+
+/// Binds on runtime `R`, announces the addresses and serves until `shutdown`.
+fn serve<R: ocm_io::Runtime>(
+    options: &Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<ocm_core::Stats> {
+    let server = ocm_io::Shell::<R>::bind(options)?;
+    announce(server.tcp_addr(), server.udp_addr());
+    server.run_blocking(shutdown)
 }
 
 /// The one line on stdout, with the ports actually bound.

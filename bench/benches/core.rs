@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the sans-IO core alone (no sockets):
 //!
-//! - `relay/N`: one inbound chat datagram through `Server` (decode, authorize, fan-out
+//! - `relay/N`: one inbound chat datagram through `RoomServer` (decode, authorize, fan-out
 //!   to N-1 outputs, drained) in a room of N members;
 //! - `rooms/K`: the same for a 2-member room while K rooms are alive: the cost must
 //!   not grow with K;
@@ -72,7 +72,7 @@ fn handshake(c: &mut Criterion) {
     c.bench_function("handshake", |b| {
         b.iter(|| {
             let token = fixture.handshake(ip, "bench-room", "host", true);
-            let exit = ocm_core::room_datagram::RoomDatagram {
+            let exit = ocm_core::wire::room_datagram::RoomDatagram {
                 room: b"bench-room",
                 token: &token,
                 message: b"/exit",

@@ -3,15 +3,15 @@
 //! the same state a live server would hold.
 
 use ocm_core::client::{ChatSession, Handshake};
-use ocm_core::room_datagram::RoomDatagram;
-use ocm_core::{Config, ConnId, Output, Server};
+use ocm_core::wire::room_datagram::RoomDatagram;
+use ocm_core::{Config, ConnId, Machine, Output, RoomServer};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// A server under test, its clock, and the tokens it handed out.
 pub struct Fixture {
     /// The server.
-    pub server: Server,
+    pub server: RoomServer,
     /// The fake clock.
     pub now: Instant,
     /// `(room, username, udp address, token)` of every member, in creation order.
@@ -36,7 +36,7 @@ impl Fixture {
             ..Config::default()
         };
         Fixture {
-            server: Server::new(config, [9; 32]).expect("valid config"),
+            server: RoomServer::new(config, [9; 32]).expect("valid config"),
             now: Instant::now(),
             members: Vec::new(),
             next_conn: 0,

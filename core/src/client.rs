@@ -13,8 +13,8 @@
 //! let mut handshake = Handshake::join("lobby", "bob", None).unwrap();
 //! // write handshake.request() to the TCP stream, then feed what comes back:
 //! let answer = [
-//!     ocm_core::tcrp::encode_response(b"lobby", 2, ocm_core::Status::Ok),
-//!     ocm_core::tcrp::encode_complete(b"lobby", 2, &ocm_core::Token::from_bytes([1; 16])),
+//!     ocm_core::wire::tcrp::encode_response(b"lobby", 2, ocm_core::Status::Ok),
+//!     ocm_core::wire::tcrp::encode_complete(b"lobby", 2, &ocm_core::Token::from_bytes([1; 16])),
 //! ]
 //! .concat();
 //! let token = handshake.handle_data(&answer).unwrap().unwrap();
@@ -25,11 +25,12 @@
 //! ```
 
 use crate::names::{self, NameError};
-use crate::notice::{Notice, NOTICE_PREFIX};
-use crate::relay_datagram::{RelayDatagram, MAX_RELAY_DATAGRAM_LEN};
-use crate::request::encode_payload;
-use crate::room_datagram::{RoomDatagram, MAX_DATAGRAM_LEN};
-use crate::tcrp::{encode_frame, FrameDecoder, Operation, State, Status};
+use crate::wire::notice::{Notice, NOTICE_PREFIX};
+use crate::wire::relay_datagram::RelayDatagram;
+use crate::wire::request::encode_payload;
+use crate::wire::room_datagram::RoomDatagram;
+use crate::wire::tcrp::{encode_frame, FrameDecoder, Operation, State, Status};
+use crate::wire::MAX_DATAGRAM_LEN;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -142,11 +143,6 @@ impl Handshake {
         &self.request
     }
 
-    /// The operation asked for.
-    pub fn operation(&self) -> Operation {
-        self.operation
-    }
-
     /// Feeds bytes read from the stream. Returns the token once it arrived.
     pub fn handle_data(&mut self, mut data: &[u8]) -> Result<Option<Bytes>, HandshakeError> {
         while !data.is_empty() {
@@ -231,6 +227,17 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// Why a chat session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// `/exit` (or [`ChatSession::leave`]): the leave was queued.
+    Left,
+    /// The server evicted this member (`* disconnected: ...`).
+    Disconnected,
+    /// The room closed (`* room closed: ...`).
+    RoomClosed,
+}
+
 #[derive(Debug)]
 enum Framing {
     Room { room: Bytes, token: Bytes },
@@ -244,7 +251,7 @@ pub struct ChatSession {
     keepalive: Duration,
     next_keepalive: Instant,
     transmits: VecDeque<Bytes>,
-    ended: bool,
+    ended: Option<SessionEnd>,
 }
 
 impl ChatSession {
@@ -285,7 +292,7 @@ impl ChatSession {
             keepalive,
             next_keepalive: now,
             transmits: VecDeque::new(),
-            ended: false,
+            ended: None,
         };
         session.queue(now, "");
         session
@@ -295,37 +302,46 @@ impl ChatSession {
     pub fn max_message_len(&self) -> usize {
         match &self.framing {
             Framing::Room { room, token } => MAX_DATAGRAM_LEN - 2 - room.len() - token.len(),
-            Framing::Relay { username } => MAX_RELAY_DATAGRAM_LEN - 1 - username.len(),
+            Framing::Relay { username } => MAX_DATAGRAM_LEN - 1 - username.len(),
         }
     }
 
     /// Queues one chat line. `/exit` leaves, as [`ChatSession::leave`] does.
     pub fn send(&mut self, now: Instant, text: &str) -> Result<(), SendError> {
-        if self.ended {
+        if self.ended.is_some() {
             return Err(SendError::Ended);
         }
         let max = self.max_message_len();
         if text.len() > max {
             return Err(SendError::TooLong { max });
         }
-        self.queue(now, text);
         if text == "/exit" {
-            self.ended = true;
+            self.leave(now);
+        } else {
+            self.queue(now, text);
         }
         Ok(())
     }
 
-    /// Queues `/exit` and ends the session.
+    /// Queues `/exit` twice and ends the session: a leave is one datagram nobody
+    /// acknowledges, so a second copy makes it survive one lost datagram (the server
+    /// drops the copy that finds the member gone).
     pub fn leave(&mut self, now: Instant) {
-        if !self.ended {
+        if self.ended.is_none() {
             self.queue(now, "/exit");
-            self.ended = true;
+            self.queue(now, "/exit");
+            self.ended = Some(SessionEnd::Left);
         }
+    }
+
+    /// Why the session ended, once it has: it left, was evicted or its room closed.
+    pub fn ended(&self) -> Option<SessionEnd> {
+        self.ended
     }
 
     /// True once the session left, was evicted or its room closed.
     pub fn is_ended(&self) -> bool {
-        self.ended
+        self.ended.is_some()
     }
 
     /// The next datagram to send to the server.
@@ -335,12 +351,12 @@ impl ChatSession {
 
     /// When the next keepalive is due; `None` once ended.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (!self.ended).then_some(self.next_keepalive)
+        self.ended.is_none().then_some(self.next_keepalive)
     }
 
     /// Queues a keepalive if one is due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.ended && now >= self.next_keepalive {
+        if self.ended.is_none() && now >= self.next_keepalive {
             self.queue(now, "");
         }
     }
@@ -367,8 +383,12 @@ impl ChatSession {
                 )),
             },
         };
-        if matches!(&incoming, Incoming::Notice(n) if n.ends_session()) {
-            self.ended = true;
+        if self.ended.is_none() {
+            self.ended = match &incoming {
+                Incoming::Notice(Notice::Disconnected(_)) => Some(SessionEnd::Disconnected),
+                Incoming::Notice(Notice::RoomClosed(_)) => Some(SessionEnd::RoomClosed),
+                _ => None,
+            };
         }
         Some(incoming)
     }

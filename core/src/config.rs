@@ -17,6 +17,10 @@ pub struct Config {
     pub port_wait: Duration,
     /// A member silent this long is evicted (default 300 s).
     pub idle_timeout: Duration,
+    /// A member whose UDP address is still unknown (no datagram, no port step) this
+    /// long after it joined is removed, so an abandoned handshake does not hold a name
+    /// and a seat for the whole idle timeout (default 30 s).
+    pub registration_timeout: Duration,
     /// A member whose sends failed this many times in a row is evicted (default 3).
     pub max_send_failures: u32,
     /// Most rooms alive at once (default 10 000).
@@ -41,6 +45,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             port_wait: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(300),
+            registration_timeout: Duration::from_secs(30),
             max_send_failures: 3,
             max_rooms: 10_000,
             max_members_per_room: 1_000,
@@ -77,7 +82,67 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A named value of [`Config::fields`]: a count, or a duration in nanoseconds.
+pub type ConfigField = (&'static str, u64);
+
 impl Config {
+    /// Every field by name, durations in nanoseconds: what a recorded trace
+    /// ([`crate::record`]) keeps of the configuration. Adding a field to [`Config`]
+    /// means adding it here and to [`Config::set_field`] (a test checks that none is
+    /// left out).
+    pub fn fields(&self) -> Vec<ConfigField> {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        vec![
+            ("max_payload", u64::from(self.max_payload)),
+            ("handshake_timeout", nanos(self.handshake_timeout)),
+            ("port_wait", nanos(self.port_wait)),
+            ("idle_timeout", nanos(self.idle_timeout)),
+            ("registration_timeout", nanos(self.registration_timeout)),
+            ("max_send_failures", u64::from(self.max_send_failures)),
+            ("max_rooms", self.max_rooms as u64),
+            ("max_members_per_room", self.max_members_per_room as u64),
+            ("max_members", self.max_members as u64),
+            ("max_members_per_ip", self.max_members_per_ip as u64),
+            ("max_handshakes", self.max_handshakes as u64),
+            ("max_handshakes_per_ip", self.max_handshakes_per_ip as u64),
+        ]
+    }
+
+    /// Sets one field of [`Config::fields`] by name; `false` for an unknown name or a
+    /// value out of the field's range.
+    pub fn set_field(&mut self, name: &str, value: u64) -> bool {
+        let count = |v: u64| usize::try_from(v).ok();
+        let small = |v: u64| u32::try_from(v).ok();
+        let set = |slot: &mut usize, v: Option<usize>| v.map(|v| *slot = v).is_some();
+        match name {
+            "max_payload" => small(value).map(|v| self.max_payload = v).is_some(),
+            "handshake_timeout" => {
+                self.handshake_timeout = Duration::from_nanos(value);
+                true
+            }
+            "port_wait" => {
+                self.port_wait = Duration::from_nanos(value);
+                true
+            }
+            "idle_timeout" => {
+                self.idle_timeout = Duration::from_nanos(value);
+                true
+            }
+            "registration_timeout" => {
+                self.registration_timeout = Duration::from_nanos(value);
+                true
+            }
+            "max_send_failures" => small(value).map(|v| self.max_send_failures = v).is_some(),
+            "max_rooms" => set(&mut self.max_rooms, count(value)),
+            "max_members_per_room" => set(&mut self.max_members_per_room, count(value)),
+            "max_members" => set(&mut self.max_members, count(value)),
+            "max_members_per_ip" => set(&mut self.max_members_per_ip, count(value)),
+            "max_handshakes" => set(&mut self.max_handshakes, count(value)),
+            "max_handshakes_per_ip" => set(&mut self.max_handshakes_per_ip, count(value)),
+            _ => false,
+        }
+    }
+
     /// Checks that every limit is usable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
@@ -97,6 +162,7 @@ impl Config {
             ("handshake_timeout", self.handshake_timeout),
             ("port_wait", self.port_wait),
             ("idle_timeout", self.idle_timeout),
+            ("registration_timeout", self.registration_timeout),
         ];
         if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Zero(field));
@@ -104,7 +170,7 @@ impl Config {
         if let Some((field, _)) = durations.iter().find(|(_, d)| *d > MAX_DURATION) {
             return Err(ConfigError::TooLong(field));
         }
-        if self.max_payload > crate::tcrp::MAX_PAYLOAD_LIMIT {
+        if self.max_payload > crate::wire::tcrp::MAX_PAYLOAD_LIMIT {
             return Err(ConfigError::PayloadLimitTooLarge);
         }
         Ok(())
@@ -121,6 +187,42 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
         assert_eq!(config.idle_timeout, Duration::from_secs(300));
         assert_eq!(config.max_payload, 4096);
+    }
+
+    #[test]
+    fn every_field_is_named_and_set_back_by_its_name() {
+        let changed = Config {
+            max_payload: 17,
+            handshake_timeout: Duration::from_millis(1500),
+            port_wait: Duration::from_nanos(7),
+            idle_timeout: Duration::from_secs(9),
+            registration_timeout: Duration::from_secs(4),
+            max_send_failures: 5,
+            max_rooms: 6,
+            max_members_per_room: 7,
+            max_members: 8,
+            max_members_per_ip: 9,
+            max_handshakes: 10,
+            max_handshakes_per_ip: 11,
+        };
+        let mut rebuilt = Config::default();
+        for (name, value) in changed.fields() {
+            assert!(rebuilt.set_field(name, value), "{name} not settable");
+        }
+        assert_eq!(rebuilt, changed);
+        // A field added to Config but not to `fields` would be lost in a trace.
+        let debug = format!("{:#?}", Config::default());
+        let listed = debug
+            .lines()
+            .filter(|l| l.trim_end().ends_with(','))
+            .count();
+        assert_eq!(
+            listed,
+            changed.fields().len(),
+            "Config has fields `fields` misses"
+        );
+        assert!(!rebuilt.set_field("no_such_limit", 1));
+        assert!(!rebuilt.set_field("max_payload", u64::MAX));
     }
 
     #[test]
@@ -168,7 +270,7 @@ mod tests {
             ),
         ] {
             assert_eq!(config.validate(), Err(ConfigError::TooLong(field)));
-            assert!(crate::Server::new(config.clone(), [0; 32]).is_err());
+            assert!(crate::RoomServer::new(config.clone(), [0; 32]).is_err());
             assert!(crate::RelayServer::new(config, [0; 32]).is_err());
         }
         let config = Config {
@@ -179,12 +281,15 @@ mod tests {
         };
         assert_eq!(config.validate(), Ok(()));
         // The longest timeouts still make deadlines: accept and create do not panic.
-        let mut server = crate::Server::new(config, [0; 32]).unwrap();
+        let mut server = crate::RoomServer::new(config, [0; 32]).unwrap();
         let now = std::time::Instant::now();
         let conn = crate::ConnId(1);
         server.handle_tcp_accept(now, conn, "127.0.0.1:5000".parse().unwrap());
         let create = crate::client::Handshake::create("lobby", "alice", None).unwrap();
         server.handle_tcp_data(now, conn, create.request());
-        assert_eq!(server.stats().handshakes(crate::Status::Ok), 1);
+        assert_eq!(
+            crate::Machine::stats(&server).handshakes(crate::Status::Ok),
+            1
+        );
     }
 }

@@ -1,8 +1,15 @@
 //! The rules for room names and usernames.
 //!
-//! Both are 1..=255 bytes of UTF-8 without control characters. A username must not
-//! start with `*`: server notices start with `* `, so no relayed line can be mistaken
-//! for one. Names compare byte for byte (no case folding, no normalization).
+//! Both are 1..=255 bytes of UTF-8 without control characters (C0, DEL, C1) and without
+//! format characters (Unicode category Cf: zero-width spaces and joiners, bidi
+//! overrides and isolates, the soft hyphen, tags), which would let a name look like
+//! another or reorder the text around it (PRECIS, RFC 8265, disallows both). A username
+//! must not start with `*`: server notices start with `* `, so no relayed line can be
+//! mistaken for one. Names compare byte for byte (no case folding, no normalization).
+//!
+//! A chat message may hold anything but control characters other than TAB
+//! ([`message`]): a message cannot move the cursor, clear a screen, or start a new line
+//! that looks like a server notice on a terminal that prints it raw.
 
 /// Why a name was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +22,8 @@ pub enum NameError {
     NotUtf8,
     /// Contains a control character (C0, DEL or C1).
     ControlCharacter,
+    /// Contains a format character (Unicode Cf: zero-width, bidi controls, ...).
+    FormatCharacter,
     /// A username starting with `*`.
     StartsWithStar,
 }
@@ -26,6 +35,9 @@ impl std::fmt::Display for NameError {
             NameError::TooLong => "name is longer than 255 bytes",
             NameError::NotUtf8 => "name is not valid UTF-8",
             NameError::ControlCharacter => "name contains a control character",
+            NameError::FormatCharacter => {
+                "name contains an invisible format character (zero-width or bidi)"
+            }
             NameError::StartsWithStar => "username starts with '*'",
         })
     }
@@ -46,6 +58,48 @@ pub fn room_name(bytes: &[u8]) -> Result<&str, NameError> {
     }
     let text = std::str::from_utf8(bytes).map_err(|_| NameError::NotUtf8)?;
     if text.chars().any(char::is_control) {
+        return Err(NameError::ControlCharacter);
+    }
+    if text.chars().any(is_format) {
+        return Err(NameError::FormatCharacter);
+    }
+    Ok(text)
+}
+
+/// The code points of Unicode's general category Cf (format), as of Unicode 15.1.
+const FORMAT: [(u32, u32); 21] = [
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// True for a format character (category Cf).
+pub fn is_format(c: char) -> bool {
+    let c = u32::from(c);
+    FORMAT.iter().any(|&(low, high)| (low..=high).contains(&c))
+}
+
+/// Checks a chat message's text: no control character but TAB.
+pub fn message(text: &str) -> Result<&str, NameError> {
+    if text.chars().any(|c| c.is_control() && c != '\t') {
         return Err(NameError::ControlCharacter);
     }
     Ok(text)
@@ -85,5 +139,40 @@ mod tests {
         );
         assert_eq!(username(b"*admin"), Err(NameError::StartsWithStar));
         assert_eq!(room_name(b"*room"), Ok("*room"));
+    }
+
+    #[test]
+    fn invisible_and_reordering_characters_are_refused_in_names() {
+        for name in [
+            "ad\u{200B}min", // zero-width space: looks like "admin"
+            "alice\u{200D}", // zero-width joiner
+            "\u{202E}nimda", // right-to-left override
+            "bob\u{2066}x",  // left-to-right isolate
+            "so\u{00AD}ft",  // soft hyphen
+            "\u{FEFF}bom",   // byte order mark
+            "tag\u{E0041}",  // a tag character
+        ] {
+            assert_eq!(
+                username(name.as_bytes()),
+                Err(NameError::FormatCharacter),
+                "{name:?}"
+            );
+        }
+        // Visible marks and scripts stay allowed.
+        assert_eq!(username("Zoë ✓ جميل".as_bytes()), Ok("Zoë ✓ جميل"));
+    }
+
+    #[test]
+    fn messages_refuse_control_characters_but_tab() {
+        assert_eq!(message("a\tb ✓ \u{200B}"), Ok("a\tb ✓ \u{200B}"));
+        for text in [
+            "\u{1b}[2J\u{1b}[H",
+            "x\r* room closed: host left",
+            "a\nb",
+            "\u{7f}",
+            "\u{9b}31m",
+        ] {
+            assert_eq!(message(text), Err(NameError::ControlCharacter), "{text:?}");
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! A shell feeds an input, then calls `poll_output()` until it returns `None`, carrying
 //! out each [`Output`] in order, then sleeps until `poll_timeout()` or the next input.
 
-use crate::notice::{CloseReason, EvictReason};
-use crate::tcrp::{Operation, Status};
+use crate::wire::notice::{CloseReason, EvictReason};
+use crate::wire::tcrp::{Operation, Status};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,8 +87,8 @@ pub enum Event {
     },
     /// A member joined a room (or a client registered in relay mode).
     MemberJoined {
-        /// Room name (`""` in relay mode).
-        room: Arc<str>,
+        /// Room name (`None` in relay mode, which has no rooms).
+        room: Option<Arc<str>>,
         /// Username.
         username: Arc<str>,
     },
@@ -104,15 +104,15 @@ pub enum Event {
     },
     /// A member left with `/exit`.
     MemberLeft {
-        /// Room name (`""` in relay mode).
-        room: Arc<str>,
+        /// Room name (`None` in relay mode, which has no rooms).
+        room: Option<Arc<str>>,
         /// Username.
         username: Arc<str>,
     },
     /// A member was evicted.
     MemberEvicted {
-        /// Room name (`""` in relay mode).
-        room: Arc<str>,
+        /// Room name (`None` in relay mode, which has no rooms).
+        room: Option<Arc<str>>,
         /// Username.
         username: Arc<str>,
         /// Why.
@@ -146,11 +146,14 @@ pub enum DropReason {
     BadUsername,
     /// Relay mode: a new client while the client limit is reached.
     ServerFull,
+    /// The message holds a control character other than TAB (a terminal escape, a
+    /// carriage return that would fake a notice, ...).
+    ControlCharacter,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::TooLarge,
         DropReason::Truncated,
         DropReason::UnknownRoom,
@@ -159,11 +162,21 @@ impl DropReason {
         DropReason::NotUtf8,
         DropReason::BadUsername,
         DropReason::ServerFull,
+        DropReason::ControlCharacter,
     ];
 
     /// Position in [`DropReason::ALL`].
     pub fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl From<crate::wire::DatagramError> for DropReason {
+    fn from(error: crate::wire::DatagramError) -> DropReason {
+        match error {
+            crate::wire::DatagramError::TooLarge => DropReason::TooLarge,
+            crate::wire::DatagramError::Truncated => DropReason::Truncated,
+        }
     }
 }
 
@@ -178,6 +191,7 @@ impl std::fmt::Display for DropReason {
             DropReason::NotUtf8 => "message not UTF-8",
             DropReason::BadUsername => "bad username",
             DropReason::ServerFull => "server full",
+            DropReason::ControlCharacter => "control character in message",
         })
     }
 }

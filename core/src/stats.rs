@@ -1,7 +1,7 @@
 //! Counters a server keeps about its traffic, for logs and tests.
 
 use crate::output::DropReason;
-use crate::tcrp::Status;
+use crate::wire::tcrp::Status;
 
 /// Running totals since the server started.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -11,6 +11,12 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
+/// Most entries a queue may hold for `live` objects after a sweep: two each (one due,
+/// one stale from a deadline that moved) and a constant slack, so sweeps stay rare.
+pub const fn max_entries(live: usize) -> usize {
+    2 * live + 64
+}
+
 /// Deadlines with keys, earliest first; ties break by key, so the order is deterministic.
 #[derive(Debug)]
 pub struct TimerQueue<K: Ord> {
@@ -58,6 +64,14 @@ impl<K: Ord + Copy> TimerQueue<K> {
     pub fn compact(&mut self, mut live: impl FnMut(&K) -> bool) {
         self.heap.retain(|Reverse((_, key))| live(key));
     }
+
+    /// Compacts when the queue holds more than [`max_entries`] for `live_count` objects,
+    /// so stale entries never outgrow what is alive; call it after firing timers.
+    pub fn sweep(&mut self, live_count: usize, live: impl FnMut(&K) -> bool) {
+        if self.heap.len() > max_entries(live_count) {
+            self.compact(live);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -81,5 +95,19 @@ mod tests {
         assert_eq!(q.len(), 1);
         q.compact(|k| *k != 2);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_sweep_compacts_only_above_the_bound() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::default();
+        for key in 0..max_entries(1) as u32 {
+            q.schedule(t0, key);
+        }
+        q.sweep(1, |k| *k == 0);
+        assert_eq!(q.len(), max_entries(1), "at the bound: left alone");
+        q.schedule(t0, 999);
+        q.sweep(1, |k| *k == 0);
+        assert_eq!(q.len(), 1, "above it: only the live entry is kept");
     }
 }

@@ -1,5 +1,5 @@
 //! A whole relay-mode server driven by an arbitrary sequence of inputs.
-//! Properties and input format: `ocm_core::fuzzing::relay_ops`.
+//! Properties and input format: `ocm_testkit::fuzz::relay_ops`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ocm_core::fuzzing::relay_ops(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ocm_testkit::fuzz::relay_ops(data));

@@ -1,5 +1,5 @@
 //! The incremental TCRP decoder on arbitrary bytes in arbitrary chunks.
-//! Properties and input format: `ocm_core::fuzzing::tcrp_stream`.
+//! Properties and input format: `ocm_testkit::fuzz::tcrp_stream`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ocm_core::fuzzing::tcrp_stream(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ocm_testkit::fuzz::tcrp_stream(data));

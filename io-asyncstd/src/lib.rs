@@ -2,13 +2,14 @@
 //!
 //! The ocm server on [async-std](https://docs.rs/async-std). async-std is deprecated
 //! upstream in favour of smol, which is ocm's default; this shell stays supported and
-//! passes the same end-to-end suite. It has the same shape and API as `ocm-smol`'s
-//! server: the owner task runs [`ocm_io::Endpoint::serve`] (the core, the UDP socket
-//! and the timers); the acceptor and each connection are async-std tasks that forward
-//! what they read to it over a channel.
+//! passes the same end-to-end suite. The server is the shared shell,
+//! [`ocm_io::Shell<AsyncStd>`]: the owner task runs [`ocm_io::Endpoint::serve`] (the
+//! core, the UDP socket and the timers); the acceptor and each connection are
+//! async-std tasks that forward what they read to it over a channel.
 //!
 //! ```no_run
-//! let server = ocm_asyncstd::Server::bind(&ocm_io::Options::default())?;
+//! use ocm_asyncstd::AsyncStd;
+//! let server = ocm_io::Shell::<AsyncStd>::bind(&ocm_io::Options::default())?;
 //! let stats = server.run_blocking(std::future::pending())?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
@@ -18,4 +19,4 @@
 
 mod server;
 
-pub use server::{AsyncStd, Server};
+pub use server::AsyncStd;

@@ -1,4 +1,5 @@
-//! [`Server`]: the shared server with its TCP tasks on async-std's executor.
+//! [`AsyncStd`]: async-std as the runtime of the shared server shell,
+//! [`ocm_io::Shell<AsyncStd>`].
 
 use async_std::task;
 use futures_lite::future::Future;
@@ -17,7 +18,3 @@ impl ocm_io::Runtime for AsyncStd {
         task::block_on(future)
     }
 }
-
-/// The ocm server on async-std: bind, then `run` or `run_blocking` (see
-/// [`ocm_io::Server`]).
-pub type Server = ocm_io::Server<AsyncStd>;

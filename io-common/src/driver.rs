@@ -1,11 +1,14 @@
 //! [`Driver`]: the core plus the table of open connections, driven by one owner task.
 //!
-//! Reader tasks send [`Input`]s to the owner; the owner calls [`Driver::handle`] with
-//! `Instant::now()`, then [`Driver::poll_datagram`] until `None`, sending each datagram
-//! on the UDP socket. TCP outputs need no waiting, so the driver carries them out
-//! itself: it puts a [`ConnCmd`] on the connection's channel, which that connection's
-//! task works through in order. Events go to the log, rate-limited where a peer can
-//! cause them at will ([`crate::EventLog`]).
+//! Everything reaches the core through [`Driver::handle`] as an [`Input`] with
+//! `Instant::now()`: datagrams straight from the read buffer, send failures, timeouts,
+//! and what the connection tasks saw ([`TcpEvent`], which also carries where an
+//! accepted connection takes its commands). The owner then calls
+//! [`Driver::poll_datagram`] until `None`, sending each datagram on the UDP socket. TCP
+//! outputs need no waiting, so the driver carries them out itself: it puts a
+//! [`ConnCmd`] on the connection's channel, which that connection's task works through
+//! in order. Events go to the log, rate-limited where a peer can cause them at will
+//! ([`crate::EventLog`]).
 //!
 //! The driver also logs a one-line summary of the counters every
 //! [`Options::stats_interval`]: [`Driver::poll_timeout`] includes its deadline (and the
@@ -14,18 +17,20 @@
 
 use crate::addr;
 use crate::events::EventLog;
-use crate::options::{Options, Protocol};
+use crate::options::Options;
+use crate::recorder::Recorder;
 use async_channel::Sender;
 use bytes::Bytes;
-use ocm_core::{ConfigError, ConnId, Counts, MemberInfo, Output, RelayServer, Server, Stats};
-use std::collections::HashMap;
+use ocm_core::record::Header;
+use ocm_core::{AnyServer, ConnId, Counts, Input, Machine, Output, Stats};
+use std::collections::{HashMap, VecDeque};
+use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Something a TCP task saw, for the owner task (datagrams the owner reads itself).
+/// What a connection task saw, for the owner task.
 #[derive(Debug)]
-pub enum Input {
+pub enum TcpEvent {
     /// A TCP connection was accepted; its task takes commands from `cmds`.
     Accepted {
         /// Id chosen by the acceptor, never reused.
@@ -35,18 +40,8 @@ pub enum Input {
         /// Where the connection's task takes its commands.
         cmds: Sender<ConnCmd>,
     },
-    /// Bytes read from a connection.
-    TcpData {
-        /// The connection.
-        conn: ConnId,
-        /// The bytes.
-        data: Bytes,
-    },
-    /// The peer closed the connection, or reading from it failed.
-    TcpClosed {
-        /// The connection.
-        conn: ConnId,
-    },
+    /// Bytes read, or the connection closed: a core input as it is.
+    Input(Input<Bytes>),
 }
 
 /// What a connection's task is told to do, in order.
@@ -60,16 +55,10 @@ pub enum ConnCmd {
     Close,
 }
 
-#[derive(Debug)]
-enum Machine {
-    Rooms(Box<Server>),
-    Relay(Box<RelayServer>),
-}
-
 /// The core and the connections, owned by one task.
 #[derive(Debug)]
 pub struct Driver {
-    machine: Machine,
+    server: AnyServer,
     conns: HashMap<ConnId, Sender<ConnCmd>>,
     udp_local: SocketAddr,
     /// The time of the latest input or timeout: events drained afterwards happened then.
@@ -77,84 +66,85 @@ pub struct Driver {
     log: EventLog,
     stats_interval: Option<Duration>,
     next_summary: Option<Instant>,
+    recorder: Option<Recorder>,
+    /// Outputs already recorded after their input, not yet carried out (only when
+    /// outputs are recorded: the core's queue is drained at once so each output is
+    /// written after the input that caused it).
+    recorded: VecDeque<Output>,
 }
 
 impl Driver {
     /// A driver for `options`, whose UDP socket is bound to `udp_local`; `seed` should be
-    /// [`crate::seed::os_seed`].
-    pub fn new(
-        options: &Options,
-        seed: [u8; 32],
-        udp_local: SocketAddr,
-    ) -> Result<Driver, ConfigError> {
-        let config = options.config.clone();
-        let machine = match options.protocol {
-            Protocol::Rooms => Machine::Rooms(Box::new(Server::new(config, seed)?)),
-            Protocol::Relay => Machine::Relay(Box::new(RelayServer::new(config, seed)?)),
+    /// [`crate::seed::os_seed`]. With [`Options::record`], the trace file is created now.
+    pub fn new(options: &Options, seed: [u8; 32], udp_local: SocketAddr) -> io::Result<Driver> {
+        let server = AnyServer::new(options.protocol, options.config.clone(), seed)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let header = Header {
+            protocol: options.protocol,
+            outputs: false,
+            seed,
+            config: options.config.clone(),
+        };
+        let recorder = match &options.record {
+            Some(record) => {
+                let recorder = Recorder::create(record, &header)?;
+                tracing::info!(path = %record.path.display(), outputs = record.outputs, "recording inputs");
+                Some(recorder)
+            }
+            None => None,
         };
         let now = Instant::now();
         Ok(Driver {
-            machine,
+            server,
             conns: HashMap::new(),
             udp_local,
             now,
             log: EventLog::default(),
             stats_interval: options.stats_interval,
             next_summary: options.stats_interval.map(|every| now + every),
+            recorder,
+            recorded: VecDeque::new(),
         })
     }
 
-    /// Feeds one input to the core.
-    pub fn handle(&mut self, now: Instant, input: Input) {
+    /// Feeds one input to the core (recording it, and what it caused, when asked to).
+    pub fn handle(&mut self, now: Instant, input: Input<&[u8]>) {
         self.now = now;
-        match (&mut self.machine, input) {
-            (Machine::Rooms(server), Input::Accepted { conn, peer, cmds }) => {
+        let Some(recorder) = &mut self.recorder else {
+            return self.server.handle(now, input);
+        };
+        recorder.input(now, &input);
+        self.server.handle(now, input);
+        if recorder.records_outputs() {
+            while let Some(output) = self.server.poll_output() {
+                recorder.output(&output);
+                self.recorded.push_back(output);
+            }
+        }
+    }
+
+    /// Feeds what a connection task saw; an accepted connection's command channel is
+    /// kept until the core closes it.
+    pub fn handle_tcp(&mut self, now: Instant, event: TcpEvent) {
+        match event {
+            TcpEvent::Accepted { conn, peer, cmds } => {
                 self.conns.insert(conn, cmds);
-                server.handle_tcp_accept(now, conn, peer);
+                self.handle(now, Input::TcpAccepted { conn, peer });
             }
-            (Machine::Rooms(server), Input::TcpData { conn, data }) => {
-                server.handle_tcp_data(now, conn, &data)
-            }
-            (Machine::Rooms(server), Input::TcpClosed { conn }) => {
-                server.handle_tcp_closed(now, conn)
-            }
-            (Machine::Relay(_), Input::Accepted { cmds, .. }) => {
-                let _ = cmds.try_send(ConnCmd::Close);
-            }
-            (Machine::Relay(_), Input::TcpData { .. } | Input::TcpClosed { .. }) => {}
+            TcpEvent::Input(input) => self.handle(now, input.as_slice()),
         }
     }
 
-    /// A datagram arrived from `from` (either address form).
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.now = now;
-        let from = addr::to_core(from);
-        match &mut self.machine {
-            Machine::Rooms(server) => server.handle_datagram(now, from, data),
-            Machine::Relay(relay) => relay.handle_datagram(now, from, data),
-        }
-    }
-
-    /// A send to `to` (either address form) failed.
-    pub fn handle_send_failed(&mut self, now: Instant, to: SocketAddr) {
-        tracing::debug!(%to, "send failed");
-        self.now = now;
-        let to = addr::to_core(to);
-        match &mut self.machine {
-            Machine::Rooms(server) => server.handle_send_failed(now, to),
-            Machine::Relay(relay) => relay.handle_send_failed(now, to),
-        }
-    }
-
-    /// Fires the core's timers due at `now`, reports suppressed log lines, and logs the
-    /// periodic summary when it is due (an early call does nothing).
+    /// Fires the core's timers if one is due at `now`, reports suppressed log lines, and
+    /// logs the periodic summary when it is due (an early call does nothing).
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = now;
-        match &mut self.machine {
-            Machine::Rooms(server) => server.handle_timeout(now),
-            Machine::Relay(relay) => relay.handle_timeout(now),
+        if self.server.poll_timeout().is_some_and(|at| at <= now) {
+            self.handle(now, Input::Timeout);
         }
         self.log.flush(now);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.tick(now);
+        }
         if let (Some(due), Some(every)) = (self.next_summary, self.stats_interval) {
             if due <= now {
                 tracing::info!("{}", self.summary());
@@ -171,14 +161,14 @@ impl Driver {
     /// When [`Driver::handle_timeout`] is next due: the earliest of the core's deadline,
     /// the periodic summary and the end of a log window with lines left out.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let core = match &self.machine {
-            Machine::Rooms(server) => server.poll_timeout(),
-            Machine::Relay(relay) => relay.poll_timeout(),
-        };
-        [core, self.next_summary, self.log.flush_due()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.server.poll_timeout(),
+            self.next_summary,
+            self.log.flush_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The one-line summary: the counters since start, then what the server holds now.
@@ -196,10 +186,9 @@ impl Driver {
 
     /// Tells every member the server is going and closes every connection.
     pub fn shutdown(&mut self, now: Instant) {
-        self.now = now;
-        match &mut self.machine {
-            Machine::Rooms(server) => server.shutdown(now),
-            Machine::Relay(relay) => relay.shutdown(now),
+        self.handle(now, Input::Shutdown);
+        if let Some(recorder) = &mut self.recorder {
+            recorder.flush();
         }
     }
 
@@ -208,10 +197,10 @@ impl Driver {
     /// form), or `None` when nothing is left.
     pub fn poll_datagram(&mut self) -> Option<(SocketAddr, Bytes)> {
         loop {
-            let output = match &mut self.machine {
-                Machine::Rooms(server) => server.poll_output(),
-                Machine::Relay(relay) => relay.poll_output(),
-            }?;
+            let output = match self.recorded.pop_front() {
+                Some(output) => output,
+                None => self.server.poll_output()?,
+            };
             match output {
                 Output::Datagram { to, payload } => {
                     return Some((addr::to_socket(to, self.udp_local), payload))
@@ -227,43 +216,19 @@ impl Driver {
         }
     }
 
+    /// The core, to look at (tests, admin views): its members, clients, limits.
+    pub fn server(&self) -> &AnyServer {
+        &self.server
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> &Stats {
-        match &self.machine {
-            Machine::Rooms(server) => server.stats(),
-            Machine::Relay(relay) => relay.stats(),
-        }
+        self.server.stats()
     }
 
     /// What the core holds now: rooms, members, connections, queued outputs, timers.
-    /// Relay mode has no rooms, connections or timers table: it reports its clients as
-    /// members and its queued outputs.
     pub fn counts(&self) -> Counts {
-        match &self.machine {
-            Machine::Rooms(server) => server.counts(),
-            Machine::Relay(relay) => relay.counts(),
-        }
-    }
-
-    /// The members of `room`, host first (`None` for no such room, or in relay mode).
-    pub fn members_of(&self, room: &str) -> Option<Vec<MemberInfo>> {
-        match &self.machine {
-            Machine::Rooms(server) => server.members_of(room),
-            Machine::Relay(_) => None,
-        }
-    }
-
-    /// The relay's registered clients (empty in rooms mode).
-    pub fn relay_clients(&self) -> Vec<(SocketAddr, Arc<str>)> {
-        match &self.machine {
-            Machine::Rooms(_) => Vec::new(),
-            Machine::Relay(relay) => relay.clients(),
-        }
-    }
-
-    /// Connections the core still holds open.
-    pub fn open_connections(&self) -> usize {
-        self.conns.len()
+        self.server.counts()
     }
 
     fn command(&mut self, conn: ConnId, cmd: ConnCmd) {
@@ -277,6 +242,8 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use ocm_core::Protocol;
 
     fn driver(protocol: Protocol, stats_interval: Option<Duration>) -> Driver {
         let options = Options {

@@ -86,7 +86,7 @@ mod imp {
                 _ => false,
             });
             match msg.address.as_ref().and_then(socket_addr) {
-                Some(to) if icmp => failed.push(crate::addr::to_core(to)),
+                Some(to) if icmp => failed.push(to),
                 to => tracing::debug!(?to, "ignored a non-ICMP entry of the socket error queue"),
             }
         }

@@ -166,13 +166,22 @@ fn report_suppressed(n: u64, kind: &str) {
     );
 }
 
+/// A room name as a log field: shown plainly, and left out in relay mode (no rooms).
+fn room_field(room: &Option<std::sync::Arc<str>>) -> Option<impl tracing::Value + '_> {
+    room.as_deref().map(tracing::field::display)
+}
+
 /// Writes one core event to the log, without rate limiting.
 pub fn log_event(event: &Event) {
     match event {
         Event::RoomCreated { room, host } => tracing::info!(%room, %host, "room created"),
         Event::RoomClosed { room, reason } => tracing::info!(%room, %reason, "room closed"),
-        Event::MemberJoined { room, username } => tracing::info!(%room, %username, "joined"),
-        Event::MemberLeft { room, username } => tracing::info!(%room, %username, "left"),
+        Event::MemberJoined { room, username } => {
+            tracing::info!(room = room_field(room), %username, "joined")
+        }
+        Event::MemberLeft { room, username } => {
+            tracing::info!(room = room_field(room), %username, "left")
+        }
         Event::MemberAddress {
             room,
             username,
@@ -182,9 +191,7 @@ pub fn log_event(event: &Event) {
             room,
             username,
             reason,
-        } => {
-            tracing::info!(%room, %username, %reason, "evicted")
-        }
+        } => tracing::info!(room = room_field(room), %username, %reason, "evicted"),
         Event::Handshake {
             peer,
             operation,

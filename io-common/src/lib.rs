@@ -3,12 +3,12 @@
 //! What the smol and async-std shells share, none of it tied to a runtime:
 //!
 //! - [`Options`]: what to bind and which protocol to serve.
-//! - [`Server`]: what a shell is, given its [`Runtime`] (how to spawn a task and block on
+//! - [`Shell`]: what a shell is, given its [`Runtime`] (how to spawn a task and block on
 //!   a future): an [`Endpoint`], the bound sockets and the driver, with the owner loop
 //!   both shells run (waiting through `async_io`, the reactor under smol and async-std
 //!   alike).
-//! - [`Driver`]: owns the sans-IO core ([`ocm_core::Server`] or [`ocm_core::RelayServer`])
-//!   and the table of open TCP connections. The shell's owner task feeds it [`Input`]s
+//! - [`Driver`]: owns the sans-IO core ([`ocm_core::AnyServer`]: rooms or relay) and the
+//!   table of open TCP connections. The shell's owner task feeds it `ocm_core::Input`s
 //!   with `Instant::now()`, and sends the datagrams it hands back; TCP commands go out
 //!   to each connection's task over its channel ([`ConnCmd`]).
 //! - [`addr`]: the one place where socket addresses are mapped between what core
@@ -21,13 +21,15 @@
 //!   Linux).
 //! - [`tcp`]: the acceptor and the per-connection tasks, handed to the shell's `spawn`.
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
+//! - [`Recorder`]: `--record FILE`, every input the core receives written to a trace
+//!   that `ocm replay` runs again ([`ocm_core::record`]).
 //!
 //! The owner loop ([`Endpoint::serve`]), in outline:
 //!
 //! ```text
 //! loop {
-//!     wait for: shutdown, a question, a TCP Input, a readable UDP socket, or driver.poll_timeout()
-//!     driver.handle(Instant::now(), input)   // or udp.read_ready(..), up to 64 datagrams
+//!     wait for: shutdown, a question, a TcpEvent, a readable UDP socket, or driver.poll_timeout()
+//!     driver.handle_tcp(Instant::now(), event)   // or udp.read_ready(..), up to 64 datagrams
 //!     driver.handle_timeout(now)
 //!     udp.flush(..)                          // sendmmsg batches of what the core queued
 //! }
@@ -46,23 +48,26 @@ mod events;
 mod inspect;
 mod options;
 mod owner;
+pub mod recorder;
 mod runtime;
 pub mod seed;
 pub mod tcp;
 pub mod udp;
 
-pub use driver::{ConnCmd, Driver, Input};
+pub use driver::{ConnCmd, Driver, TcpEvent};
 pub use events::{log_event, EventLog, LogLimiter};
 pub use inspect::{Inspection, Inspector};
-pub use options::{Options, Protocol, DEFAULT_STATS_INTERVAL};
+pub use ocm_core::Protocol;
+pub use options::{Options, DEFAULT_STATS_INTERVAL};
 pub use owner::Endpoint;
-pub use runtime::{Runtime, Server};
+pub use recorder::{RecordOptions, Recorder};
+pub use runtime::{Runtime, Shell};
 pub use udp::UdpPath;
 
 /// Size of the datagram read buffer: one byte more than the largest valid datagram
 /// (4096), so an oversize datagram is seen as oversize instead of being truncated into
 /// a valid one.
-pub const DATAGRAM_BUFFER: usize = 4096 + 1;
+pub const DATAGRAM_BUFFER: usize = ocm_core::wire::MAX_DATAGRAM_LEN + 1;
 
 /// Read buffer of a TCP connection task.
 pub const TCP_READ_BUFFER: usize = 1024;

@@ -1,18 +1,9 @@
 //! What a server shell is asked to run: the protocol, the addresses, the core's limits.
 
-use ocm_core::Config;
+use crate::recorder::RecordOptions;
+use ocm_core::{Config, Protocol};
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// Which protocol the server speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Protocol {
-    /// Rooms: TCRP over TCP hands out tokens, UDP carries the chat (the spec's stage 2).
-    #[default]
-    Rooms,
-    /// Relay: one global room over UDP only (the spec's stage 1).
-    Relay,
-}
 
 /// Default of [`Options::stats_interval`].
 pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(60);
@@ -33,6 +24,8 @@ pub struct Options {
     /// default 60 s). The shell's owner loop needs nothing for it: the [`crate::Driver`]
     /// folds it into its `poll_timeout`.
     pub stats_interval: Option<Duration>,
+    /// Record every input the core receives to a trace file (`None`: off, the default).
+    pub record: Option<RecordOptions>,
 }
 
 impl Default for Options {
@@ -43,6 +36,7 @@ impl Default for Options {
             udp: SocketAddr::from(([0, 0, 0, 0], 8001)),
             config: Config::default(),
             stats_interval: Some(DEFAULT_STATS_INTERVAL),
+            record: None,
         }
     }
 }

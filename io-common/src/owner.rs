@@ -8,9 +8,9 @@
 //!
 //! Waiting uses `async_io` (the reactor and timers under both smol and async-std), so
 //! the loop runs unchanged on either; a shell only spawns its TCP tasks on its own
-//! executor and feeds their [`Input`]s into the channel it hands to [`Endpoint::serve`].
+//! executor and feeds their [`TcpEvent`]s into the channel it hands to [`Endpoint::serve`].
 
-use crate::{errqueue, Driver, Input, Inspection, Inspector, Options, Protocol, UdpPath};
+use crate::{errqueue, Driver, Inspection, Inspector, Options, Protocol, TcpEvent, UdpPath};
 use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::future::{self, Future};
@@ -33,7 +33,7 @@ pub struct Endpoint {
 }
 
 enum Step {
-    Input(Input),
+    Tcp(TcpEvent),
     Readable,
     Inspect(Inspection),
     Timer,
@@ -56,8 +56,7 @@ impl Endpoint {
             Protocol::Relay => None,
         };
         let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
-        let driver = Driver::new(options, crate::seed::os_seed()?, udp_addr)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let driver = Driver::new(options, crate::seed::os_seed()?, udp_addr)?;
         let (inspector, inspections) = Inspector::new();
         Ok(Endpoint {
             tcp,
@@ -92,7 +91,11 @@ impl Endpoint {
 
     /// Runs the owner loop until `shutdown` completes; `inputs` carries what the shell's
     /// TCP tasks read. Returns the core's counters.
-    pub async fn serve(self, inputs: Receiver<Input>, shutdown: impl Future<Output = ()>) -> Stats {
+    pub async fn serve(
+        self,
+        inputs: Receiver<TcpEvent>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Stats {
         let Endpoint {
             mut udp,
             mut driver,
@@ -105,7 +108,7 @@ impl Endpoint {
             let step = next_step(&mut shutdown, &inspections, &inputs, &udp, deadline).await;
             let now = Instant::now();
             match step {
-                Step::Input(input) => driver.handle(now, input),
+                Step::Tcp(event) => driver.handle_tcp(now, event),
                 Step::Readable => udp.read_ready(&mut driver, now),
                 Step::Inspect(question) => question(&driver),
                 Step::Timer => {}
@@ -119,8 +122,8 @@ impl Endpoint {
         // capacity and one read batch), so a member whose registration was in flight is
         // told too.
         let now = Instant::now();
-        while let Ok(input) = inputs.try_recv() {
-            driver.handle(now, input);
+        while let Ok(event) = inputs.try_recv() {
+            driver.handle_tcp(now, event);
         }
         udp.read_ready(&mut driver, now);
         driver.shutdown(now);
@@ -134,7 +137,7 @@ impl Endpoint {
 async fn next_step(
     shutdown: &mut Pin<&mut impl Future<Output = ()>>,
     inspections: &Receiver<Inspection>,
-    inputs: &Receiver<Input>,
+    inputs: &Receiver<TcpEvent>,
     udp: &UdpPath,
     deadline: Option<Instant>,
 ) -> Step {
@@ -151,7 +154,7 @@ async fn next_step(
     // In relay mode no task sends inputs and the channel is closed from the start.
     let input = async {
         match inputs.recv().await {
-            Ok(input) => Step::Input(input),
+            Ok(event) => Step::Tcp(event),
             Err(_) => future::pending().await,
         }
     };

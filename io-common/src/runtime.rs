@@ -1,8 +1,8 @@
-//! [`Server`]: an [`Endpoint`] run on an executor of the shell's choosing.
+//! [`Shell`]: an [`Endpoint`] run on an executor of the shell's choosing.
 //!
 //! All that differs between the smol and async-std shells is how a task is spawned and
 //! how a future is run to completion; a shell says that by implementing [`Runtime`] and
-//! names its server `ocm_io::Server<ItsRuntime>`.
+//! names its server `ocm_io::Shell<ItsRuntime>`.
 
 use crate::tcp::{self, Task};
 use crate::{Endpoint, Inspector, Options};
@@ -23,16 +23,16 @@ pub trait Runtime: 'static {
 
 /// A bound server, not yet running, for the runtime `R`.
 #[derive(Debug)]
-pub struct Server<R> {
+pub struct Shell<R> {
     endpoint: Endpoint,
-    runtime: PhantomData<R>,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl<R: Runtime> Server<R> {
+impl<R: Runtime> Shell<R> {
     /// Binds the UDP socket (and, in rooms mode, the TCP listener) and seeds the core
     /// from OS entropy. Errors name the address that could not be bound.
-    pub fn bind(options: &Options) -> io::Result<Server<R>> {
-        Ok(Server {
+    pub fn bind(options: &Options) -> io::Result<Shell<R>> {
+        Ok(Shell {
             endpoint: Endpoint::bind(options)?,
             runtime: PhantomData,
         })
@@ -71,7 +71,7 @@ impl<R: Runtime> Server<R> {
         Ok(stats)
     }
 
-    /// [`Server::run`] on the current thread.
+    /// [`Shell::run`] on the current thread.
     pub fn run_blocking(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         R::block_on(self.run(shutdown))
     }

@@ -4,13 +4,13 @@
 //! Sockets are `async_io::Async` (what smol's and async-std's own TCP types wrap), so
 //! this code is the same on either runtime; the shell passes its executor's `spawn`.
 
-use crate::{ConnCmd, Input, LINGER, LINGER_BYTES, TCP_READ_BUFFER};
+use crate::{ConnCmd, TcpEvent, LINGER, LINGER_BYTES, TCP_READ_BUFFER};
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use bytes::Bytes;
 use futures_lite::future::{self, Future};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
-use ocm_core::ConnId;
+use ocm_core::{ConnId, Input};
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::pin::Pin;
@@ -21,7 +21,7 @@ pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Accepts connections until the owner is gone, numbering them from 0; each one's task
 /// is handed to `spawn`.
-pub async fn accept(listener: Async<TcpListener>, tx: Sender<Input>, spawn: impl Fn(Task)) {
+pub async fn accept(listener: Async<TcpListener>, tx: Sender<TcpEvent>, spawn: impl Fn(Task)) {
     for id in 0.. {
         let (stream, peer) = loop {
             match listener.accept().await {
@@ -35,7 +35,11 @@ pub async fn accept(listener: Async<TcpListener>, tx: Sender<Input>, spawn: impl
         };
         let conn = ConnId(id);
         let (cmds, commands) = async_channel::unbounded();
-        if tx.send(Input::Accepted { conn, peer, cmds }).await.is_err() {
+        if tx
+            .send(TcpEvent::Accepted { conn, peer, cmds })
+            .await
+            .is_err()
+        {
             return;
         }
         spawn(Box::pin(connection(conn, stream, commands, tx.clone())));
@@ -51,7 +55,7 @@ async fn connection(
     conn: ConnId,
     stream: Async<TcpStream>,
     commands: Receiver<ConnCmd>,
-    tx: Sender<Input>,
+    tx: Sender<TcpEvent>,
 ) {
     let mut buf = [0; TCP_READ_BUFFER];
     let mut reading = true;
@@ -90,7 +94,7 @@ async fn connection(
             }
             Step::Cmd(Some(ConnCmd::Close) | None) => break,
         };
-        if tx.send(input).await.is_err() {
+        if tx.send(TcpEvent::Input(input)).await.is_err() {
             break;
         }
     }

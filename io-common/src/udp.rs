@@ -11,6 +11,7 @@
 use crate::{batch, batch_recv, errqueue, Driver};
 use async_io::Async;
 use bytes::Bytes;
+use ocm_core::Input;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
@@ -52,7 +53,7 @@ impl UdpPath {
                 Ok(n) => {
                     for i in 0..n {
                         let (from, data) = self.receiver.datagram(i);
-                        driver.handle_datagram(now, from, data);
+                        driver.handle(now, Input::Datagram { from, data });
                     }
                     read += n.max(1);
                 }
@@ -64,7 +65,7 @@ impl UdpPath {
                         return;
                     }
                     for to in failed {
-                        driver.handle_send_failed(now, to);
+                        driver.handle(now, Input::SendFailed { to });
                     }
                 }
             }
@@ -114,12 +115,12 @@ impl UdpPath {
     fn send_failed(&self, driver: &mut Driver, to: SocketAddr, payload: &[u8], error: &io::Error) {
         let now = Instant::now();
         for failed in errqueue::drain(self.socket.get_ref()) {
-            driver.handle_send_failed(now, failed);
+            driver.handle(now, Input::SendFailed { to: failed });
         }
         if errqueue::is_deferred(error) && self.socket.get_ref().send_to(payload, to).is_ok() {
             return;
         }
         tracing::debug!(%to, %error, "send_to failed");
-        driver.handle_send_failed(now, to);
+        driver.handle(now, Input::SendFailed { to });
     }
 }

@@ -27,7 +27,6 @@ pub use error::ClientError;
 
 use bytes::Bytes;
 use ocm_core::client::{ChatSession, Incoming, SendError};
-use ocm_core::notice::Notice;
 use ocm_core::Operation;
 use smol::future;
 use smol::stream::{Stream, StreamExt};
@@ -101,16 +100,8 @@ pub enum ClientEvent {
     BadInput,
 }
 
-/// How a session ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// `/exit` or the end of input: the leave was sent.
-    Left,
-    /// The server evicted us (`* disconnected: ...`).
-    Disconnected,
-    /// The room closed (`* room closed: ...`).
-    RoomClosed,
-}
+/// How a session ended, as the core's session decided it.
+pub type Outcome = ocm_core::client::SessionEnd;
 
 enum Step {
     Datagram(io::Result<usize>),
@@ -174,14 +165,11 @@ pub async fn run(
         match step {
             Step::Datagram(Ok(n)) => {
                 if let Some(incoming) = session.handle_datagram(&buf[..n]) {
-                    let ended = match &incoming {
-                        Incoming::Notice(Notice::Disconnected(_)) => Some(Outcome::Disconnected),
-                        Incoming::Notice(Notice::RoomClosed(_)) => Some(Outcome::RoomClosed),
-                        _ => None,
-                    };
                     on_event(ClientEvent::Message(incoming));
-                    if let Some(outcome) = ended {
-                        return Ok(outcome);
+                    if let Some(end @ (Outcome::Disconnected | Outcome::RoomClosed)) =
+                        session.ended()
+                    {
+                        return Ok(end);
                     }
                 }
             }

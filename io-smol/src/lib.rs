@@ -2,14 +2,16 @@
 //!
 //! The ocm server and client on [smol](https://docs.rs/smol), the default runtime.
 //!
-//! [`Server`] binds a TCP listener and a UDP socket and drives the sans-IO core from
-//! `ocm-core` over them: one owner task ([`ocm_io::Endpoint::serve`]) holds the core,
-//! reads and sends datagrams itself and sleeps until the core's next deadline; the
-//! acceptor and each connection are tasks that forward what they read to it over a
-//! channel (the smol chat-server pattern).
+//! The server is the shared shell on smol's executor, [`ocm_io::Shell<Smol>`]: it binds a
+//! TCP listener and a UDP socket and drives the sans-IO core from `ocm-core` over them:
+//! one owner task ([`ocm_io::Endpoint::serve`]) holds the core, reads and sends
+//! datagrams itself and sleeps until the core's next deadline; the acceptor and each
+//! connection are tasks that forward what they read to it over a channel (the smol
+//! chat-server pattern).
 //!
 //! ```no_run
-//! let server = ocm_smol::Server::bind(&ocm_io::Options::default())?;
+//! use ocm_smol::Smol;
+//! let server = ocm_io::Shell::<Smol>::bind(&ocm_io::Options::default())?;
 //! println!("listening tcp={:?} udp={}", server.tcp_addr(), server.udp_addr());
 //! let stats = server.run_blocking(std::future::pending())?;
 //! # Ok::<(), std::io::Error>(())
@@ -23,4 +25,4 @@
 pub mod client;
 mod server;
 
-pub use server::{Server, Smol};
+pub use server::Smol;

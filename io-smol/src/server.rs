@@ -1,4 +1,4 @@
-//! [`Server`]: the shared server with its TCP tasks on smol's executor.
+//! [`Smol`]: smol as the runtime of the shared server shell, [`ocm_io::Shell<Smol>`].
 
 use ocm_io::tcp::Task;
 use smol::future::Future;
@@ -16,6 +16,3 @@ impl ocm_io::Runtime for Smol {
         smol::block_on(future)
     }
 }
-
-/// The ocm server on smol: bind, then `run` or `run_blocking` (see [`ocm_io::Server`]).
-pub type Server = ocm_io::Server<Smol>;

@@ -4,8 +4,8 @@
 //! relayed, datagrams refused by reason, evictions by kind, handshake answers by
 //! status, ...) and the CI test asserts that its schedules reached every one.
 
-use ocm_core::notice::EvictReason;
 use ocm_core::output::Event;
+use ocm_core::wire::notice::EvictReason;
 use std::collections::BTreeMap;
 
 /// How many times each interesting thing happened: proof that a run exercised the rules.
@@ -17,6 +17,8 @@ pub struct Coverage {
     pub relayed: u64,
     /// Datagrams the server refused, by drop reason name.
     pub refused: BTreeMap<String, u64>,
+    /// Members whose UDP address came from the `port` of their JSON request.
+    pub json_ports: u64,
     /// Refused datagrams that carried a token that was once valid.
     pub retired_token_probes: u64,
     /// Evictions, by reason text.
@@ -45,6 +47,7 @@ impl Coverage {
         self.steps += other.steps;
         self.relayed += other.relayed;
         self.retired_token_probes += other.retired_token_probes;
+        self.json_ports += other.json_ports;
         self.rooms_closed += other.rooms_closed;
         self.left += other.left;
         self.conns_refused += other.conns_refused;
@@ -77,6 +80,7 @@ impl Coverage {
                 let kind = match reason {
                     EvictReason::Idle(_) => "idle",
                     EvictReason::SendFailures(_) => "send failures",
+                    EvictReason::NeverRegistered(_) => "never registered",
                 };
                 *self.evictions.entry(kind.into()).or_default() += 1
             }

@@ -108,6 +108,9 @@ pub struct Actor {
     last: Option<(SocketAddr, Bytes)>,
     /// What it wrote as the port step on each connection.
     port_steps: BTreeMap<ConnId, Bytes>,
+    /// The `port` it put in the JSON request on a connection, as other implementations
+    /// do (with `user_name` for `username`).
+    json_ports: BTreeMap<ConnId, u16>,
 }
 
 impl Actor {
@@ -121,12 +124,18 @@ impl Actor {
             sessions: Vec::new(),
             last: None,
             port_steps: BTreeMap::new(),
+            json_ports: BTreeMap::new(),
         }
     }
 
     /// The whole port step it wrote on `conn`, if it got that far.
     pub fn port_step(&self, conn: ConnId) -> Option<&Bytes> {
         self.port_steps.get(&conn)
+    }
+
+    /// The `port` its JSON request on `conn` named, if it sent the interop variant.
+    pub fn json_port(&self, conn: ConnId) -> Option<u16> {
+        self.json_ports.get(&conn).copied()
     }
 
     /// True when it can start a create or join.
@@ -170,7 +179,15 @@ impl Actor {
 
     /// Starts a handshake on `conn` (already accepted): writes the request.
     pub fn start(&mut self, w: &mut Wire, conn: ConnId, handshake: Handshake, room: &str) {
-        let request = Bytes::copy_from_slice(handshake.request());
+        let mut request = Bytes::copy_from_slice(handshake.request());
+        // One handshake in four speaks as other implementations do: `user_name`, an
+        // `ip` the server must ignore, and the UDP port in the JSON.
+        if below(w.rng, 4) == 0 {
+            if let Some(interop) = interop_request(&request, self.next_port) {
+                self.json_ports.insert(conn, self.next_port);
+                request = interop;
+            }
+        }
         w.net.send_tcp(w.rng, w.now, conn, true, &request);
         self.state = State::Handshaking {
             conn,
@@ -396,4 +413,23 @@ impl Actor {
             }
         }
     }
+}
+
+/// The same request with its JSON payload rewritten the way other implementations
+/// write it: `user_name` instead of `username`, an `ip` (of another host), and `port`.
+fn interop_request(request: &[u8], port: u16) -> Option<Bytes> {
+    let room_len = usize::from(*request.first()?);
+    let (room, payload) = request.get(32..)?.split_at_checked(room_len)?;
+    let mut object = match serde_json::from_slice(payload).ok()? {
+        serde_json::Value::Object(object) => object,
+        _ => return None,
+    };
+    let username = object.remove("username")?;
+    object.insert("user_name".into(), username);
+    object.insert("ip".into(), "198.51.100.7".into());
+    object.insert("port".into(), port.into());
+    let payload = serde_json::Value::Object(object).to_string();
+    let frame =
+        ocm_core::wire::tcrp::encode_frame(room, request[1], request[2], payload.as_bytes());
+    Some(frame)
 }

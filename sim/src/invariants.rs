@@ -7,7 +7,7 @@
 
 use crate::model::{Model, Verdict};
 use bytes::Bytes;
-use ocm_core::{Output, Server};
+use ocm_core::{Machine, Output, RoomServer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -81,22 +81,13 @@ pub fn outputs(
     Ok(())
 }
 
-/// After the timers ran, the timer table holds at most two entries per live connection
-/// or member plus a slack of 64: stale entries are swept, memory stays bounded.
-pub fn timers_bounded(server: &Server) -> Result<(), String> {
-    let c = server.counts();
-    let bound = 2 * (c.connections + c.members) + 64;
-    if c.timers > bound {
-        return Err(format!(
-            "{} timer entries for {} connections and {} members",
-            c.timers, c.connections, c.members
-        ));
-    }
-    Ok(())
-}
-
 /// Rules about the state of the server after a step.
-pub fn state(server: &Server, model: &Model, base: Instant, now: Duration) -> Result<(), String> {
+pub fn state(
+    server: &RoomServer,
+    model: &Model,
+    base: Instant,
+    now: Duration,
+) -> Result<(), String> {
     server.check_invariants().map_err(|e| e.to_string())?;
     let cfg = &model.cfg;
     if server.config() != cfg {

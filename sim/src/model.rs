@@ -8,7 +8,7 @@
 //! from the `complete` frames once the expected shape has been confirmed.
 //!
 //! Syntax checks that are not about rooms (is this a legal name, a parsable payload)
-//! reuse `ocm_core::names` and `ocm_core::request`, which core tests on their own; every
+//! reuse `ocm_core::names` and `ocm_core::wire::request`, which core tests on their own; every
 //! rule about rooms, members, tokens, addresses, relaying and eviction is written
 //! again here, from `docs/PROTOCOL.md`. The TCP half is in `model/tcp.rs`, the UDP half
 //! and eviction in `model/udp.rs`.
@@ -20,8 +20,8 @@ pub use tcp::frame as tcp_frame;
 pub use udp::relayed_line;
 
 use bytes::Bytes;
-use ocm_core::notice::CloseReason;
 use ocm_core::output::{ConnId, Event};
+use ocm_core::wire::notice::CloseReason;
 use ocm_core::{Config, Stats};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};

@@ -25,7 +25,7 @@ use crate::schedule::{text, Op, PASSWORD, ROOMS, USERS};
 use crate::world::{Failure, Input, Owner, World, ATTACKER, SERVER};
 use bytes::{Bytes, BytesMut};
 use ocm_core::client::Handshake;
-use ocm_core::room_datagram::RoomDatagram;
+use ocm_core::wire::room_datagram::RoomDatagram;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::net::SocketAddr;
@@ -180,7 +180,10 @@ impl World {
             Op::Shutdown => self.feed(Input::Shutdown),
             Op::Slowloris => {
                 let conn = self.open_conn(Owner::Attacker);
-                self.feed(Input::Accept(conn, attacker_peer(conn.0)))?;
+                self.feed(Input::TcpAccepted {
+                    conn,
+                    peer: attacker_peer(conn.0),
+                })?;
                 let partial = tcp_frame(b"lobby", 2, 0, b"ann").slice(..10);
                 self.net
                     .send_tcp(&mut self.rng, self.now, conn, true, &partial);
@@ -200,7 +203,10 @@ impl World {
     /// The attacker opens a connection and sends a malformed request of this kind.
     fn bad_request(&mut self, kind: u8) -> Result<(), Failure> {
         let conn = self.open_conn(Owner::Attacker);
-        self.feed(Input::Accept(conn, attacker_peer(conn.0)))?;
+        self.feed(Input::TcpAccepted {
+            conn,
+            peer: attacker_peer(conn.0),
+        })?;
         let request = bad_request(kind);
         self.net
             .send_tcp(&mut self.rng, self.now, conn, true, &request);
@@ -213,7 +219,7 @@ impl World {
         }
         let conn = self.open_conn(Owner::Actor(index));
         let peer = SocketAddr::new(self.actors[index].tcp_ip, 1024 + (conn.0 % 60_000) as u16);
-        self.feed(Input::Accept(conn, peer))?;
+        self.feed(Input::TcpAccepted { conn, peer })?;
         let (mut wire, actors) = self.wire();
         actors[index].start(&mut wire, conn, handshake, room);
         Ok(())
@@ -261,16 +267,22 @@ impl World {
             }
             2 => (ATTACKER, Bytes::from(random(4097))),
             _ => {
-                // A member's buggy client: its own token and address, a message that is
-                // not UTF-8. Sent from the member's address, so it reaches the UTF-8 check.
+                // A member's buggy or hostile client: its own token and address, a message
+                // that is not UTF-8 or that holds a terminal escape or a carriage return
+                // faking a notice. Sent from the member's address, so it reaches those checks.
                 let Some(i) = self.choose(salt as u8, |a| a.session().is_some()) else {
                     return (ATTACKER, Bytes::from_static(b"\x00"));
                 };
                 let (room, token) = self.actors[i].session().expect("chosen for its session");
+                let messages: [&[u8]; 3] = [
+                    &[0xff, 0xfe, 0x80],
+                    b"\x1b[2J\x1b[H",
+                    b"x\r* room closed: host left",
+                ];
                 let datagram = RoomDatagram {
                     room: room.as_bytes(),
                     token,
-                    message: &[0xff, 0xfe, 0x80],
+                    message: messages[usize::from(salt as u8 / 4) % 3],
                 }
                 .encode()
                 .expect("small datagram");

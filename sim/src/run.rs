@@ -24,6 +24,7 @@ use crate::schedule::{config, Schedule};
 use crate::trace::Trace;
 use crate::world::{Failure, Setup, World};
 use ocm_core::Config;
+use ocm_core::Machine;
 use std::time::Duration;
 
 /// What a run that broke no rule reports.

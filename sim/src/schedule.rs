@@ -45,6 +45,7 @@ pub fn config() -> Config {
         handshake_timeout: Duration::from_secs(5),
         port_wait: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(20),
+        registration_timeout: Duration::from_secs(8),
         max_send_failures: 2,
         max_rooms: 2,
         max_members_per_room: 3,

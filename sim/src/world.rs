@@ -17,7 +17,7 @@ use crate::schedule::{config, Schedule};
 use crate::trace::Trace;
 use bytes::Bytes;
 use ocm_core::output::{ConnId, Event, Output};
-use ocm_core::{Config, Server};
+use ocm_core::{Config, Machine, RoomServer};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,24 +51,8 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// One input to the server.
-#[derive(Clone, Debug)]
-pub enum Input {
-    /// A connection accepted.
-    Accept(ConnId, SocketAddr),
-    /// Bytes on a connection.
-    TcpData(ConnId, Bytes),
-    /// The peer closed or reset a connection.
-    TcpClosed(ConnId),
-    /// A datagram.
-    Datagram(SocketAddr, Bytes),
-    /// A send to this address failed.
-    SendFailed(SocketAddr),
-    /// Timers.
-    Timeout,
-    /// The server shuts down.
-    Shutdown,
-}
+/// One input to the server: the core's own, with owned bytes.
+pub type Input = ocm_core::Input<Bytes>;
 
 /// How a world is set up beyond its schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +81,7 @@ pub struct World {
     pub(crate) base: Instant,
     pub(crate) now: Duration,
     pub(crate) rng: ChaCha20Rng,
-    pub(crate) server: Server,
+    pub(crate) server: RoomServer,
     pub(crate) model: Model,
     pub(crate) net: Net,
     pub(crate) actors: Vec<Actor>,
@@ -124,7 +108,7 @@ impl World {
         let mut rng = ChaCha20Rng::seed_from_u64(schedule.seed);
         let mut server_seed = [0u8; 32];
         rng.fill_bytes(&mut server_seed);
-        let server = Server::new(limits.clone(), server_seed).expect("a valid config");
+        let server = RoomServer::new(limits.clone(), server_seed).expect("a valid config");
         let actors = (0..6u8)
             .map(|i| {
                 let host = Ipv4Addr::new(10, 0, 0, 1 + i / 2);
@@ -154,7 +138,7 @@ impl World {
     }
 
     /// The server under test.
-    pub fn server(&self) -> &Server {
+    pub fn server(&self) -> &RoomServer {
         &self.server
     }
 
@@ -205,7 +189,7 @@ impl World {
         if self.server_closed.contains(&conn) {
             return Ok(());
         }
-        self.feed(Input::TcpClosed(conn))
+        self.feed(Input::TcpClosed { conn })
     }
 
     /// Feeds one input to the model and the server, compares, checks, and sends.
@@ -214,25 +198,14 @@ impl World {
         let now = self.now;
         let _ = writeln!(self.trace, "{now:?} {input:?}");
         let before = invariants::reachable(&self.model);
+        let server_before = self.server.member_addrs().into_iter().collect();
         let at = self.base + now;
         let mut verdict = None;
         let expected = match &input {
-            Input::Accept(conn, peer) => {
-                let e = self.model.tcp_accept(now, *conn, *peer);
-                self.server.handle_tcp_accept(at, *conn, *peer);
-                e
-            }
-            Input::TcpData(conn, data) => {
-                let e = self.model.tcp_data(now, *conn, data);
-                self.server.handle_tcp_data(at, *conn, data);
-                e
-            }
-            Input::TcpClosed(conn) => {
-                let e = self.model.tcp_closed(*conn);
-                self.server.handle_tcp_closed(at, *conn);
-                e
-            }
-            Input::Datagram(from, data) => {
+            Input::TcpAccepted { conn, peer } => self.model.tcp_accept(now, *conn, *peer),
+            Input::TcpData { conn, data } => self.model.tcp_data(now, *conn, data),
+            Input::TcpClosed { conn } => self.model.tcp_closed(*conn),
+            Input::Datagram { from, data } => {
                 let retired = retired_token(&self.model, data);
                 let (e, v) = self.model.datagram(now, *from, data);
                 if retired && v == Verdict::Refused {
@@ -244,32 +217,29 @@ impl World {
                     }
                 }
                 verdict = Some(v);
-                self.server.handle_datagram(at, *from, data);
                 e
             }
-            Input::SendFailed(to) => {
+            Input::SendFailed { to } => {
                 self.coverage.send_failures += 1;
-                let e = self.model.send_failed(*to);
-                self.server.handle_send_failed(at, *to);
-                e
+                self.model.send_failed(*to)
             }
-            Input::Timeout => {
-                let e = self.model.timeout(now);
-                self.server.handle_timeout(at);
-                invariants::timers_bounded(&self.server).map_err(|e| self.fail(e))?;
-                e
-            }
-            Input::Shutdown => {
-                let e = self.model.shutdown();
-                self.server.shutdown(at);
-                e
-            }
+            Input::Timeout => self.model.timeout(now),
+            Input::Shutdown => self.model.shutdown(),
         };
+        self.server.handle(at, input.as_slice());
         let mut outputs = Vec::new();
         while let Some(output) = self.server.poll_output() {
             let _ = writeln!(self.trace, "  {output:?}");
             outputs.push(output);
         }
+        ocm_core::invariants::check_step(
+            &self.server,
+            at,
+            &input.as_slice(),
+            &server_before,
+            &outputs,
+        )
+        .map_err(|e| self.fail(e))?;
         let token = check::compare(&expected, &outputs).map_err(|e| self.fail(e))?;
         if let (Some(member), Some(token)) = (expected.admitted, token) {
             self.model
@@ -277,7 +247,7 @@ impl World {
                 .map_err(|e| self.fail(e))?;
         }
         invariants::outputs(&before, verdict.as_ref(), &outputs).map_err(|e| self.fail(e))?;
-        if let Input::TcpData(conn, _) | Input::TcpClosed(conn) = &input {
+        if let Input::TcpData { conn, .. } | Input::TcpClosed { conn } = &input {
             self.check_port_step(*conn, &outputs)?;
         }
         invariants::state(&self.server, &self.model, self.base, now).map_err(|e| self.fail(e))?;
@@ -288,22 +258,33 @@ impl World {
     }
 
     /// An address set during a connection's port step must come from a port step of
-    /// exactly 2 bytes, whatever TCP did to them: the outcome cannot depend on how the
-    /// stream was split.
-    fn check_port_step(&self, conn: ConnId, outputs: &[Output]) -> Result<(), Failure> {
-        let set = outputs
-            .iter()
-            .any(|o| matches!(o, Output::Event(Event::MemberAddress { .. })));
-        let written = match self.owners.get(&conn) {
-            Some(Owner::Actor(i)) => self.actors[*i].port_step(conn),
+    /// exactly 2 bytes (and a non-zero port), whatever TCP did to them: the outcome
+    /// cannot depend on how the stream was split; without such a step, only from the
+    /// `port` the client's JSON request named.
+    fn check_port_step(&mut self, conn: ConnId, outputs: &[Output]) -> Result<(), Failure> {
+        let set = outputs.iter().find_map(|o| match o {
+            Output::Event(Event::MemberAddress { addr, .. }) => Some(*addr),
+            _ => None,
+        });
+        let (Some(addr), Some(Owner::Actor(i))) = (set, self.owners.get(&conn)) else {
+            return Ok(());
+        };
+        let actor = &self.actors[*i];
+        let step = actor.port_step(conn).map(|s| &s[..]);
+        let stepped = match step {
+            Some(&[0, 0]) => None,
+            Some(&[high, low]) => Some(u16::from_be_bytes([high, low])),
             _ => None,
         };
-        match written {
-            Some(step) if set && step.len() != 2 => Err(self.fail(format!(
-                "the server took a UDP port from a {}-byte port step {step:?}; only exactly 2 bytes may set it",
-                step.len()
+        match stepped.or(actor.json_port(conn)) {
+            Some(port) if port == addr.port() => {
+                self.coverage.json_ports += u64::from(stepped.is_none());
+                Ok(())
+            }
+            expected => Err(self.fail(format!(
+                "the server took UDP address {addr} from the port step {step:?} (JSON port {:?}); it may only take port {expected:?}",
+                actor.json_port(conn)
             ))),
-            _ => Ok(()),
         }
     }
 
@@ -330,7 +311,10 @@ impl World {
         match packet {
             Packet::Udp {
                 from, to, payload, ..
-            } if to == SERVER => self.feed(Input::Datagram(from, payload)),
+            } if to == SERVER => self.feed(Input::Datagram {
+                from,
+                data: payload,
+            }),
             Packet::Udp { to, .. } if to == ATTACKER => {
                 Err(self.fail("the attacker received a datagram"))
             }
@@ -339,7 +323,7 @@ impl World {
             } => {
                 let taken = self.actors.iter_mut().any(|a| a.on_udp(to, &payload));
                 if !taken && from == SERVER {
-                    return self.feed(Input::SendFailed(to));
+                    return self.feed(Input::SendFailed { to });
                 }
                 Ok(())
             }
@@ -352,8 +336,8 @@ impl World {
                     return Ok(());
                 }
                 match segment {
-                    Segment::Data(data) => self.feed(Input::TcpData(conn, data)),
-                    Segment::Fin => self.feed(Input::TcpClosed(conn)),
+                    Segment::Data(data) => self.feed(Input::TcpData { conn, data }),
+                    Segment::Fin => self.feed(Input::TcpClosed { conn }),
                 }
             }
             Packet::Tcp {

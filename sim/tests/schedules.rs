@@ -82,20 +82,23 @@ fn ci_schedules_keep_every_invariant() {
 /// stopped producing evictions or refused tokens would make every check vacuous.
 fn assert_covers_every_rule(c: &Coverage) {
     assert!(c.relayed > 100, "few messages relayed: {}", c.relayed);
-    for reason in [
+    let seen = |counts: &std::collections::BTreeMap<String, u64>, keys: &[&str], what: &str| {
+        for key in keys {
+            let n = counts.get(*key).copied().unwrap_or(0);
+            assert!(n > 0, "no {what} {key}");
+        }
+    };
+    let reasons = [
         "TooLarge",
         "Truncated",
         "UnknownRoom",
         "UnknownToken",
         "WrongAddress",
         "NotUtf8",
-    ] {
-        assert!(
-            c.refused.get(reason).copied().unwrap_or(0) > 0,
-            "no datagram refused as {reason}"
-        );
-    }
-    for status in [
+        "ControlCharacter",
+    ];
+    seen(&c.refused, &reasons, "datagram refused as");
+    let statuses = [
         "Ok",
         "RoomExists",
         "RoomNotFound",
@@ -104,18 +107,17 @@ fn assert_covers_every_rule(c: &Coverage) {
         "InvalidRequest",
         "PayloadTooLarge",
         "ServerFull",
-    ] {
-        assert!(
-            c.statuses.get(status).copied().unwrap_or(0) > 0,
-            "no handshake answered {status}"
-        );
-    }
-    for kind in ["idle", "send failures"] {
-        assert!(
-            c.evictions.get(kind).copied().unwrap_or(0) > 0,
-            "no eviction for {kind}"
-        );
-    }
+    ];
+    seen(&c.statuses, &statuses, "handshake answered");
+    seen(
+        &c.evictions,
+        &["idle", "send failures", "never registered"],
+        "eviction for",
+    );
+    assert!(
+        c.json_ports > 0,
+        "no member got its address from a JSON port"
+    );
     assert!(
         c.retired_token_probes > 0,
         "no retired token was ever tried again"

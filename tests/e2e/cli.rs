@@ -5,6 +5,7 @@
 use crate::common::{Runtime, WAIT};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -371,4 +372,46 @@ fn a_flood_of_drops_is_logged_at_most_20_lines_a_second() {
         "a burst of {sent} was not limited: {printed} lines"
     );
     eprintln!("drop log: {sent} drops, {printed} lines, {left_out} left out");
+}
+
+/// `ocm replay` on a committed trace, on the same trace with an output changed, and on
+/// a file that is no trace: exit codes 0, 7 and 1, with a summary or one error line.
+#[test]
+fn replay_runs_a_trace_and_says_when_it_no_longer_matches() {
+    let trace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/traces/rooms-session.trace");
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_ocm"))
+            .arg("replay")
+            .args(args)
+            .output()
+            .expect("ocm runs")
+    };
+    let ok = run(&[trace.as_os_str(), "--compare".as_ref()]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("protocol=rooms, outputs recorded"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rooms created=1"), "{stdout}");
+    assert!(
+        stdout.contains("outputs identical to the recording"),
+        "{stdout}"
+    );
+
+    let changed = std::env::temp_dir().join(format!("ocm-cli-{}.trace", std::process::id()));
+    let mut bytes = std::fs::read(&trace).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x20;
+    std::fs::write(&changed, &bytes).unwrap();
+    let failed = run(&[changed.as_os_str(), "--compare".as_ref()]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("outputs differ from the recording"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(&changed);
+
+    let not_a_trace = run(&[std::ffi::OsStr::new(env!("CARGO_MANIFEST_DIR"))]);
+    assert_eq!(not_a_trace.status.code(), Some(1));
 }

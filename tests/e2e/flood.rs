@@ -287,7 +287,7 @@ fn junk_floods_change_nothing_for_the_members(runtime: Runtime) {
         (counts.rooms, counts.members, counts.connections),
         (1, 8, 0)
     );
-    let members_now = server.ask(|d| d.members_of(ROOM).unwrap());
+    let members_now = server.ask(|d| d.server().rooms().unwrap().members_of(ROOM).unwrap());
     let raw_now = members_now.iter().find(|m| &*m.username == "raw").unwrap();
     let Member::Raw { socket, .. } = &members[7] else {
         unreachable!()

@@ -21,6 +21,7 @@ mod eviction;
 mod flood;
 mod ipv6;
 mod raw_bytes;
+mod record;
 mod relay;
 mod rooms;
 mod shutdown;

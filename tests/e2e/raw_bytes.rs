@@ -4,7 +4,77 @@
 
 use crate::common::{raw, Runtime, TestServer};
 
-crate::on_both_runtimes!(the_whole_rooms_flow_in_raw_bytes, relay_mode_in_raw_bytes);
+crate::on_both_runtimes!(
+    the_whole_rooms_flow_in_raw_bytes,
+    relay_mode_in_raw_bytes,
+    requests_in_other_implementations_dialects_are_served,
+    terminal_escapes_and_invisible_names_never_reach_other_members,
+);
+
+/// A member sends a screen-clearing escape and a carriage return that fakes a notice;
+/// a joiner picks a name with a zero-width space: the server drops the first two and
+/// refuses the third (INVALID_REQUEST), so no other member's terminal ever sees them.
+fn terminal_escapes_and_invisible_names_never_reach_other_members(runtime: Runtime) {
+    let server = TestServer::rooms(runtime);
+    let (tcp, udp) = (server.tcp(), server.udp);
+    let host = raw::udp("127.0.0.1").unwrap();
+    let guest = raw::udp("127.0.0.1").unwrap();
+    let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port();
+    raw::handshake(tcp, raw::CREATE, "esc", "host", "", Some(port(&host))).unwrap();
+    let guest_token =
+        raw::handshake(tcp, raw::JOIN, "esc", "guest", "", Some(port(&guest))).unwrap();
+    assert_eq!(raw::recv_text(&host), "* guest joined");
+    assert_eq!(
+        raw::handshake(tcp, raw::JOIN, "esc", "gu\u{200B}est", "", None),
+        Err(5),
+        "a name that looks like another"
+    );
+    for evil in ["\u{1b}[2J\u{1b}[H", "x\r* room closed: host left"] {
+        guest
+            .send_to(&raw::room_datagram("esc", &guest_token, evil), udp)
+            .unwrap();
+    }
+    guest
+        .send_to(&raw::room_datagram("esc", &guest_token, "plain"), udp)
+        .unwrap();
+    // The next thing the host hears is the plain line: the two before it were dropped.
+    assert_eq!(raw::recv_text(&host), "guest: plain");
+}
+
+/// The two variants of docs/PROTOCOL.md "Compatibility": `user_name` for `username`,
+/// and the UDP port in the JSON instead of a port step (with an `ip` that is ignored).
+fn requests_in_other_implementations_dialects_are_served(runtime: Runtime) {
+    let server = TestServer::rooms(runtime);
+    let (tcp, udp) = (server.tcp(), server.udp);
+    let host = raw::udp("127.0.0.1").unwrap();
+    let guest = raw::udp("127.0.0.1").unwrap();
+    let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port();
+
+    let create = r#"{"user_name": "host", "password": ""}"#;
+    let host_token = raw::handshake_with(tcp, raw::CREATE, "dialects", create, None).unwrap();
+    host.send_to(&raw::room_datagram("dialects", &host_token, ""), udp)
+        .unwrap();
+    server.wait_known("dialects", "host");
+
+    let join = format!(
+        r#"{{"user_name": "guest", "ip": "192.0.2.44", "port": {}}}"#,
+        port(&guest)
+    );
+    let guest_token = raw::handshake_with(tcp, raw::JOIN, "dialects", &join, None).unwrap();
+    assert_eq!(raw::recv_text(&host), "* guest joined");
+    // The guest has not sent a single datagram: the JSON port is where it receives.
+    server.wait_known("dialects", "guest");
+    host.send_to(
+        &raw::room_datagram("dialects", &host_token, "hi guest"),
+        udp,
+    )
+    .unwrap();
+    assert_eq!(raw::recv_text(&guest), "host: hi guest");
+    guest
+        .send_to(&raw::room_datagram("dialects", &guest_token, "hello"), udp)
+        .unwrap();
+    assert_eq!(raw::recv_text(&host), "guest: hello");
+}
 
 fn the_whole_rooms_flow_in_raw_bytes(runtime: Runtime) {
     let server = TestServer::rooms(runtime);

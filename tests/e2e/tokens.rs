@@ -14,6 +14,7 @@ crate::on_both_runtimes!(
     a_token_from_a_closed_room_is_refused,
     a_token_of_an_evicted_member_is_refused,
     a_token_is_only_good_from_the_ip_that_obtained_it,
+    a_ghost_member_frees_its_name_at_the_registration_deadline,
 );
 
 /// Sends a message, a keepalive and an `/exit` with `token` from `socket`.
@@ -54,7 +55,7 @@ fn a_token_from_a_closed_room_is_refused(runtime: Runtime) {
     );
     assert_eq!(dropped(&server, DropReason::UnknownToken), before + 3);
     let names: Vec<String> = server.ask(|d| {
-        let members = d.members_of("phoenix").unwrap();
+        let members = d.server().rooms().unwrap().members_of("phoenix").unwrap();
         members.iter().map(|m| m.username.to_string()).collect()
     });
     assert_eq!(names, ["host2", "bob"]);
@@ -130,7 +131,7 @@ fn a_token_is_only_good_from_the_ip_that_obtained_it(runtime: Runtime) {
     host.say("marker");
     assert_eq!(raw::recv_text(&owner), "host: marker");
     assert_eq!(dropped(&server, DropReason::WrongAddress), 3);
-    let members = server.ask(|d| d.members_of("vault").unwrap());
+    let members = server.ask(|d| d.server().rooms().unwrap().members_of("vault").unwrap());
     let owner_now = members.iter().find(|m| &*m.username == "owner");
     let owner_addr = owner.local_addr().unwrap();
     assert_eq!(owner_now.and_then(|m| m.udp), Some(owner_addr));
@@ -144,4 +145,25 @@ fn a_token_is_only_good_from_the_ip_that_obtained_it(runtime: Runtime) {
         )
         .unwrap();
     host.expect(&["owner: still mine"]);
+}
+
+/// A client that gives up mid-handshake (no port step, never a datagram) holds its name
+/// only until the registration deadline, not for the whole idle timeout.
+fn a_ghost_member_frees_its_name_at_the_registration_deadline(runtime: Runtime) {
+    let config = Config {
+        registration_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let server = TestServer::start(runtime, Protocol::Rooms, "127.0.0.1:0", config);
+    let host = server.create("haunted", "host");
+    raw::handshake(server.tcp(), raw::JOIN, "haunted", "ghost", "", None).unwrap();
+    host.expect(&["* ghost joined"]);
+    assert_eq!(
+        raw::handshake(server.tcp(), raw::JOIN, "haunted", "ghost", "", None),
+        Err(4),
+        "USERNAME_TAKEN while the ghost holds it"
+    );
+    host.expect(&["* ghost was disconnected"]);
+    raw::handshake(server.tcp(), raw::JOIN, "haunted", "ghost", "", None)
+        .expect("the name is free again");
 }

@@ -28,7 +28,7 @@ use ocm_bench::load::{self, Framing, Load, Sockets};
 use ocm_bench::profile::{Probe, Profiler};
 use ocm_bench::{baseline, batched, handshake, junk, procfs};
 use ocm_core::client::{port_bytes, ChatSession, Handshake};
-use ocm_core::room_datagram::RoomDatagram;
+use ocm_core::wire::room_datagram::RoomDatagram;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};

@@ -1,8 +1,8 @@
 //! Client state machine tests: handshake answers, framing, keepalives, notices.
 
 use super::*;
-use crate::tcrp::{encode_complete, encode_response};
 use crate::token::Token;
+use crate::wire::tcrp::{encode_complete, encode_response};
 
 fn token() -> Token {
     Token::from_bytes([0xab; 16])
@@ -133,7 +133,10 @@ fn incoming_lines_and_notices_are_told_apart() {
     assert!(!chat.is_ended());
     let closed = chat.handle_datagram(b"* room closed: host left").unwrap();
     assert_eq!(closed.to_string(), "* room closed: host left");
-    assert!(chat.is_ended());
+    assert_eq!(chat.ended(), Some(SessionEnd::RoomClosed));
+    // The first ending stands: a later notice does not rewrite it.
+    chat.handle_datagram(b"* disconnected: idle for 300 s, join again");
+    assert_eq!(chat.ended(), Some(SessionEnd::RoomClosed));
     assert_eq!(chat.poll_timeout(), None);
     assert_eq!(chat.send(now, "hello?"), Err(SendError::Ended));
 }
@@ -162,8 +165,19 @@ fn exit_and_leave_end_the_session_once() {
     let mut chat = ChatSession::relay(now, "bob", Duration::from_secs(60)).unwrap();
     chat.poll_transmit();
     chat.send(now, "/exit").unwrap();
-    assert!(chat.is_ended());
+    assert_eq!(chat.ended(), Some(SessionEnd::Left));
     chat.leave(now);
+    // Twice, so one lost datagram does not leave a ghost; then nothing more.
+    assert_eq!(chat.poll_transmit().as_deref(), Some(&b"\x03bob/exit"[..]));
     assert_eq!(chat.poll_transmit().as_deref(), Some(&b"\x03bob/exit"[..]));
     assert_eq!(chat.poll_transmit(), None);
+}
+
+#[test]
+fn an_eviction_notice_ends_the_session_as_disconnected() {
+    let now = Instant::now();
+    let mut chat = ChatSession::room(now, "r", b"tok", Duration::from_secs(60)).unwrap();
+    assert_eq!(chat.ended(), None);
+    chat.handle_datagram(b"* disconnected: 3 failed sends, join again");
+    assert_eq!(chat.ended(), Some(SessionEnd::Disconnected));
 }

@@ -22,8 +22,12 @@ pub(super) struct Conn {
 enum Phase {
     /// Bytes of the request so far (never more than the frame needs).
     Request(Vec<u8>),
-    /// Token sent; the port bytes so far.
-    AwaitPort { member: u64, got: Vec<u8> },
+    /// Token sent; the port bytes so far, and the `port` the JSON request named.
+    AwaitPort {
+        member: u64,
+        got: Vec<u8>,
+        requested: Option<u16>,
+    },
 }
 
 /// A TCRP frame as the model encodes it (header, room, payload).
@@ -269,6 +273,7 @@ impl Model {
         c.phase = Phase::AwaitPort {
             member,
             got: Vec::new(),
+            requested: requested_port(payload),
         };
     }
 
@@ -289,7 +294,7 @@ impl Model {
         };
         let room = ocm_core::names::room_name(room).map_err(|_| Status::InvalidRequest)?;
         let creds =
-            ocm_core::request::parse_payload(payload).map_err(|_| Status::InvalidRequest)?;
+            ocm_core::wire::request::parse_payload(payload).map_err(|_| Status::InvalidRequest)?;
         let ip = canonical(peer.ip());
         let cfg = &self.cfg;
         match op {
@@ -342,7 +347,7 @@ impl Model {
                 let notice = Bytes::from(format!("* {} joined", creds.username));
                 self.notify_room(out, room, Some(id), &notice);
                 out.events.push(Event::MemberJoined {
-                    room: room.into(),
+                    room: Some(room.into()),
                     username: creds.username.as_str().into(),
                 });
                 Ok(id)
@@ -397,32 +402,50 @@ impl Model {
             return;
         };
         if got.len() + data.len() > 2 {
+            got.clear();
+            got.push(0); // never a step now: the JSON port, if any, decides
+            self.finish_port_step(out, conn);
             return self.close_conn(out, conn);
         }
         got.extend_from_slice(data);
     }
 
-    /// The port step ends (EOF or deadline): exactly two bytes, a non-zero port, set the
-    /// address of a member that has none yet.
+    /// The port step ends (EOF, deadline, or a third byte): exactly two bytes, a
+    /// non-zero port, set the address of a member that has none yet; failing that, the
+    /// `port` of the JSON request does.
     fn finish_port_step(&mut self, out: &mut Expected, conn: ConnId) {
         let Some(Conn {
             peer,
-            phase: Phase::AwaitPort { member, got },
+            phase:
+                Phase::AwaitPort {
+                    member,
+                    got,
+                    requested,
+                },
             ..
         }) = self.conns.get(&conn)
         else {
             return;
         };
-        if got.len() != 2 {
+        let stepped = match got[..] {
+            [0, 0] => None,
+            [high, low] => Some(u16::from_be_bytes([high, low])),
+            _ => None,
+        };
+        let Some(port) = stepped.or(*requested) else {
             return;
-        }
-        let (member, port, ip) = (
-            *member,
-            u16::from_be_bytes([got[0], got[1]]),
-            canonical(peer.ip()),
-        );
-        if port != 0 && self.members.get(&member).is_some_and(|m| m.udp.is_none()) {
+        };
+        let (member, ip) = (*member, canonical(peer.ip()));
+        if self.members.get(&member).is_some_and(|m| m.udp.is_none()) {
             self.set_udp(out, member, SocketAddr::new(ip, port));
         }
     }
+}
+
+/// The `port` of a JSON request payload, as docs/PROTOCOL.md ("Compatibility") states
+/// it: an integer from 1 to 65535; anything else names no port.
+fn requested_port(payload: &[u8]) -> Option<u16> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let port = value.as_object()?.get("port")?.as_u64()?;
+    (1..=65535).contains(&port).then_some(port as u16)
 }

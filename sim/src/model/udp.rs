@@ -3,8 +3,8 @@
 
 use super::{canonical, canonical_addr, Expected, Model, TokenHex, Verdict};
 use bytes::Bytes;
-use ocm_core::notice::{CloseReason, EvictReason};
 use ocm_core::output::{DropReason, Event};
+use ocm_core::wire::notice::{CloseReason, EvictReason};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ fn reason_text(reason: EvictReason) -> String {
     match reason {
         EvictReason::Idle(d) => format!("idle for {} s", d.as_secs()),
         EvictReason::SendFailures(n) => format!("{n} failed sends"),
+        EvictReason::NeverRegistered(d) => format!("no datagram within {} s", d.as_secs()),
     }
 }
 
@@ -73,6 +74,10 @@ impl Model {
             return Err(DropReason::WrongAddress);
         }
         let message = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
+        // docs/PROTOCOL.md: no control character but TAB in a message.
+        if message.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(DropReason::ControlCharacter);
+        }
         Ok((id, message))
     }
 
@@ -141,31 +146,48 @@ impl Model {
         out
     }
 
-    /// The timers due at `now`: connection deadlines first, then idle members in join order.
+    /// The timers due at `now`: connection deadlines first, then members in join order:
+    /// one with no address `registration_timeout` after it joined is removed, one silent
+    /// for `idle_timeout` is evicted.
     pub fn timeout(&mut self, now: Duration) -> Expected {
         let mut out = Expected::default();
         self.expire_conns(&mut out, now);
-        let idle = self.cfg.idle_timeout;
-        let due: Vec<u64> = self
+        let due: Vec<(u64, EvictReason)> = self
             .members
             .iter()
-            .filter(|(_, m)| m.last_seen + idle <= now)
-            .map(|(id, _)| *id)
+            .filter_map(|(id, m)| self.member_due(m, now).map(|reason| (*id, reason)))
             .collect();
-        for id in due {
+        for (id, reason) in due {
             if self.members.contains_key(&id) {
-                self.remove_member(&mut out, id, Removal::Evicted(EvictReason::Idle(idle)));
+                self.remove_member(&mut out, id, Removal::Evicted(reason));
             }
         }
         out
     }
 
+    /// Why a member must go at `now`, if it must. Its last-seen time is its join time
+    /// until its first datagram, which is also what gives it an address.
+    fn member_due(&self, m: &super::Member, now: Duration) -> Option<EvictReason> {
+        let (idle, registration) = (self.cfg.idle_timeout, self.cfg.registration_timeout);
+        if m.udp.is_none() && m.last_seen + registration <= now {
+            return Some(EvictReason::NeverRegistered(registration));
+        }
+        (m.last_seen + idle <= now).then_some(EvictReason::Idle(idle))
+    }
+
+    /// When a member's timer next has work: its idle deadline, or its registration
+    /// deadline while it has no address.
+    pub(crate) fn member_deadline(&self, m: &super::Member) -> Duration {
+        let idle = m.last_seen + self.cfg.idle_timeout;
+        match m.udp {
+            None => idle.min(m.last_seen + self.cfg.registration_timeout),
+            Some(_) => idle,
+        }
+    }
+
     /// The earliest instant at which a timer of the model has work to do.
     pub fn next_deadline(&self) -> Option<Duration> {
-        let members = self
-            .members
-            .values()
-            .map(|m| m.last_seen + self.cfg.idle_timeout);
+        let members = self.members.values().map(|m| self.member_deadline(m));
         members.chain(self.conn_deadlines()).min()
     }
 
@@ -183,7 +205,7 @@ impl Model {
         };
         match how {
             Removal::Left => out.events.push(Event::MemberLeft {
-                room: room.as_str().into(),
+                room: Some(room.as_str().into()),
                 username: member.username.as_str().into(),
             }),
             Removal::Evicted(reason) => {
@@ -200,7 +222,7 @@ impl Model {
                     }
                 }
                 out.events.push(Event::MemberEvicted {
-                    room: room.as_str().into(),
+                    room: Some(room.as_str().into()),
                     username: member.username.as_str().into(),
                     reason,
                 });

@@ -109,28 +109,37 @@ impl TestServer {
             config,
             ..Options::default()
         };
+        TestServer::launch(runtime, &options)
+    }
+
+    /// A server on 127.0.0.1 that records every input and output to `trace`.
+    pub fn recording(runtime: Runtime, protocol: Protocol, trace: &std::path::Path) -> TestServer {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let options = Options {
+            protocol,
+            tcp: addr,
+            udp: addr,
+            config: config(),
+            record: Some(ocm_io::RecordOptions {
+                path: trace.to_owned(),
+                max_bytes: ocm_io::recorder::DEFAULT_MAX_BYTES,
+                outputs: true,
+            }),
+            ..Options::default()
+        };
+        TestServer::launch(runtime, &options).expect("server binds")
+    }
+
+    /// Starts a server with these options on its own thread.
+    pub fn launch(runtime: Runtime, options: &Options) -> io::Result<TestServer> {
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let shutdown = async move {
             let _ = stopped.recv().await;
         };
         let (result, done) = mpsc::channel();
         let (tcp, udp, inspector) = match runtime {
-            Runtime::Smol => {
-                let server = ocm_smol::Server::bind(&options)?;
-                let addrs = (server.tcp_addr(), server.udp_addr(), server.inspector());
-                thread::spawn(move || {
-                    let _ = result.send(server.run_blocking(shutdown));
-                });
-                addrs
-            }
-            Runtime::AsyncStd => {
-                let server = ocm_asyncstd::Server::bind(&options)?;
-                let addrs = (server.tcp_addr(), server.udp_addr(), server.inspector());
-                thread::spawn(move || {
-                    let _ = result.send(server.run_blocking(shutdown));
-                });
-                addrs
-            }
+            Runtime::Smol => spawn::<ocm_smol::Smol>(options, shutdown, result)?,
+            Runtime::AsyncStd => spawn::<ocm_asyncstd::AsyncStd>(options, shutdown, result)?,
         };
         Ok(TestServer {
             tcp,
@@ -218,7 +227,11 @@ impl TestServer {
         self.until(
             &format!("{username} of {room} has an address"),
             move |driver| {
-                let members = driver.members_of(&room).unwrap_or_default();
+                let members = driver
+                    .server()
+                    .rooms()
+                    .and_then(|s| s.members_of(&room))
+                    .unwrap_or_default();
                 members
                     .iter()
                     .any(|m| *m.username == *name && m.udp.is_some())
@@ -234,7 +247,8 @@ impl TestServer {
             Target::Relay { username, .. } => {
                 let name = username.clone();
                 self.until(&format!("{username} is registered"), move |driver| {
-                    driver.relay_clients().iter().any(|(_, n)| **n == *name)
+                    let relay = driver.server().relay();
+                    relay.is_some_and(|r| r.clients().iter().any(|(_, n)| **n == *name))
                 });
             }
         }
@@ -265,4 +279,19 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.stop.try_send(());
     }
+}
+
+/// Binds a server on runtime `R` and runs it on its own thread until `shutdown`; its
+/// addresses and inspector.
+fn spawn<R: ocm_io::Runtime>(
+    options: &Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    result: mpsc::Sender<io::Result<Stats>>,
+) -> io::Result<(Option<SocketAddr>, SocketAddr, Inspector)> {
+    let server = ocm_io::Shell::<R>::bind(options)?;
+    let addrs = (server.tcp_addr(), server.udp_addr(), server.inspector());
+    thread::spawn(move || {
+        let _ = result.send(server.run_blocking(shutdown));
+    });
+    Ok(addrs)
 }

@@ -56,8 +56,19 @@ pub fn handshake(
     password: &str,
     port: Option<u16>,
 ) -> Result<Vec<u8>, u8> {
-    let mut stream = connect(server);
     let payload = format!(r#"{{"username": "{username}", "password": "{password}"}}"#);
+    handshake_with(server, operation, room, &payload, port)
+}
+
+/// [`handshake`] with any payload.
+pub fn handshake_with(
+    server: SocketAddr,
+    operation: u8,
+    room: &str,
+    payload: &str,
+    port: Option<u16>,
+) -> Result<Vec<u8>, u8> {
+    let mut stream = connect(server);
     stream
         .write_all(&frame(room.as_bytes(), operation, 0, payload.as_bytes()))
         .unwrap();

@@ -1,0 +1,169 @@
+//! [`Machine`]: what every server state machine offers its driver, and [`AnyServer`]:
+//! either one, chosen at start by [`Protocol`].
+//!
+//! A driver (a shell, the simulator, a fuzz target, a trace replay) needs nothing but
+//! this: feed an [`Input`] with the time, drain the outputs, ask for the next deadline.
+//!
+//! ```
+//! use ocm_core::{Config, Input, Machine, Protocol, AnyServer};
+//! use std::time::Instant;
+//!
+//! let mut server = AnyServer::new(Protocol::Relay, Config::default(), [0; 32]).unwrap();
+//! let now = Instant::now();
+//! server.handle(now, Input::Datagram { from: "10.0.0.1:4000".parse().unwrap(), data: b"\x05alicehi" });
+//! while let Some(output) = server.poll_output() {
+//!     // carry it out: send the datagram, log the event, ...
+//!     # let _ = output;
+//! }
+//! // then sleep until server.poll_timeout() or the next input
+//! # assert_eq!(server.counts().members, 1);
+//! ```
+
+use crate::config::{Config, ConfigError};
+use crate::input::Input;
+use crate::invariants::InvariantViolation;
+use crate::output::Output;
+use crate::relay::RelayServer;
+use crate::rooms::{Counts, RoomServer};
+use crate::stats::Stats;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// A server state machine, driven by its shell.
+pub trait Machine {
+    /// Handles one input at `now`; what it causes is queued for [`Machine::poll_output`].
+    fn handle(&mut self, now: Instant, input: Input<&[u8]>);
+    /// The next thing to do, until `None`.
+    fn poll_output(&mut self) -> Option<Output>;
+    /// When [`Input::Timeout`] should next be fed. Earlier or later is harmless.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// The limits in force.
+    fn config(&self) -> &Config;
+    /// Counters since start.
+    fn stats(&self) -> &Stats;
+    /// What it holds now.
+    fn counts(&self) -> Counts;
+    /// Its own bookkeeping checks; a violation is a bug in the server.
+    fn check_invariants(&self) -> Result<(), InvariantViolation>;
+    /// Every address it may send a datagram to now: the members' known UDP addresses.
+    fn member_addrs(&self) -> Vec<SocketAddr>;
+}
+
+/// Which protocol a server speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Rooms: TCRP over TCP hands out tokens, UDP carries the chat ([`RoomServer`]).
+    #[default]
+    Rooms,
+    /// Relay mode: one global room over UDP only ([`RelayServer`]).
+    Relay,
+}
+
+impl Protocol {
+    /// Both, in a fixed order.
+    pub const ALL: [Protocol; 2] = [Protocol::Rooms, Protocol::Relay];
+
+    /// The name used on the command line and in traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Rooms => "rooms",
+            Protocol::Relay => "relay",
+        }
+    }
+}
+
+/// Either server, so a driver need not know which one it runs.
+#[derive(Debug)]
+pub enum AnyServer {
+    /// Rooms mode.
+    Rooms(Box<RoomServer>),
+    /// Relay mode.
+    Relay(Box<RelayServer>),
+}
+
+impl AnyServer {
+    /// A server for `protocol` with these limits, seeded with `seed` (OS entropy in a real
+    /// server, fixed in tests).
+    pub fn new(
+        protocol: Protocol,
+        config: Config,
+        seed: [u8; 32],
+    ) -> Result<AnyServer, ConfigError> {
+        Ok(match protocol {
+            Protocol::Rooms => AnyServer::Rooms(Box::new(RoomServer::new(config, seed)?)),
+            Protocol::Relay => AnyServer::Relay(Box::new(RelayServer::new(config, seed)?)),
+        })
+    }
+
+    /// Which protocol it speaks.
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            AnyServer::Rooms(_) => Protocol::Rooms,
+            AnyServer::Relay(_) => Protocol::Relay,
+        }
+    }
+
+    /// The rooms server, if that is what this is.
+    pub fn rooms(&self) -> Option<&RoomServer> {
+        match self {
+            AnyServer::Rooms(server) => Some(server),
+            AnyServer::Relay(_) => None,
+        }
+    }
+
+    /// The relay server, if that is what this is.
+    pub fn relay(&self) -> Option<&RelayServer> {
+        match self {
+            AnyServer::Relay(relay) => Some(relay),
+            AnyServer::Rooms(_) => None,
+        }
+    }
+
+    fn machine(&self) -> &dyn Machine {
+        match self {
+            AnyServer::Rooms(server) => server.as_ref(),
+            AnyServer::Relay(relay) => relay.as_ref(),
+        }
+    }
+
+    fn machine_mut(&mut self) -> &mut dyn Machine {
+        match self {
+            AnyServer::Rooms(server) => server.as_mut(),
+            AnyServer::Relay(relay) => relay.as_mut(),
+        }
+    }
+}
+
+impl Machine for AnyServer {
+    fn handle(&mut self, now: Instant, input: Input<&[u8]>) {
+        self.machine_mut().handle(now, input)
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.machine_mut().poll_output()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.machine().poll_timeout()
+    }
+
+    fn config(&self) -> &Config {
+        self.machine().config()
+    }
+
+    fn stats(&self) -> &Stats {
+        self.machine().stats()
+    }
+
+    fn counts(&self) -> Counts {
+        self.machine().counts()
+    }
+
+    fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.machine().check_invariants()
+    }
+
+    fn member_addrs(&self) -> Vec<SocketAddr> {
+        self.machine().member_addrs()
+    }
+}

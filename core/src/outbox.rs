@@ -1,0 +1,68 @@
+//! The queue of outputs a server fills and its shell drains, and the counters that go
+//! with them: both servers send, drop and report through one [`Outbox`], so a datagram
+//! sent or dropped is counted the same way in rooms and relay mode.
+
+use crate::output::{ConnId, DropReason, Event, Output};
+use crate::stats::Stats;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// Outputs not yet polled, and the counters since start.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    queue: VecDeque<Output>,
+    /// Counters; the server bumps the ones no output stands for (keepalives, ...).
+    pub(crate) stats: Stats,
+}
+
+impl Outbox {
+    /// The next output, oldest first.
+    pub(crate) fn pop(&mut self) -> Option<Output> {
+        self.queue.pop_front()
+    }
+
+    /// Outputs queued.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// One datagram to `to`, counted as sent.
+    pub(crate) fn datagram(&mut self, to: SocketAddr, payload: Bytes) {
+        self.stats.datagrams_sent += 1;
+        self.queue.push_back(Output::Datagram { to, payload });
+    }
+
+    /// The same payload to each address (one shared buffer), each counted as sent.
+    pub(crate) fn fan_out(&mut self, to: impl IntoIterator<Item = SocketAddr>, payload: &Bytes) {
+        for to in to {
+            self.datagram(to, payload.clone());
+        }
+    }
+
+    /// A dropped inbound datagram: counted by reason and reported.
+    pub(crate) fn drop_datagram(&mut self, from: SocketAddr, reason: DropReason) {
+        self.stats.dropped[reason.index()] += 1;
+        self.emit(Event::DatagramDropped { from, reason });
+    }
+
+    /// Bytes for a connection.
+    pub(crate) fn tcp_send(&mut self, conn: ConnId, data: Bytes) {
+        self.queue.push_back(Output::TcpSend { conn, data });
+    }
+
+    /// FIN on a connection once its bytes are written.
+    pub(crate) fn tcp_shutdown_write(&mut self, conn: ConnId) {
+        self.queue.push_back(Output::TcpShutdownWrite { conn });
+    }
+
+    /// Close a connection the server has forgotten.
+    pub(crate) fn tcp_close(&mut self, conn: ConnId) {
+        self.queue.push_back(Output::TcpClose { conn });
+    }
+
+    /// Something that happened, for logs and tests.
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.queue.push_back(Output::Event(event));
+    }
+}

@@ -1,0 +1,288 @@
+//! Relay mode, the spec's first stage: one global room over UDP, no TCP, no tokens.
+//!
+//! A client's first valid datagram `usernamelen | username | message` registers its
+//! address (a later one with another name renames it). Non-empty messages are relayed
+//! unchanged to every other registered client; an empty one is a keepalive; `/exit`
+//! unregisters. Notices go out as `0x00 | text`. Idle and failing clients are evicted
+//! as in rooms ([`crate::liveness`]), and come back with their next datagram. A TCP
+//! connection (there is no listener, but a driver may be handed one) is closed at once.
+
+use crate::config::{Config, ConfigError};
+use crate::hash::{keyed_map, KeyedMap, KeyedState};
+use crate::input::Input;
+use crate::invariants::InvariantViolation;
+use crate::liveness::Liveness;
+use crate::machine::Machine;
+use crate::names;
+use crate::outbox::Outbox;
+use crate::output::{DropReason, Event, Output};
+use crate::rooms::{canonical_addr, Counts};
+use crate::stats::Stats;
+use crate::timers::TimerQueue;
+use crate::wire::notice::{CloseReason, EvictReason, Notice};
+use crate::wire::relay_datagram::RelayDatagram;
+use bytes::Bytes;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug)]
+pub(crate) struct Client {
+    /// Distinguishes this registration from an earlier one at the same address.
+    id: u64,
+    username: Arc<str>,
+    pub(crate) liveness: Liveness,
+}
+
+/// The relay-mode server state machine. Same driving pattern as
+/// [`crate::RoomServer`], without the TCP side.
+#[derive(Debug)]
+pub struct RelayServer {
+    pub(crate) config: Config,
+    pub(crate) clients: KeyedMap<SocketAddr, Client>,
+    /// Registration order, for a deterministic fan-out.
+    pub(crate) order: Vec<SocketAddr>,
+    next_id: u64,
+    timers: TimerQueue<(u64, SocketAddr)>,
+    out: Outbox,
+}
+
+impl RelayServer {
+    /// A relay with these limits (`idle_timeout`, `max_send_failures`, and `max_members`
+    /// as the client limit); the seed keys its hash maps.
+    pub fn new(config: Config, seed: [u8; 32]) -> Result<RelayServer, ConfigError> {
+        config.validate()?;
+        let state = KeyedState::new(&mut ChaCha20Rng::from_seed(seed));
+        Ok(RelayServer {
+            config,
+            clients: keyed_map(state),
+            order: Vec::new(),
+            next_id: 0,
+            timers: TimerQueue::default(),
+            out: Outbox::default(),
+        })
+    }
+
+    /// A datagram arrived.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.out.stats.datagrams_received += 1;
+        let from = canonical_addr(from);
+        let (username, message) = match parse(data) {
+            Ok(parts) => parts,
+            Err(reason) => return self.out.drop_datagram(from, reason),
+        };
+        if !self.clients.contains_key(&from) {
+            if message == "/exit" {
+                return;
+            }
+            if self.clients.len() >= self.config.max_members {
+                return self.out.drop_datagram(from, DropReason::ServerFull);
+            }
+            self.register(now, from, username);
+        }
+        let client = self.clients.get_mut(&from).expect("registered above");
+        client.liveness.heard(now);
+        if *client.username != *username {
+            client.username = username.into();
+        }
+        match message {
+            "" => self.out.stats.keepalives += 1,
+            "/exit" => self.unregister(from, None),
+            _ => {
+                self.out.stats.messages_relayed += 1;
+                let payload = Bytes::copy_from_slice(data);
+                self.fan_out(Some(from), &payload);
+            }
+        }
+    }
+
+    /// A send to `to` failed; at `max_send_failures` in a row the client is evicted.
+    pub fn handle_send_failed(&mut self, _now: Instant, to: SocketAddr) {
+        self.out.stats.send_failures += 1;
+        let to = canonical_addr(to);
+        let max = self.config.max_send_failures;
+        let Some(client) = self.clients.get_mut(&to) else {
+            return;
+        };
+        if client.liveness.send_failed(max) {
+            self.unregister(to, Some(EvictReason::SendFailures(max)));
+        }
+    }
+
+    /// Fires idle evictions due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let idle = self.config.idle_timeout;
+        while let Some((_, (id, addr))) = self.timers.pop_due(now) {
+            let Some(client) = self.clients.get(&addr).filter(|c| c.id == id) else {
+                continue;
+            };
+            match client.liveness.idle_check(now, idle) {
+                Some(due) => self.timers.schedule(due, (id, addr)),
+                None => self.unregister(addr, Some(EvictReason::Idle(idle))),
+            }
+        }
+        self.sweep_timers();
+    }
+
+    /// Drops stale timer entries once they outnumber the clients (see
+    /// [`TimerQueue::sweep`]); called wherever an entry can go stale.
+    fn sweep_timers(&mut self) {
+        let clients = &self.clients;
+        self.timers.sweep(clients.len(), |(id, addr)| {
+            clients.get(addr).is_some_and(|c| c.id == *id)
+        });
+    }
+
+    /// Tells every client `server shutting down` and forgets them all.
+    pub fn shutdown(&mut self, _now: Instant) {
+        let notice = notice_datagram(&Notice::RoomClosed(CloseReason::ServerShutdown.to_string()));
+        self.fan_out(None, &notice);
+        self.clients.clear();
+        self.order.clear();
+        self.timers = TimerQueue::default();
+    }
+
+    /// Registered clients in registration order, with their usernames.
+    pub fn clients(&self) -> Vec<(SocketAddr, Arc<str>)> {
+        self.order
+            .iter()
+            .map(|addr| (*addr, self.clients[addr].username.clone()))
+            .collect()
+    }
+
+    fn register(&mut self, now: Instant, from: SocketAddr, username: &str) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let username: Arc<str> = username.into();
+        self.clients.insert(
+            from,
+            Client {
+                id,
+                username: username.clone(),
+                liveness: Liveness::new(now),
+            },
+        );
+        self.order.push(from);
+        self.timers
+            .schedule(now + self.config.idle_timeout, (id, from));
+        self.fan_out(
+            Some(from),
+            &notice_datagram(&Notice::Joined(username.to_string())),
+        );
+        self.out.emit(Event::MemberJoined {
+            room: None,
+            username,
+        });
+    }
+
+    /// Removes a client: `/exit` when `evicted` is `None`.
+    fn unregister(&mut self, addr: SocketAddr, evicted: Option<EvictReason>) {
+        let Some(client) = self.clients.remove(&addr) else {
+            return;
+        };
+        self.order.retain(|a| *a != addr);
+        self.sweep_timers();
+        let name = client.username.to_string();
+        let (to_others, event) = match evicted {
+            None => (
+                Notice::Left(name),
+                Event::MemberLeft {
+                    room: None,
+                    username: client.username,
+                },
+            ),
+            Some(reason) => {
+                self.out.stats.evictions += 1;
+                let notice = notice_datagram(&Notice::Disconnected(reason.to_string()));
+                self.out.datagram(addr, notice);
+                (
+                    Notice::WasDisconnected(name),
+                    Event::MemberEvicted {
+                        room: None,
+                        username: client.username,
+                        reason,
+                    },
+                )
+            }
+        };
+        self.fan_out(None, &notice_datagram(&to_others));
+        self.out.emit(event);
+    }
+
+    fn fan_out(&mut self, skip: Option<SocketAddr>, payload: &Bytes) {
+        let to = self.order.iter().copied().filter(|to| Some(*to) != skip);
+        self.out.fan_out(to, payload);
+    }
+}
+
+impl Machine for RelayServer {
+    fn handle(&mut self, now: Instant, input: Input<&[u8]>) {
+        match input {
+            Input::Datagram { from, data } => self.handle_datagram(now, from, data),
+            Input::SendFailed { to } => self.handle_send_failed(now, to),
+            Input::Timeout => self.handle_timeout(now),
+            Input::Shutdown => self.shutdown(now),
+            Input::TcpAccepted { conn, .. } => self.out.tcp_close(conn),
+            Input::TcpData { .. } | Input::TcpClosed { .. } => {}
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.out.stats
+    }
+
+    /// In the rooms server's terms: its clients are the members of one room; there are
+    /// no connections.
+    fn counts(&self) -> Counts {
+        Counts {
+            rooms: usize::from(!self.clients.is_empty()),
+            members: self.clients.len(),
+            connections: 0,
+            queued_outputs: self.out.len(),
+            timers: self.timers.len(),
+        }
+    }
+
+    fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        crate::invariants::relay(self)
+    }
+
+    fn member_addrs(&self) -> Vec<SocketAddr> {
+        self.order.clone()
+    }
+}
+
+/// Splits and checks a client datagram.
+fn parse(data: &[u8]) -> Result<(&str, &str), DropReason> {
+    let datagram = RelayDatagram::decode(data)?;
+    let RelayDatagram::Message { username, message } = datagram else {
+        return Err(DropReason::BadUsername);
+    };
+    let username = names::username(username).map_err(|_| DropReason::BadUsername)?;
+    let message = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
+    let message = names::message(message).map_err(|_| DropReason::ControlCharacter)?;
+    Ok((username, message))
+}
+
+/// A notice in relay framing: a zero length byte, then the body.
+pub fn notice_datagram(notice: &Notice) -> Bytes {
+    let body = notice.body();
+    let mut out = Vec::with_capacity(1 + body.len());
+    out.push(0);
+    out.extend_from_slice(body.as_bytes());
+    Bytes::from(out)
+}

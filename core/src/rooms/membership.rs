@@ -1,0 +1,370 @@
+//! Rooms and their members: create, join, the UDP chat itself, leave, eviction and
+//! room closing.
+//!
+//! A member is known by its token, bound to the IP that obtained it. A datagram is
+//! authorized when its room exists, its token belongs to that room and it comes from
+//! that IP; only then does it change anything (address, last-seen time, failure count).
+
+use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
+use crate::liveness::Liveness;
+use crate::names;
+use crate::output::{DropReason, Event};
+use crate::password::PasswordHash;
+use crate::token::Token;
+use crate::wire::notice::{CloseReason, EvictReason, Notice};
+use crate::wire::request::Credentials;
+use crate::wire::room_datagram::{relayed_line, RoomDatagram};
+use crate::wire::tcrp::Status;
+use bytes::Bytes;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A member, named by a number never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct MemberId(u64);
+
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) room: Arc<str>,
+    pub(crate) username: Arc<str>,
+    pub(crate) token: Token,
+    pub(crate) ip: IpAddr,
+    pub(crate) udp: Option<SocketAddr>,
+    pub(crate) liveness: Liveness,
+}
+
+#[derive(Debug)]
+pub(crate) struct Room {
+    pub(crate) password: Option<PasswordHash>,
+    /// In join order: the host is always the first (its going closes the room).
+    pub(crate) members: Vec<MemberId>,
+}
+
+/// How a member goes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Removal {
+    Left,
+    Evicted(EvictReason),
+}
+
+impl RoomServer {
+    pub(crate) fn create_room(
+        &mut self,
+        now: Instant,
+        room: &str,
+        credentials: Credentials,
+        ip: IpAddr,
+    ) -> Result<(MemberId, Token), Status> {
+        if self.rooms.contains_key(room) {
+            return Err(Status::RoomExists);
+        }
+        if self.rooms.len() >= self.config.max_rooms || !self.has_seat_for(ip) {
+            return Err(Status::ServerFull);
+        }
+        let name: Arc<str> = room.into();
+        let password = credentials
+            .password
+            .map(|pw| PasswordHash::new(&pw, &mut self.rng));
+        let username: Arc<str> = credentials.username.into();
+        let (id, token) = self.add_member(now, name.clone(), username.clone(), ip);
+        self.rooms.insert(
+            name.clone(),
+            Room {
+                password,
+                members: vec![id],
+            },
+        );
+        self.out.emit(Event::RoomCreated {
+            room: name,
+            host: username,
+        });
+        Ok((id, token))
+    }
+
+    pub(crate) fn join_room(
+        &mut self,
+        now: Instant,
+        room: &str,
+        credentials: Credentials,
+        ip: IpAddr,
+    ) -> Result<(MemberId, Token), Status> {
+        let Some((name, entry)) = self.rooms.get_key_value(room) else {
+            return Err(Status::RoomNotFound);
+        };
+        if let Some(stored) = &entry.password {
+            if !stored.verify(credentials.password.as_deref().unwrap_or("")) {
+                return Err(Status::InvalidPassword);
+            }
+        }
+        let taken = entry
+            .members
+            .iter()
+            .any(|id| *self.members[id].username == *credentials.username);
+        if taken {
+            return Err(Status::UsernameTaken);
+        }
+        if entry.members.len() >= self.config.max_members_per_room || !self.has_seat_for(ip) {
+            return Err(Status::ServerFull);
+        }
+        let name = name.clone();
+        let username: Arc<str> = credentials.username.into();
+        let (id, token) = self.add_member(now, name.clone(), username.clone(), ip);
+        let room = self.rooms.get_mut(&name).expect("room exists");
+        room.members.push(id);
+        let notice = Bytes::from(Notice::Joined(username.to_string()).room_text());
+        self.notify_room(&name, Some(id), &notice);
+        self.out.emit(Event::MemberJoined {
+            room: Some(name),
+            username,
+        });
+        Ok((id, token))
+    }
+
+    /// True while both the total member limit and the per-IP limit leave room for one more.
+    fn has_seat_for(&self, ip: IpAddr) -> bool {
+        let from_ip = self.members_per_ip.get(&ip).copied().unwrap_or(0);
+        self.members.len() < self.config.max_members && from_ip < self.config.max_members_per_ip
+    }
+
+    fn add_member(
+        &mut self,
+        now: Instant,
+        room: Arc<str>,
+        username: Arc<str>,
+        ip: IpAddr,
+    ) -> (MemberId, Token) {
+        let token = loop {
+            let token = Token::generate(&mut self.rng);
+            if !self.tokens.contains_key(&token) {
+                break token;
+            }
+        };
+        let id = MemberId(self.next_member);
+        self.next_member += 1;
+        self.tokens.insert(token, id);
+        *self.members_per_ip.entry(ip).or_insert(0) += 1;
+        self.members.insert(
+            id,
+            Member {
+                room,
+                username,
+                token,
+                ip,
+                udp: None,
+                liveness: Liveness::new(now),
+            },
+        );
+        self.timers
+            .schedule(now + self.first_deadline(), TimerKey::Member(id));
+        (id, token)
+    }
+
+    /// The port step of the handshake gave an address; a datagram, if one came first, wins.
+    pub(crate) fn set_udp_from_port_step(&mut self, id: MemberId, addr: SocketAddr) {
+        if self.members.get(&id).is_some_and(|m| m.udp.is_none()) {
+            self.set_udp(id, addr);
+        }
+    }
+
+    fn set_udp(&mut self, id: MemberId, addr: SocketAddr) {
+        let member = self.members.get_mut(&id).expect("member exists");
+        if member.udp == Some(addr) {
+            return;
+        }
+        let old = member.udp.replace(addr);
+        let (room, username) = (member.room.clone(), member.username.clone());
+        if let Some(old) = old {
+            unindex(&mut self.by_addr, old, id);
+        }
+        self.by_addr.entry(addr).or_default().push(id);
+        self.out.emit(Event::MemberAddress {
+            room,
+            username,
+            addr,
+        });
+    }
+
+    /// A datagram arrived on the UDP socket.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.out.stats.datagrams_received += 1;
+        let from = canonical_addr(from);
+        let (id, message) = match self.authorize(from, data) {
+            Ok(found) => found,
+            Err(reason) => return self.out.drop_datagram(from, reason),
+        };
+        self.set_udp(id, from);
+        let member = self.members.get_mut(&id).expect("authorized member exists");
+        member.liveness.heard(now);
+        match message {
+            "" => self.out.stats.keepalives += 1,
+            "/exit" => self.remove_member(id, Removal::Left),
+            text => {
+                self.out.stats.messages_relayed += 1;
+                let member = &self.members[&id];
+                let line = relayed_line(&member.username, text);
+                let room = member.room.clone();
+                self.notify_room(&room, Some(id), &line);
+            }
+        }
+    }
+
+    /// Finds the member a datagram speaks for, or why it must be dropped.
+    fn authorize<'a>(
+        &self,
+        from: SocketAddr,
+        data: &'a [u8],
+    ) -> Result<(MemberId, &'a str), DropReason> {
+        let datagram = RoomDatagram::decode(data)?;
+        let room = std::str::from_utf8(datagram.room).map_err(|_| DropReason::UnknownRoom)?;
+        if !self.rooms.contains_key(room) {
+            return Err(DropReason::UnknownRoom);
+        }
+        let token = Token::parse(datagram.token).ok_or(DropReason::UnknownToken)?;
+        let id = *self.tokens.get(&token).ok_or(DropReason::UnknownToken)?;
+        let member = &self.members[&id];
+        if *member.room != *room {
+            return Err(DropReason::UnknownToken);
+        }
+        if member.ip != canonical_ip(from.ip()) {
+            return Err(DropReason::WrongAddress);
+        }
+        let message = std::str::from_utf8(datagram.message).map_err(|_| DropReason::NotUtf8)?;
+        let message = names::message(message).map_err(|_| DropReason::ControlCharacter)?;
+        Ok((id, message))
+    }
+
+    /// Sends `payload` to every member of `room` with a known address, except `skip`.
+    fn notify_room(&mut self, room: &str, skip: Option<MemberId>, payload: &Bytes) {
+        let Some(entry) = self.rooms.get(room) else {
+            return;
+        };
+        let members = &self.members;
+        let to = entry
+            .members
+            .iter()
+            .filter(|id| Some(**id) != skip)
+            .filter_map(|id| members[id].udp);
+        self.out.fan_out(to, payload);
+    }
+
+    /// How long a new member may go before its timer first looks at it: the idle
+    /// timeout, or the registration deadline if that comes first.
+    fn first_deadline(&self) -> std::time::Duration {
+        self.config
+            .idle_timeout
+            .min(self.config.registration_timeout)
+    }
+
+    /// A member's timer came due: a member with no known UDP address after the
+    /// registration deadline is removed (it holds a name and a seat, and nobody can
+    /// reach it); one silent for the idle timeout is evicted; otherwise look again later.
+    pub(crate) fn member_timer(&mut self, now: Instant, id: MemberId) {
+        let Some(member) = self.members.get(&id) else {
+            return;
+        };
+        let (idle, registration) = (self.config.idle_timeout, self.config.registration_timeout);
+        let mut registration_due = None;
+        if member.udp.is_none() {
+            match member.liveness.idle_check(now, registration) {
+                Some(due) => registration_due = Some(due),
+                None => {
+                    let reason = EvictReason::NeverRegistered(registration);
+                    return self.remove_member(id, Removal::Evicted(reason));
+                }
+            }
+        }
+        match member.liveness.idle_check(now, idle) {
+            Some(due) => {
+                let due = registration_due.map_or(due, |r| r.min(due));
+                self.timers.schedule(due, TimerKey::Member(id));
+            }
+            None => self.remove_member(id, Removal::Evicted(EvictReason::Idle(idle))),
+        }
+    }
+
+    /// Removes a member with its token; the host's going closes the room.
+    pub(crate) fn remove_member(&mut self, id: MemberId, how: Removal) {
+        let Some(member) = self.forget_member(id) else {
+            return;
+        };
+        let room = member.room.clone();
+        let mut is_host = false;
+        if let Some(entry) = self.rooms.get_mut(&room) {
+            is_host = entry.members.first() == Some(&id);
+            entry.members.retain(|m| *m != id);
+        }
+        match how {
+            Removal::Left => {
+                self.out.emit(Event::MemberLeft {
+                    room: Some(room.clone()),
+                    username: member.username.clone(),
+                });
+            }
+            Removal::Evicted(reason) => {
+                self.out.stats.evictions += 1;
+                if let Some(to) = member.udp {
+                    let text = Notice::Disconnected(reason.to_string()).room_text();
+                    self.out.datagram(to, Bytes::from(text));
+                }
+                self.out.emit(Event::MemberEvicted {
+                    room: Some(room.clone()),
+                    username: member.username.clone(),
+                    reason,
+                });
+            }
+        }
+        if is_host {
+            self.close_room(&room, CloseReason::HostLeft);
+            return;
+        }
+        let notice = match how {
+            Removal::Left => Notice::Left(member.username.to_string()),
+            Removal::Evicted(_) => Notice::WasDisconnected(member.username.to_string()),
+        };
+        self.notify_room(&room, None, &Bytes::from(notice.room_text()));
+    }
+
+    /// Closes a room: every remaining member is told and loses its token.
+    pub(crate) fn close_room(&mut self, room: &str, reason: CloseReason) {
+        let notice = Bytes::from(Notice::RoomClosed(reason.to_string()).room_text());
+        self.notify_room(room, None, &notice);
+        let Some((name, entry)) = self.rooms.remove_entry(room) else {
+            return;
+        };
+        for id in entry.members {
+            self.forget_member(id);
+        }
+        self.out.emit(Event::RoomClosed { room: name, reason });
+    }
+
+    /// Drops a member's token and address index entry.
+    fn forget_member(&mut self, id: MemberId) -> Option<Member> {
+        let member = self.members.remove(&id)?;
+        self.tokens.remove(&member.token);
+        if let Some(n) = self.members_per_ip.get_mut(&member.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.members_per_ip.remove(&member.ip);
+            }
+        }
+        if let Some(addr) = member.udp {
+            unindex(&mut self.by_addr, addr, id);
+        }
+        self.sweep_timers();
+        Some(member)
+    }
+}
+
+fn unindex(
+    by_addr: &mut crate::hash::KeyedMap<SocketAddr, Vec<MemberId>>,
+    addr: SocketAddr,
+    id: MemberId,
+) {
+    if let Some(ids) = by_addr.get_mut(&addr) {
+        ids.retain(|m| *m != id);
+        if ids.is_empty() {
+            by_addr.remove(&addr);
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The rooms server: TCRP over TCP hands out tokens, UDP datagrams carry the chat.
+//!
+//! [`RoomServer`] is a sans-IO state machine. The shell feeds it what happened, each
+//! with the current time, and carries out what it asks:
+//!
+//! ```
+//! use ocm_core::{Config, ConnId, Input, Machine, Output, RoomServer};
+//! use std::time::Instant;
+//!
+//! let mut server = RoomServer::new(Config::default(), [0; 32]).unwrap();
+//! let now = Instant::now();
+//! let conn = ConnId(1);
+//! server.handle(now, Input::TcpAccepted { conn, peer: "127.0.0.1:5000".parse().unwrap() });
+//! let request = ocm_core::client::Handshake::create("lobby", "alice", None).unwrap();
+//! server.handle(now, Input::TcpData { conn, data: request.request() });
+//! while let Some(output) = server.poll_output() {
+//!     match output {
+//!         Output::TcpSend { .. } => { /* write it */ }
+//!         Output::TcpShutdownWrite { .. } | Output::TcpClose { .. } => { /* ... */ }
+//!         Output::Datagram { .. } => { /* send_to */ }
+//!         Output::Event(_) => { /* log */ }
+//!     }
+//! }
+//! // then sleep until server.poll_timeout() or the next input
+//! ```
+//!
+//! The TCP side lives in `handshake.rs`, rooms and the UDP side in `membership.rs`; the
+//! bookkeeping checks in [`crate::invariants`].
+
+mod handshake;
+pub(crate) mod membership;
+
+use crate::config::{Config, ConfigError};
+use crate::hash::{keyed_map, KeyedMap, KeyedState};
+use crate::input::Input;
+use crate::invariants::InvariantViolation;
+use crate::machine::Machine;
+use crate::outbox::Outbox;
+use crate::output::{ConnId, Output};
+use crate::stats::Stats;
+use crate::timers::TimerQueue;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use handshake::Conn;
+use membership::{Member, MemberId, Removal, Room};
+
+/// What a timer entry belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerKey {
+    Conn(ConnId),
+    Member(MemberId),
+}
+
+/// How much a server holds right now; every figure is bounded by [`Config`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Rooms alive (relay mode: 1 while it has clients).
+    pub rooms: usize,
+    /// Members in all rooms (relay mode: its clients).
+    pub members: usize,
+    /// TCP connections open (in handshake or waiting for the port).
+    pub connections: usize,
+    /// Outputs queued and not yet polled.
+    pub queued_outputs: usize,
+    /// Timer entries held (live and stale).
+    pub timers: usize,
+}
+
+/// One member as seen from outside (tests, simulators, admin views).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Username.
+    pub username: Arc<str>,
+    /// True for the room's host.
+    pub is_host: bool,
+    /// The IP that obtained the token.
+    pub ip: IpAddr,
+    /// Where the member receives, once known.
+    pub udp: Option<SocketAddr>,
+}
+
+/// The rooms server state machine.
+#[derive(Debug)]
+pub struct RoomServer {
+    pub(crate) config: Config,
+    rng: ChaCha20Rng,
+    pub(crate) conns: KeyedMap<ConnId, Conn>,
+    pub(crate) conns_per_ip: KeyedMap<IpAddr, usize>,
+    pub(crate) rooms: KeyedMap<Arc<str>, Room>,
+    pub(crate) members: KeyedMap<MemberId, Member>,
+    pub(crate) tokens: KeyedMap<crate::token::Token, MemberId>,
+    pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
+    pub(crate) members_per_ip: KeyedMap<IpAddr, usize>,
+    next_member: u64,
+    timers: TimerQueue<TimerKey>,
+    out: Outbox,
+}
+
+impl RoomServer {
+    /// A server with these limits, drawing tokens, salts and hash keys from a ChaCha20
+    /// generator seeded with `seed` (OS entropy in a real server, fixed in tests).
+    pub fn new(config: Config, seed: [u8; 32]) -> Result<RoomServer, ConfigError> {
+        config.validate()?;
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let state = KeyedState::new(&mut rng);
+        Ok(RoomServer {
+            config,
+            rng,
+            conns: keyed_map(state),
+            conns_per_ip: keyed_map(state),
+            rooms: keyed_map(state),
+            members: keyed_map(state),
+            tokens: keyed_map(state),
+            by_addr: keyed_map(state),
+            members_per_ip: keyed_map(state),
+            next_member: 0,
+            timers: TimerQueue::default(),
+            out: Outbox::default(),
+        })
+    }
+
+    /// Fires every timer due at `now`: handshake and port deadlines, idle evictions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((_, key)) = self.timers.pop_due(now) {
+            match key {
+                TimerKey::Conn(conn) => self.conn_timer(now, conn),
+                TimerKey::Member(member) => self.member_timer(now, member),
+            }
+        }
+        self.sweep_timers();
+    }
+
+    /// Drops stale timer entries once they outnumber what is alive (see
+    /// [`TimerQueue::sweep`]); called wherever an entry can go stale, so the table stays
+    /// bounded however rarely timers fire.
+    fn sweep_timers(&mut self) {
+        let (conns, members) = (&self.conns, &self.members);
+        self.timers
+            .sweep(conns.len() + members.len(), |key| match key {
+                TimerKey::Conn(c) => conns.contains_key(c),
+                TimerKey::Member(m) => members.contains_key(m),
+            });
+    }
+
+    /// The shell could not send to `to`. Members at that address count a failure; at
+    /// `max_send_failures` in a row they are evicted. A valid datagram from a member
+    /// resets its count.
+    pub fn handle_send_failed(&mut self, _now: Instant, to: SocketAddr) {
+        self.out.stats.send_failures += 1;
+        let Some(ids) = self.by_addr.get(&canonical_addr(to)) else {
+            return;
+        };
+        let max = self.config.max_send_failures;
+        let mut evict = Vec::new();
+        for id in ids {
+            if let Some(member) = self.members.get_mut(id) {
+                if member.liveness.send_failed(max) {
+                    evict.push(*id);
+                }
+            }
+        }
+        for id in evict {
+            let reason = crate::wire::notice::EvictReason::SendFailures(max);
+            self.remove_member(id, Removal::Evicted(reason));
+        }
+    }
+
+    /// Closes every room (members get `* room closed: server shutting down`) and every
+    /// connection. The server is empty afterwards and can be dropped once drained.
+    pub fn shutdown(&mut self, _now: Instant) {
+        let mut names: Vec<Arc<str>> = self.rooms.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            self.close_room(&name, crate::wire::notice::CloseReason::ServerShutdown);
+        }
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort();
+        for conn in conns {
+            self.close_conn(conn);
+        }
+        self.timers = TimerQueue::default();
+    }
+
+    /// Names of the rooms alive, sorted.
+    pub fn room_names(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<_> = self.rooms.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The members of a room in join order (host first), or `None` if there is no such room.
+    pub fn members_of(&self, room: &str) -> Option<Vec<MemberInfo>> {
+        let room = self.rooms.get(room)?;
+        Some(
+            room.members
+                .iter()
+                .enumerate()
+                .filter_map(|(i, id)| self.members.get(id).map(|m| (i, m)))
+                .map(|(i, m)| MemberInfo {
+                    username: m.username.clone(),
+                    is_host: i == 0,
+                    ip: m.ip,
+                    udp: m.udp,
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Machine for RoomServer {
+    fn handle(&mut self, now: Instant, input: Input<&[u8]>) {
+        match input {
+            Input::TcpAccepted { conn, peer } => self.handle_tcp_accept(now, conn, peer),
+            Input::TcpData { conn, data } => self.handle_tcp_data(now, conn, data),
+            Input::TcpClosed { conn } => self.handle_tcp_closed(now, conn),
+            Input::Datagram { from, data } => self.handle_datagram(now, from, data),
+            Input::SendFailed { to } => self.handle_send_failed(now, to),
+            Input::Timeout => self.handle_timeout(now),
+            Input::Shutdown => self.shutdown(now),
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.out.stats
+    }
+
+    fn counts(&self) -> Counts {
+        Counts {
+            rooms: self.rooms.len(),
+            members: self.members.len(),
+            connections: self.conns.len(),
+            queued_outputs: self.out.len(),
+            timers: self.timers.len(),
+        }
+    }
+
+    fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        crate::invariants::rooms(self)
+    }
+
+    fn member_addrs(&self) -> Vec<SocketAddr> {
+        self.by_addr.keys().copied().collect()
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) become plain IPv4, so a token obtained
+/// over one socket family is honoured over the other.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// [`canonical_ip`] for a socket address: one member, one key, whichever socket family
+/// the datagram came through. Outputs use this form; a shell with an IPv6 socket maps
+/// IPv4 destinations back to `::ffff:a.b.c.d`.
+pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+}

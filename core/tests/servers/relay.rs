@@ -1,0 +1,219 @@
+//! Relay mode: registration, relaying in the same framing, notices, eviction.
+
+use ocm_core::{Config, DropReason, Machine};
+use ocm_testkit::{addr, Harness};
+use std::time::Duration;
+
+const A: &str = "10.0.0.1:4000";
+const B: &str = "10.0.0.2:4000";
+const C: &str = "10.0.0.3:4000";
+
+fn three() -> Harness {
+    let mut h = Harness::relay(Config::default());
+    h.relay_say(A, "alice", "");
+    h.relay_say(B, "bob", "");
+    h.relay_say(C, "carol", "");
+    h.take_bytes();
+    h
+}
+
+#[test]
+fn first_datagram_registers_and_others_hear_of_it() {
+    let mut h = Harness::relay(Config::default());
+    h.relay_say(A, "alice", "");
+    assert!(h.take_bytes().is_empty(), "nobody else to tell, no echo");
+    h.relay_say(B, "bob", "");
+    assert_eq!(h.take_bytes(), vec![(addr(A), b"\x00bob joined".to_vec())]);
+    assert_eq!(h.server.stats().keepalives, 2);
+}
+
+#[test]
+fn messages_are_relayed_unchanged_to_everyone_else() {
+    let mut h = three();
+    h.relay_say(A, "alice", "hello");
+    let mut got = h.take_bytes();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (addr(B), b"\x05alicehello".to_vec()),
+            (addr(C), b"\x05alicehello".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn a_message_registers_too() {
+    let mut h = Harness::relay(Config::default());
+    h.relay_say(A, "alice", "");
+    h.relay_say(B, "bob", "first words");
+    assert_eq!(
+        h.take_bytes(),
+        vec![
+            (addr(A), b"\x00bob joined".to_vec()),
+            (addr(A), b"\x03bobfirst words".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn a_new_name_renames_the_address() {
+    let mut h = three();
+    h.relay_say(A, "alicia", "hi");
+    assert_eq!(h.relay_server().clients()[0].1.as_ref(), "alicia");
+    assert_eq!(h.take_bytes().len(), 2);
+}
+
+#[test]
+fn exit_unregisters_and_tells_the_others() {
+    let mut h = three();
+    h.relay_say(C, "carol", "/exit");
+    let mut got = h.take_bytes();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (addr(A), b"\x00carol left".to_vec()),
+            (addr(B), b"\x00carol left".to_vec())
+        ]
+    );
+    h.relay_say(A, "alice", "still there?");
+    assert!(h.take_bytes().iter().all(|(to, _)| *to != addr(C)));
+    // an /exit from a stranger registers nothing
+    h.relay_say("10.0.0.9:1", "zed", "/exit");
+    assert_eq!(h.relay_server().clients().len(), 2);
+}
+
+#[test]
+fn bad_datagrams_are_dropped_and_never_answered() {
+    let mut h = three();
+    h.datagram("10.0.0.9:1", b"");
+    h.datagram("10.0.0.9:1", b"\x00I am the server");
+    h.datagram("10.0.0.9:1", b"\x09short");
+    h.datagram("10.0.0.9:1", b"\x04*bob hi");
+    h.datagram("10.0.0.9:1", b"\x03b\nbhi");
+    h.datagram("10.0.0.9:1", b"\x03bob\xff");
+    h.datagram("10.0.0.9:1", &[1; 4097]);
+    assert_eq!(
+        h.dropped(),
+        vec![
+            DropReason::Truncated,
+            DropReason::BadUsername,
+            DropReason::Truncated,
+            DropReason::BadUsername,
+            DropReason::BadUsername,
+            DropReason::NotUtf8,
+            DropReason::TooLarge,
+        ]
+    );
+    assert!(h.take_bytes().is_empty());
+    assert_eq!(h.relay_server().clients().len(), 3);
+}
+
+#[test]
+fn counts_follow_the_clients_and_stale_timers_are_swept() {
+    let mut h = Harness::relay(Config::default());
+    assert_eq!(h.server.counts(), ocm_core::Counts::default());
+    h.relay_say(A, "alice", "");
+    h.relay_say(B, "bob", "");
+    let counts = h.server.counts();
+    assert_eq!((counts.rooms, counts.members, counts.timers), (1, 2, 2));
+    for i in 0..100 {
+        h.relay_say(&format!("10.1.0.{i}:1"), "x", "");
+        h.relay_say(&format!("10.1.0.{i}:1"), "x", "/exit");
+    }
+    assert_eq!(h.server.counts().members, 2);
+    h.advance(Duration::ZERO);
+    assert!(h.server.counts().timers <= ocm_core::timers::max_entries(2));
+}
+
+#[test]
+fn client_limit_drops_newcomers() {
+    let mut h = Harness::relay(Config {
+        max_members: 2,
+        ..Config::default()
+    });
+    h.relay_say(A, "alice", "");
+    h.relay_say(B, "bob", "");
+    h.relay_say(C, "carol", "hi");
+    assert_eq!(h.dropped(), vec![DropReason::ServerFull]);
+    assert_eq!(h.relay_server().clients().len(), 2);
+}
+
+#[test]
+fn idle_clients_are_evicted_and_come_back_with_their_next_datagram() {
+    let mut h = three();
+    h.now += Duration::from_secs(200);
+    h.relay_say(A, "alice", "");
+    h.relay_say(B, "bob", "");
+    h.now += Duration::from_secs(100);
+    h.advance(Duration::ZERO);
+    let mut got = h.take_bytes();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (addr(A), b"\x00carol was disconnected".to_vec()),
+            (addr(B), b"\x00carol was disconnected".to_vec()),
+            (
+                addr(C),
+                b"\x00disconnected: idle for 300 s, join again".to_vec()
+            ),
+        ]
+    );
+    assert_eq!(h.server.stats().evictions, 1);
+    h.relay_say(C, "carol", "back");
+    assert_eq!(h.relay_server().clients().len(), 3);
+    assert_eq!(
+        h.server.poll_timeout(),
+        Some(h.now - Duration::from_secs(100) + Duration::from_secs(300))
+    );
+}
+
+#[test]
+fn failing_clients_are_evicted_after_n_failures_in_a_row() {
+    let mut h = three();
+    h.send_failed(B);
+    h.send_failed(B);
+    h.relay_say(B, "bob", ""); // resets
+    h.send_failed(B);
+    h.send_failed(B);
+    assert_eq!(h.relay_server().clients().len(), 3);
+    h.send_failed(B);
+    assert_eq!(h.relay_server().clients().len(), 2);
+    assert!(h.take_bytes().contains(&(
+        addr(B),
+        b"\x00disconnected: 3 failed sends, join again".to_vec()
+    )));
+}
+
+#[test]
+fn mapped_ipv6_and_ipv4_forms_are_one_client() {
+    let mut h = three();
+    h.relay_say("[::ffff:10.0.0.1]:4000", "alice", "same socket");
+    assert_eq!(h.relay_server().clients().len(), 3);
+    for _ in 0..3 {
+        h.send_failed("[::ffff:10.0.0.2]:4000");
+    }
+    assert_eq!(h.relay_server().clients().len(), 2);
+}
+
+#[test]
+fn shutdown_tells_everyone() {
+    let mut h = three();
+    h.shutdown();
+    let got = h.take_bytes();
+    assert_eq!(got.len(), 3);
+    assert!(got
+        .iter()
+        .all(|(_, p)| p == b"\x00room closed: server shutting down"));
+    assert!(h.relay_server().clients().is_empty());
+}
+
+#[test]
+fn relay_messages_with_control_characters_are_dropped() {
+    let mut h = three();
+    h.relay_say(A, "alice", "\u{1b}]0;pwned\u{7}");
+    assert_eq!(h.dropped(), vec![DropReason::ControlCharacter]);
+    assert!(h.take_bytes().is_empty());
+}
