@@ -72,6 +72,30 @@ fn clock_ticks() -> u64 {
     }
 }
 
+/// The descriptor number under which process `pid` holds the socket with this inode.
+pub fn socket_fd(pid: u32, inode: u64) -> io::Result<i32> {
+    let wanted = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let entry = entry?;
+        if std::fs::read_link(entry.path()).is_ok_and(|link| link.as_os_str() == wanted.as_str()) {
+            if let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                return Ok(fd);
+            }
+        }
+    }
+    Err(io::Error::other(format!(
+        "process {pid} holds no socket {inode}"
+    )))
+}
+
+/// The inode of the IPv4 UDP socket bound to local port `port`.
+pub fn udp_inode(port: u16) -> io::Result<u64> {
+    let table = std::fs::read_to_string("/proc/net/udp")?;
+    udp_line(&table, port)
+        .and_then(|fields| fields.get(9)?.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no UDP socket on {port}")))
+}
+
 /// The state of one UDP socket, from `/proc/net/udp`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UdpQueue {
@@ -88,18 +112,22 @@ pub fn udp_queue(port: u16) -> io::Result<UdpQueue> {
 }
 
 fn parse_udp(table: &str, port: u16) -> Option<UdpQueue> {
-    let suffix = format!(":{port:04X}");
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if !fields.get(1)?.ends_with(&suffix) {
-            return None;
-        }
-        let (_, rx) = fields.get(4)?.split_once(':')?;
-        Some(UdpQueue {
-            rx_queue: u64::from_str_radix(rx, 16).ok()?,
-            drops: fields.last()?.parse().ok()?,
-        })
+    let fields = udp_line(table, port)?;
+    let (_, rx) = fields.get(4)?.split_once(':')?;
+    Some(UdpQueue {
+        rx_queue: u64::from_str_radix(rx, 16).ok()?,
+        drops: fields.last()?.parse().ok()?,
     })
+}
+
+/// The fields of the line of the socket bound to local port `port`.
+fn udp_line(table: &str, port: u16) -> Option<Vec<&str>> {
+    let suffix = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(1).is_some_and(|local| local.ends_with(&suffix)))
 }
 
 #[cfg(test)]
@@ -133,6 +161,8 @@ mod tests {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = socket.local_addr().unwrap().port();
         assert_eq!(udp_queue(port).unwrap().rx_queue, 0);
+        let fd = socket_fd(std::process::id(), udp_inode(port).unwrap()).unwrap();
+        assert_eq!(fd, std::os::fd::AsRawFd::as_raw_fd(&socket));
     }
 
     #[test]

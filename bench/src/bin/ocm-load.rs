@@ -523,6 +523,11 @@ fn junk_run(cx: &Context, target: &Target, count: u64) -> io::Result<(f64, Count
     let read = junk::flood(server.child.id(), udp, &datagram, count)?;
     std::thread::sleep(Duration::from_millis(20)); // the last batch is handled
     let spent = server.end(phase)?;
+    eprintln!(
+        "  junk, {}: {read} datagrams read, {:.0}% of the CPU time in user space",
+        target.name(),
+        spent.user_share() * 100.0
+    );
     Ok((spent.cpu_per(read), spent.counters_per(read)))
 }
 
