@@ -1,10 +1,17 @@
 //! [`Endpoint`]: the bound sockets and the driver, and the owner loop both shells run.
 //!
-//! The loop waits for whichever comes first: the shutdown signal, a question from an
-//! [`Inspector`], a TCP input from the shell's connection tasks, a readable UDP socket,
-//! or the core's next deadline; handles it with `Instant::now()`; fires due timers; and
-//! sends what the core queued. On shutdown it handles what is already waiting, tells
-//! every member, and sends those notices.
+//! Each turn of the loop reads the clock once and handles what is ready without
+//! waiting: a question from an [`Inspector`], up to [`TCP_BATCH`] TCP inputs from the
+//! shell's connection tasks, up to [`crate::udp::READ_BATCH`] datagrams (read with a
+//! non-blocking `recvmmsg`, whether or not the reactor said the socket is readable);
+//! then it fires due timers and sends what the core queued. Only a turn that found
+//! nothing waits, for whichever comes first: the shutdown signal, a question, a TCP
+//! input, a readable UDP socket, or the core's next deadline. So a busy server goes
+//! from batch to batch in system calls of its own (`recvmmsg`, `sendmmsg`), and pays
+//! for the reactor (its `epoll` calls, timer registration, wake-ups) only when it runs
+//! dry; the deadline's timer is registered again only when the deadline moves. On
+//! shutdown it handles what is already waiting, tells every member, and sends those
+//! notices.
 //!
 //! Waiting uses `async_io` (the reactor and timers under both smol and async-std), so
 //! the loop runs unchanged on either; a shell only spawns its TCP tasks on its own
@@ -14,10 +21,12 @@ use crate::{errqueue, Driver, Inspection, Inspector, Options, Protocol, TcpEvent
 use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::future::{self, Future};
+use futures_lite::Stream;
 use ocm_core::Stats;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// A bound server: sockets, core, and the channel its [`Inspector`]s ask through.
@@ -30,14 +39,6 @@ pub struct Endpoint {
     inspections: Receiver<Inspection>,
     tcp_addr: Option<SocketAddr>,
     udp_addr: SocketAddr,
-}
-
-enum Step {
-    Tcp(TcpEvent),
-    Readable,
-    Inspect(Inspection),
-    Timer,
-    Stop,
 }
 
 impl Endpoint {
@@ -103,19 +104,48 @@ impl Endpoint {
             ..
         } = self;
         let mut shutdown = pin!(shutdown);
+        // Receivers are streams that keep their listener between waits; streams are pinned.
+        let mut inputs = pin!(inputs);
+        let mut inspections = pin!(inspections);
+        let mut timer = Wakeup::default();
         loop {
-            let deadline = driver.poll_timeout();
-            let step = next_step(&mut shutdown, &inspections, &inputs, &udp, deadline).await;
-            let now = Instant::now();
-            match step {
-                Step::Tcp(event) => driver.handle_tcp(now, event),
-                Step::Readable => udp.read_ready(&mut driver, now),
-                Step::Inspect(question) => question(&driver),
-                Step::Timer => {}
-                Step::Stop => break,
+            // First what is ready now, without the reactor: while datagrams or TCP
+            // inputs keep coming, the loop never waits (and never registers anything).
+            if future::poll_once(shutdown.as_mut()).await.is_some() {
+                break;
             }
+            let now = Instant::now();
+            while let Ok(question) = inspections.try_recv() {
+                question(&driver);
+            }
+            let mut handled = 0;
+            while handled < TCP_BATCH {
+                let Ok(event) = inputs.try_recv() else { break };
+                driver.handle_tcp(now, event);
+                handled += 1;
+            }
+            handled += udp.read_ready(&mut driver, now);
             driver.handle_timeout(now);
             udp.flush(&mut driver).await;
+            if handled > 0 {
+                continue;
+            }
+            // Nothing was waiting: sleep until something is.
+            timer.set(driver.poll_timeout());
+            let woken = wait(
+                &mut shutdown,
+                inspections.as_mut(),
+                inputs.as_mut(),
+                &udp,
+                &mut timer,
+            )
+            .await;
+            match woken {
+                Woken::Stop => break,
+                Woken::Inspect(question) => question(&driver),
+                Woken::Tcp(event) => driver.handle_tcp(Instant::now(), event),
+                Woken::Ready => {}
+            }
         }
         tracing::info!("shutting down");
         // What is already waiting is handled first (a bounded amount: the channel's
@@ -132,52 +162,88 @@ impl Endpoint {
     }
 }
 
-/// Waits for what the owner does next: stop, answer a question, handle a TCP input,
-/// read datagrams, or fire the core's timers. Earlier branches win when several are ready.
-async fn next_step(
-    shutdown: &mut Pin<&mut impl Future<Output = ()>>,
-    inspections: &Receiver<Inspection>,
-    inputs: &Receiver<TcpEvent>,
-    udp: &UdpPath,
-    deadline: Option<Instant>,
-) -> Step {
-    let stop = async {
-        shutdown.await;
-        Step::Stop
-    };
-    let inspect = async {
-        match inspections.recv().await {
-            Ok(question) => Step::Inspect(question),
-            Err(_) => future::pending().await,
+/// Most TCP inputs handled before the owner reads datagrams again.
+const TCP_BATCH: usize = 64;
+
+/// The reactor timer for the core's next deadline, kept across waits and registered
+/// again only when the deadline moves (registering wakes the reactor).
+#[derive(Default)]
+struct Wakeup {
+    timer: Option<Timer>,
+    at: Option<Instant>,
+}
+
+impl Wakeup {
+    fn set(&mut self, at: Option<Instant>) {
+        if self.at == at && self.timer.is_some() {
+            return;
         }
-    };
-    // In relay mode no task sends inputs and the channel is closed from the start.
-    let input = async {
-        match inputs.recv().await {
-            Ok(event) => Step::Tcp(event),
-            Err(_) => future::pending().await,
+        self.at = at;
+        match (at, &mut self.timer) {
+            (Some(at), Some(timer)) => timer.set_at(at),
+            (Some(at), None) => self.timer = Some(Timer::at(at)),
+            (None, timer) => *timer = None,
         }
-    };
-    let readable = async {
-        match udp.readable().await {
-            Ok(()) => Step::Readable,
-            Err(error) => {
-                tracing::warn!(%error, "udp socket failed");
-                Step::Stop
-            }
-        }
-    };
-    let timer = async {
-        match deadline {
-            Some(at) => Timer::at(at).await,
-            None => Timer::never().await,
+    }
+
+    /// Ready once the deadline has passed (never without one).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(timer) = &mut self.timer else {
+            return Poll::Pending;
         };
-        Step::Timer
-    };
-    future::or(
-        stop,
-        future::or(inspect, future::or(input, future::or(readable, timer))),
-    )
+        match Pin::new(timer).poll_next(cx) {
+            Poll::Ready(_) => {
+                // fired (a one-shot timer is spent): the next `set` makes a new one
+                self.timer = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Why a wait ended.
+enum Woken {
+    Stop,
+    Inspect(Inspection),
+    Tcp(TcpEvent),
+    /// The socket is readable or the deadline has passed: the loop looks again.
+    Ready,
+}
+
+/// Sleeps until the owner has something to do: stop, answer a question, a TCP input, a
+/// readable socket, or the core's deadline. Earlier sources win when several are ready.
+/// The channel receivers keep their listeners between waits (as streams), and the
+/// timer stays registered while the deadline does not move.
+async fn wait(
+    shutdown: &mut Pin<&mut impl Future<Output = ()>>,
+    mut inspections: Pin<&mut Receiver<Inspection>>,
+    mut inputs: Pin<&mut Receiver<TcpEvent>>,
+    udp: &UdpPath,
+    timer: &mut Wakeup,
+) -> Woken {
+    future::poll_fn(|cx| {
+        if shutdown.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Woken::Stop);
+        }
+        // A closed channel (no inspector left; relay mode has no TCP tasks) is never
+        // ready again: `Ready(None)` is ignored.
+        if let Poll::Ready(Some(question)) = inspections.as_mut().poll_next(cx) {
+            return Poll::Ready(Woken::Inspect(question));
+        }
+        if let Poll::Ready(Some(event)) = inputs.as_mut().poll_next(cx) {
+            return Poll::Ready(Woken::Tcp(event));
+        }
+        match udp.poll_readable(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Woken::Ready),
+            Poll::Ready(Err(error)) => {
+                tracing::warn!(%error, "udp socket failed");
+                return Poll::Ready(Woken::Stop);
+            }
+            Poll::Pending => {}
+        }
+        timer.poll(cx).map(|()| Woken::Ready)
+    })
     .await
 }
 
