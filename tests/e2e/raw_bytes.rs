@@ -21,6 +21,9 @@ fn terminal_escapes_and_invisible_names_never_reach_other_members(runtime: Runti
     let guest = raw::udp("127.0.0.1").unwrap();
     let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port();
     raw::handshake(tcp, raw::CREATE, "esc", "host", "", Some(port(&host))).unwrap();
+    // The host's port step ends at its EOF, which the server may read after the join
+    // below has arrived on another connection: wait until the host is known.
+    server.wait_known("esc", "host");
     let guest_token =
         raw::handshake(tcp, raw::JOIN, "esc", "guest", "", Some(port(&guest))).unwrap();
     assert_eq!(raw::recv_text(&host), "* guest joined");
