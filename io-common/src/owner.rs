@@ -3,7 +3,9 @@
 //! Each turn of the loop reads the clock once and handles what is ready without
 //! waiting: a question from an [`Inspector`], up to [`TCP_BATCH`] TCP inputs from the
 //! shell's connection tasks, up to [`crate::udp::READ_BATCH`] datagrams (read with a
-//! non-blocking `recvmmsg`, whether or not the reactor said the socket is readable);
+//! non-blocking `recvmmsg`, whether or not the reactor said the socket is readable,
+//! except in the turn right after a wait that a TCP input or a question ended: the
+//! socket was empty just before);
 //! then it fires due timers and sends what the core queued. Only a turn that found
 //! nothing waits, for whichever comes first: the shutdown signal, a question, a TCP
 //! input, a readable UDP socket, or the core's next deadline. So a busy server goes
@@ -108,6 +110,9 @@ impl Endpoint {
         let mut inputs = pin!(inputs);
         let mut inspections = pin!(inspections);
         let mut timer = Wakeup::default();
+        // After a wait that ended for a TCP input (or a question), the socket was found
+        // empty just before: that one turn does not ask it again.
+        let mut skip_udp = false;
         loop {
             // First what is ready now, without the reactor: while datagrams or TCP
             // inputs keep coming, the loop never waits (and never registers anything).
@@ -124,7 +129,9 @@ impl Endpoint {
                 driver.handle_tcp(now, event);
                 handled += 1;
             }
-            handled += udp.read_ready(&mut driver, now);
+            if !std::mem::take(&mut skip_udp) {
+                handled += udp.read_ready(&mut driver, now);
+            }
             driver.handle_timeout(now);
             udp.flush(&mut driver).await;
             if handled > 0 {
@@ -142,8 +149,14 @@ impl Endpoint {
             .await;
             match woken {
                 Woken::Stop => break,
-                Woken::Inspect(question) => question(&driver),
-                Woken::Tcp(event) => driver.handle_tcp(Instant::now(), event),
+                Woken::Inspect(question) => {
+                    question(&driver);
+                    skip_udp = true;
+                }
+                Woken::Tcp(event) => {
+                    driver.handle_tcp(Instant::now(), event);
+                    skip_udp = true;
+                }
                 Woken::Ready => {}
             }
         }
