@@ -547,6 +547,12 @@ fn handshake_run(
     let report = handshake::run(tcp, threads, pairs, "h")?;
     std::thread::sleep(Duration::from_millis(20));
     let spent = server.end(phase)?;
+    eprintln!(
+        "  handshakes, {}: {} handshakes, {:.0}% of the CPU time in user space",
+        target.name(),
+        report.handshakes,
+        spent.user_share() * 100.0
+    );
     Ok((
         report.rate(),
         spent.cpu_per(report.handshakes),
