@@ -82,6 +82,10 @@ pub struct ServerArgs {
     /// Disconnect a member silent for this long (at most a year)
     #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
     pub idle_timeout: u64,
+    /// An ICMP error (port unreachable) counts as a failed send only against a member
+    /// silent this long: anyone can forge one (0: trust them, on a trusted network only)
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "30", value_parser = seconds_or_zero)]
+    pub icmp_grace: Duration,
     /// Disconnect a member after this many failed sends in a row
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_send_failures: u32,
@@ -100,6 +104,14 @@ pub struct ServerArgs {
     /// create or join from that IP over it is answered SERVER_FULL (7)
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 256, value_parser = positive)]
     pub max_members_per_ip: usize,
+    /// Wrong passwords one source may send before each next try must wait (1 s,
+    /// doubling, at most 60 s); a join during the wait is answered TRY_LATER (8)
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 5, value_parser = clap::value_parser!(u32))]
+    pub password_failures_per_source: u32,
+    /// Wrong passwords for one room, from anywhere, before each next join of it must
+    /// wait the same way
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 20, value_parser = clap::value_parser!(u32))]
+    pub password_failures_per_room: u32,
     /// Most TCP connections open at once (in handshake or port step); one over it is
     /// closed at once, without an answer
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 1_024, value_parser = positive)]
@@ -197,6 +209,13 @@ fn positive(text: &str) -> Result<usize, String> {
     }
 }
 
+fn seconds_or_zero(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => seconds(text),
+    }
+}
+
 fn seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
     if !(0.001..=86_400.0).contains(&secs) {
@@ -236,6 +255,17 @@ mod tests {
         assert_eq!(args.handshake_timeout, config.handshake_timeout);
         assert_eq!(args.port_wait, config.port_wait);
         assert_eq!(args.registration_timeout, config.registration_timeout);
+        assert_eq!(args.icmp_grace, config.icmp_grace);
+        assert_eq!(
+            (
+                args.password_failures_per_source,
+                args.password_failures_per_room
+            ),
+            (
+                config.password_failures_per_source,
+                config.password_failures_per_room
+            )
+        );
         assert_eq!(args.idle_timeout, config.idle_timeout.as_secs());
         assert_eq!(args.max_send_failures, config.max_send_failures);
         assert_eq!(args.max_payload, config.max_payload);

@@ -55,6 +55,9 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         handshake_timeout: args.handshake_timeout,
         port_wait: args.port_wait,
         registration_timeout: args.registration_timeout,
+        icmp_grace: args.icmp_grace,
+        password_failures_per_source: args.password_failures_per_source,
+        password_failures_per_room: args.password_failures_per_room,
         max_payload: args.max_payload,
         ..Config::default()
     };

@@ -23,6 +23,9 @@ pub struct Config {
     pub registration_timeout: Duration,
     /// A member whose sends failed this many times in a row is evicted (default 3).
     pub max_send_failures: u32,
+    /// An ICMP error counts as a failed send only against a member silent this long
+    /// (default 30 s); zero trusts every ICMP error (a trusted network only).
+    pub icmp_grace: Duration,
     /// Most rooms alive at once (default 10 000).
     pub max_rooms: usize,
     /// Most members in one room, host included (default 1 000).
@@ -32,6 +35,12 @@ pub struct Config {
     /// Most members, in all rooms together, whose tokens were obtained from one IP
     /// address (default 256), so one host cannot take every room or seat.
     pub max_members_per_ip: usize,
+    /// Wrong passwords one source may send before each further attempt must wait
+    /// (1 s, doubling, at most 60 s; default 5). See `crate::throttle`.
+    pub password_failures_per_source: u32,
+    /// Wrong passwords for one room, from anywhere, before each further attempt at it
+    /// must wait the same way (default 20).
+    pub password_failures_per_room: u32,
     /// Most TCP connections open at once (default 1 024).
     pub max_handshakes: usize,
     /// Most TCP connections open at once from one IP address (default 64).
@@ -47,10 +56,13 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(300),
             registration_timeout: Duration::from_secs(30),
             max_send_failures: 3,
+            icmp_grace: Duration::from_secs(30),
             max_rooms: 10_000,
             max_members_per_room: 1_000,
             max_members: 100_000,
             max_members_per_ip: 256,
+            password_failures_per_source: 5,
+            password_failures_per_room: 20,
             max_handshakes: 1_024,
             max_handshakes_per_ip: 64,
         }
@@ -99,10 +111,19 @@ impl Config {
             ("idle_timeout", nanos(self.idle_timeout)),
             ("registration_timeout", nanos(self.registration_timeout)),
             ("max_send_failures", u64::from(self.max_send_failures)),
+            ("icmp_grace", nanos(self.icmp_grace)),
             ("max_rooms", self.max_rooms as u64),
             ("max_members_per_room", self.max_members_per_room as u64),
             ("max_members", self.max_members as u64),
             ("max_members_per_ip", self.max_members_per_ip as u64),
+            (
+                "password_failures_per_source",
+                u64::from(self.password_failures_per_source),
+            ),
+            (
+                "password_failures_per_room",
+                u64::from(self.password_failures_per_room),
+            ),
             ("max_handshakes", self.max_handshakes as u64),
             ("max_handshakes_per_ip", self.max_handshakes_per_ip as u64),
         ]
@@ -133,10 +154,20 @@ impl Config {
                 true
             }
             "max_send_failures" => small(value).map(|v| self.max_send_failures = v).is_some(),
+            "icmp_grace" => {
+                self.icmp_grace = Duration::from_nanos(value);
+                true
+            }
             "max_rooms" => set(&mut self.max_rooms, count(value)),
             "max_members_per_room" => set(&mut self.max_members_per_room, count(value)),
             "max_members" => set(&mut self.max_members, count(value)),
             "max_members_per_ip" => set(&mut self.max_members_per_ip, count(value)),
+            "password_failures_per_source" => small(value)
+                .map(|v| self.password_failures_per_source = v)
+                .is_some(),
+            "password_failures_per_room" => small(value)
+                .map(|v| self.password_failures_per_room = v)
+                .is_some(),
             "max_handshakes" => set(&mut self.max_handshakes, count(value)),
             "max_handshakes_per_ip" => set(&mut self.max_handshakes_per_ip, count(value)),
             _ => false,
@@ -167,7 +198,12 @@ impl Config {
         if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Zero(field));
         }
-        if let Some((field, _)) = durations.iter().find(|(_, d)| *d > MAX_DURATION) {
+        let may_be_zero = [("icmp_grace", self.icmp_grace)];
+        if let Some((field, _)) = durations
+            .iter()
+            .chain(&may_be_zero)
+            .find(|(_, d)| *d > MAX_DURATION)
+        {
             return Err(ConfigError::TooLong(field));
         }
         if self.max_payload > crate::wire::tcrp::MAX_PAYLOAD_LIMIT {
@@ -198,10 +234,13 @@ mod tests {
             idle_timeout: Duration::from_secs(9),
             registration_timeout: Duration::from_secs(4),
             max_send_failures: 5,
+            icmp_grace: Duration::from_millis(250),
             max_rooms: 6,
             max_members_per_room: 7,
             max_members: 8,
             max_members_per_ip: 9,
+            password_failures_per_source: 2,
+            password_failures_per_room: 3,
             max_handshakes: 10,
             max_handshakes_per_ip: 11,
         };

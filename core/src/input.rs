@@ -40,11 +40,12 @@ pub enum Input<B> {
         /// Its bytes.
         data: B,
     },
-    /// The shell could not send to `to` (an error from `send_to`, or an ICMP error read
-    /// from the socket's error queue).
+    /// The shell could not send to `to`.
     SendFailed {
         /// The destination that failed.
         to: SocketAddr,
+        /// How the shell knows: `send_to` failed, or an ICMP error came back.
+        cause: SendFailure,
     },
     /// Time passed: fire every timer due (an early call does nothing).
     Timeout,
@@ -69,7 +70,10 @@ impl<B: AsRef<[u8]>> Input<B> {
                 from: *from,
                 data: data.as_ref(),
             },
-            Input::SendFailed { to } => Input::SendFailed { to: *to },
+            Input::SendFailed { to, cause } => Input::SendFailed {
+                to: *to,
+                cause: *cause,
+            },
             Input::Timeout => Input::Timeout,
             Input::Shutdown => Input::Shutdown,
         }
@@ -88,9 +92,20 @@ impl<B: AsRef<[u8]>> Input<B> {
                 from,
                 data: f(data),
             },
-            Input::SendFailed { to } => Input::SendFailed { to },
+            Input::SendFailed { to, cause } => Input::SendFailed { to, cause },
             Input::Timeout => Input::Timeout,
             Input::Shutdown => Input::Shutdown,
         }
     }
+}
+
+/// How a shell learnt that a send failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SendFailure {
+    /// `send_to` itself returned an error: the kernel refused the send.
+    Refused,
+    /// An ICMP error (port or host unreachable) quoting the destination, read from the
+    /// socket's error queue. Anyone can forge one, so it is a hint, not proof
+    /// (RFC 8085 section 5.2, RFC 5927): it counts only against a silent member.
+    Icmp,
 }

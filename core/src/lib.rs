@@ -37,12 +37,13 @@ pub mod record;
 pub mod relay;
 pub mod rooms;
 pub mod stats;
+mod throttle;
 pub mod timers;
 pub mod token;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
-pub use input::Input;
+pub use input::{Input, SendFailure};
 pub use invariants::InvariantViolation;
 pub use machine::{AnyServer, Machine, Protocol};
 pub use output::{ConnId, DropReason, Event, Output};

@@ -16,8 +16,9 @@
 //!           fields:varint (name_len:u8 name value:varint)*      -- Config::fields
 //! record  = 0x01 at:varint(ns since the first input) input
 //!         | 0x02 output                                          -- after its input
-//! input   = 0 conn addr | 1 conn bytes | 2 conn | 3 addr bytes | 4 addr | 5 | 6
-//!           (TcpAccepted, TcpData, TcpClosed, Datagram, SendFailed, Timeout, Shutdown)
+//! input   = 0 conn addr | 1 conn bytes | 2 conn | 3 addr bytes | 4 addr | 5 | 6 | 7 addr
+//!           (TcpAccepted, TcpData, TcpClosed, Datagram, SendFailed refused, Timeout,
+//!            Shutdown, SendFailed by ICMP)
 //! output  = 0 conn bytes | 1 conn | 2 conn | 3 addr bytes | 4 bytes(event, as text)
 //!           (TcpSend, TcpShutdownWrite, TcpClose, Datagram, Event)
 //! addr    = 4 [u8; 4] port:u16be | 6 [u8; 16] port:u16be
@@ -29,7 +30,7 @@
 //! private as the server's memory.
 
 use crate::config::Config;
-use crate::input::Input;
+use crate::input::{Input, SendFailure};
 use crate::invariants;
 use crate::machine::{AnyServer, Machine, Protocol};
 use crate::output::{ConnId, DropReason, Event, Output};
@@ -182,8 +183,11 @@ pub fn encode_input(at: Duration, input: &Input<&[u8]>, out: &mut Vec<u8>) {
             put_addr(out, from);
             put_bytes(out, data);
         }
-        Input::SendFailed { to } => {
-            out.push(4);
+        Input::SendFailed { to, cause } => {
+            out.push(match cause {
+                SendFailure::Refused => 4,
+                SendFailure::Icmp => 7,
+            });
             put_addr(out, to);
         }
         Input::Timeout => out.push(5),
@@ -314,7 +318,14 @@ impl<'a> TraceReader<'a> {
                         from: self.addr()?,
                         data: self.bytes()?,
                     },
-                    4 => Input::SendFailed { to: self.addr()? },
+                    4 => Input::SendFailed {
+                        to: self.addr()?,
+                        cause: SendFailure::Refused,
+                    },
+                    7 => Input::SendFailed {
+                        to: self.addr()?,
+                        cause: SendFailure::Icmp,
+                    },
                     5 => Input::Timeout,
                     6 => Input::Shutdown,
                     _ => return Err(TraceError::Malformed(self.at - 1)),
@@ -560,7 +571,20 @@ mod tests {
                     data: b"\x03bobhi alice",
                 },
             ),
-            (9, Input::SendFailed { to: b }),
+            (
+                9,
+                Input::SendFailed {
+                    to: b,
+                    cause: SendFailure::Refused,
+                },
+            ),
+            (
+                10,
+                Input::SendFailed {
+                    to: b,
+                    cause: SendFailure::Icmp,
+                },
+            ),
             (8_000, Input::Timeout),
             (
                 8_001,
@@ -577,7 +601,7 @@ mod tests {
     fn a_recorded_session_replays_with_identical_outputs() {
         let trace = record(Protocol::Relay, &relay_session());
         let summary = replay(&trace, true).unwrap();
-        assert_eq!(summary.inputs, 6);
+        assert_eq!(summary.inputs, 7);
         assert_eq!(summary.members_joined, 2);
         assert_eq!(summary.stats.messages_relayed, 1);
         assert_eq!(summary.stats.evictions, 2, "both idle after 7 s");

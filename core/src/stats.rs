@@ -20,6 +20,8 @@ pub struct Stats {
     pub evictions: u64,
     /// Send failures reported by the shell.
     pub send_failures: u64,
+    /// ICMP errors ignored because the member had spoken within `icmp_grace`.
+    pub icmp_ignored: u64,
     /// TCRP answers, indexed by status code.
     pub handshakes: [u64; Status::ALL.len()],
     /// Connections closed at once because a connection limit was reached.

@@ -1,10 +1,12 @@
 //! Logs of what the core reports: info for rooms, joins, leaves and evictions; debug for
 //! handshakes, refused connections and dropped datagrams (with their reasons).
 //!
-//! What a hostile client can cause at will (dropped datagrams, refused or timed-out
-//! connections, refused handshakes) goes through a [`LogLimiter`]: at most
-//! [`LINES_PER_SECOND`] lines a second for each of the two kinds (UDP, TCP), then one line
-//! saying how many were left out. A flood cannot flood the log.
+//! Everything a peer can cause at will goes through a [`LogLimiter`]: dropped datagrams,
+//! refused or timed-out connections, refused handshakes, wrong passwords, and the info
+//! lines of joins, leaves, evictions and rooms (a spoofed relay registration or a
+//! create-and-leave loop makes those at will too): at most [`LINES_PER_SECOND`] lines a
+//! second for each kind, then one line saying how many were left out. A flood cannot
+//! flood the log.
 //!
 //! ```text
 //! let mut log = EventLog::default();
@@ -85,6 +87,8 @@ impl LogLimiter {
 pub struct EventLog {
     udp: LogLimiter,
     tcp: LogLimiter,
+    passwords: LogLimiter,
+    members: LogLimiter,
 }
 
 impl Default for EventLog {
@@ -92,6 +96,8 @@ impl Default for EventLog {
         EventLog {
             udp: LogLimiter::new(LINES_PER_SECOND),
             tcp: LogLimiter::new(LINES_PER_SECOND),
+            passwords: LogLimiter::new(LINES_PER_SECOND),
+            members: LogLimiter::new(LINES_PER_SECOND),
         }
     }
 }
@@ -115,6 +121,14 @@ impl EventLog {
                     tracing::debug!(%peer, "handshake timed out");
                 }
             }
+            Event::Handshake { peer, status, .. }
+                if matches!(status, Status::InvalidPassword | Status::TryLater) =>
+            {
+                // Password guessing is worth an operator's eye: info, but rate-limited.
+                if admitted(&mut self.passwords, now, "password") {
+                    tracing::info!(%peer, %status, "join refused: password");
+                }
+            }
             Event::Handshake {
                 peer,
                 operation,
@@ -124,7 +138,13 @@ impl EventLog {
                     tracing::debug!(%peer, ?operation, %status, "handshake answered");
                 }
             }
-            other => log_event(other),
+            // Joins, leaves, rooms: a peer can cause them at will too (a spoofed relay
+            // registration, a create-and-leave loop), so they are limited as well.
+            other => {
+                if admitted(&mut self.members, now, "membership") {
+                    log_event(other);
+                }
+            }
         }
     }
 
@@ -136,22 +156,36 @@ impl EventLog {
         if let Some(n) = self.tcp.flush(now) {
             report_suppressed(n, "connection");
         }
+        if let Some(n) = self.passwords.flush(now) {
+            report_suppressed(n, "password");
+        }
+        if let Some(n) = self.members.flush(now) {
+            report_suppressed(n, "membership");
+        }
     }
 
     /// When [`EventLog::flush`] next has something to say.
     pub fn flush_due(&self) -> Option<Instant> {
-        [self.udp.flush_due(), self.tcp.flush_due()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.udp.flush_due(),
+            self.tcp.flush_due(),
+            self.passwords.flush_due(),
+            self.members.flush_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
 /// Whether a debug line of `kind` may be written now (never when debug is off).
 fn limited(limiter: &mut LogLimiter, now: Instant, kind: &str) -> bool {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return false;
-    }
+    tracing::enabled!(tracing::Level::DEBUG) && admitted(limiter, now, kind)
+}
+
+/// Whether a line of `kind` may be written now; reports the lines a finished window
+/// left out.
+fn admitted(limiter: &mut LogLimiter, now: Instant, kind: &str) -> bool {
     let (admitted, flushed) = limiter.admit(now);
     if let Some(n) = flushed {
         report_suppressed(n, kind);
@@ -160,7 +194,7 @@ fn limited(limiter: &mut LogLimiter, now: Instant, kind: &str) -> bool {
 }
 
 fn report_suppressed(n: u64, kind: &str) {
-    tracing::debug!(
+    tracing::info!(
         suppressed = n,
         "{kind} lines left out in the last second (at most {LINES_PER_SECOND} a second)"
     );

@@ -11,7 +11,7 @@
 use crate::{batch, batch_recv, errqueue, Driver};
 use async_io::Async;
 use bytes::Bytes;
-use ocm_core::Input;
+use ocm_core::{Input, SendFailure};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::task::{Context, Poll};
@@ -74,7 +74,8 @@ impl UdpPath {
                     }
                     handled += failed.len();
                     for to in failed {
-                        driver.handle(now, Input::SendFailed { to });
+                        let cause = SendFailure::Icmp;
+                        driver.handle(now, Input::SendFailed { to, cause });
                     }
                 }
             }
@@ -125,12 +126,20 @@ impl UdpPath {
     fn send_failed(&self, driver: &mut Driver, to: SocketAddr, payload: &[u8], error: &io::Error) {
         let now = Instant::now();
         for failed in errqueue::drain(self.socket.get_ref()) {
-            driver.handle(now, Input::SendFailed { to: failed });
+            let cause = SendFailure::Icmp;
+            driver.handle(now, Input::SendFailed { to: failed, cause });
         }
-        if errqueue::is_deferred(error) && self.socket.get_ref().send_to(payload, to).is_ok() {
+        let deferred = errqueue::is_deferred(error);
+        if deferred && self.socket.get_ref().send_to(payload, to).is_ok() {
             return;
         }
         tracing::debug!(%to, %error, "send_to failed");
-        driver.handle(now, Input::SendFailed { to });
+        // A refused send on Linux is the report of an ICMP error: a hint, like the queue's.
+        let cause = if deferred {
+            SendFailure::Icmp
+        } else {
+            SendFailure::Refused
+        };
+        driver.handle(now, Input::SendFailed { to, cause });
     }
 }

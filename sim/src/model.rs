@@ -113,6 +113,9 @@ pub struct Model {
     pub(crate) stats: Stats,
     /// Creates and joins refused only for the per-IP member limit (coverage).
     pub(crate) per_ip_refusals: std::cell::Cell<u64>,
+    /// Wrong passwords per source IP and per room: (count, time of the last).
+    pub(crate) wrong_by_ip: BTreeMap<IpAddr, (u32, Duration)>,
+    pub(crate) wrong_by_room: BTreeMap<String, (u32, Duration)>,
 }
 
 impl Model {
@@ -132,6 +135,8 @@ impl Model {
             inboxes: BTreeMap::new(),
             stats: Stats::default(),
             per_ip_refusals: std::cell::Cell::new(0),
+            wrong_by_ip: BTreeMap::new(),
+            wrong_by_room: BTreeMap::new(),
         }
     }
 

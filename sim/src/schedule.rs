@@ -47,10 +47,13 @@ pub fn config() -> Config {
         idle_timeout: Duration::from_secs(20),
         registration_timeout: Duration::from_secs(8),
         max_send_failures: 2,
+        icmp_grace: Duration::from_secs(2),
         max_rooms: 2,
         max_members_per_room: 3,
         max_members: 5,
         max_members_per_ip: 2,
+        password_failures_per_source: 1,
+        password_failures_per_room: 2,
         max_handshakes: 4,
         max_handshakes_per_ip: 2,
         ..Config::default()

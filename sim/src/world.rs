@@ -219,9 +219,9 @@ impl World {
                 verdict = Some(v);
                 e
             }
-            Input::SendFailed { to } => {
+            Input::SendFailed { to, cause } => {
                 self.coverage.send_failures += 1;
-                self.model.send_failed(*to)
+                self.model.send_failed(now, *to, *cause)
             }
             Input::Timeout => self.model.timeout(now),
             Input::Shutdown => self.model.shutdown(),
@@ -323,7 +323,14 @@ impl World {
             } => {
                 let taken = self.actors.iter_mut().any(|a| a.on_udp(to, &payload));
                 if !taken && from == SERVER {
-                    return self.feed(Input::SendFailed { to });
+                    // Mostly the ICMP port-unreachable the host sends back (a hint the
+                    // server may ignore); sometimes send_to itself fails.
+                    let cause = if crate::net::below(&mut self.rng, 4) == 0 {
+                        ocm_core::SendFailure::Refused
+                    } else {
+                        ocm_core::SendFailure::Icmp
+                    };
+                    return self.feed(Input::SendFailed { to, cause });
                 }
                 Ok(())
             }

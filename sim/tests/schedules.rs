@@ -107,6 +107,7 @@ fn assert_covers_every_rule(c: &Coverage) {
         "InvalidRequest",
         "PayloadTooLarge",
         "ServerFull",
+        "TryLater",
     ];
     seen(&c.statuses, &statuses, "handshake answered");
     seen(

@@ -24,7 +24,7 @@ use ocm_core::wire::relay_datagram::RelayDatagram;
 use ocm_core::wire::room_datagram::RoomDatagram;
 use ocm_core::{
     invariants, AnyServer, Config, ConnId, DropReason, Event, Input, Output, Protocol, RelayServer,
-    RoomServer, Status,
+    RoomServer, SendFailure, Status,
 };
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -234,9 +234,22 @@ impl Harness {
         }
     }
 
-    /// A send to `to` failed.
+    /// A send to `to` failed: `send_to` refused it.
     pub fn send_failed(&mut self, to: &str) {
-        self.feed(Input::SendFailed { to: addr(to) });
+        let cause = SendFailure::Refused;
+        self.feed(Input::SendFailed {
+            to: addr(to),
+            cause,
+        });
+    }
+
+    /// An ICMP error quoting `to` came back (anyone could have forged it).
+    pub fn icmp_error(&mut self, to: &str) {
+        let cause = SendFailure::Icmp;
+        self.feed(Input::SendFailed {
+            to: addr(to),
+            cause,
+        });
     }
 
     /// The clock moves on by `by` and the timers run.

@@ -15,6 +15,7 @@ crate::on_both_runtimes!(
     a_token_of_an_evicted_member_is_refused,
     a_token_is_only_good_from_the_ip_that_obtained_it,
     a_ghost_member_frees_its_name_at_the_registration_deadline,
+    password_guessing_waits_after_five_wrong_tries,
 );
 
 /// Sends a message, a keepalive and an `/exit` with `token` from `socket`.
@@ -166,4 +167,40 @@ fn a_ghost_member_frees_its_name_at_the_registration_deadline(runtime: Runtime) 
     host.expect(&["* ghost was disconnected"]);
     raw::handshake(server.tcp(), raw::JOIN, "haunted", "ghost", "", None)
         .expect("the name is free again");
+}
+
+/// The guessing attack: 7 392 joins in 2.6 s found a 4-digit password. Now five wrong
+/// passwords from one source are free, then each next try must wait (1 s, doubling),
+/// and a try during the wait is answered TRY_LATER (8) without the password being
+/// looked at: the attacker's fast loop learns nothing, not even from the right code.
+fn password_guessing_waits_after_five_wrong_tries(runtime: Runtime) {
+    let server = TestServer::rooms(runtime);
+    let tcp = server.tcp();
+    raw::handshake(tcp, raw::CREATE, "vault", "owner", "4821", None).unwrap();
+    let mut last_wrong = std::time::Instant::now();
+    for code in 0..5 {
+        let pw = format!("{code:04}");
+        assert_eq!(
+            raw::handshake(tcp, raw::JOIN, "vault", "m", &pw, None),
+            Err(3)
+        );
+        last_wrong = std::time::Instant::now();
+    }
+    let mut answers = Vec::new();
+    for code in ["0005", "0006", "4821"] {
+        answers.push(raw::handshake(tcp, raw::JOIN, "vault", "m", code, None).err());
+    }
+    if last_wrong.elapsed() >= Duration::from_secs(1) {
+        eprintln!("skipped: the machine took over a second for three handshakes");
+        return;
+    }
+    assert_eq!(
+        answers,
+        [Some(8), Some(8), Some(8)],
+        "TRY_LATER while waiting"
+    );
+    std::thread::sleep(Duration::from_millis(1_100));
+    raw::handshake(tcp, raw::JOIN, "vault", "m", "4821", None).expect("after the wait");
+    let stats = server.stop();
+    assert_eq!(stats.handshakes(ocm_core::Status::TryLater), 3);
 }

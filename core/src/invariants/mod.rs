@@ -60,14 +60,12 @@ pub fn check_step<M: Machine + ?Sized>(
     outputs: &[Output],
 ) -> Result<(), String> {
     machine.check_invariants().map_err(|e| e.to_string())?;
-    let mut known = before.clone();
+    let mut learnt = Vec::new();
     for output in outputs {
         match output {
-            Output::Event(Event::MemberAddress { addr, .. }) => {
-                known.insert(*addr);
-            }
+            Output::Event(Event::MemberAddress { addr, .. }) => learnt.push(*addr),
             Output::Datagram { to, payload } => {
-                if !known.contains(to) {
+                if !before.contains(to) && !learnt.contains(to) {
                     return Err(format!("datagram to {to}, not a member address"));
                 }
                 if payload.is_empty() || payload.len() > MAX_DATAGRAM_LEN {

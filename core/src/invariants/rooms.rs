@@ -103,6 +103,12 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
             ensure(actual == *n, "per-IP member count is not the members' own")?;
         }
 
+        ensure(
+            s.password_sources.len() <= crate::throttle::MAX_ENTRIES
+                && s.password_rooms.len() <= crate::throttle::MAX_ENTRIES,
+            "password throttle over its bound",
+        )?;
+
         let per_ip: usize = s.conns_per_ip.values().sum();
         ensure(per_ip == s.conns.len(), "per-IP connection counts disagree")?;
         ensure(

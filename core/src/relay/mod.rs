@@ -9,9 +9,9 @@
 
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
-use crate::input::Input;
+use crate::input::{Input, SendFailure};
 use crate::invariants::InvariantViolation;
-use crate::liveness::Liveness;
+use crate::liveness::{Failed, Liveness};
 use crate::machine::Machine;
 use crate::names;
 use crate::outbox::Outbox;
@@ -98,16 +98,21 @@ impl RelayServer {
         }
     }
 
-    /// A send to `to` failed; at `max_send_failures` in a row the client is evicted.
-    pub fn handle_send_failed(&mut self, _now: Instant, to: SocketAddr) {
+    /// A send to `to` failed; at `max_send_failures` in a row the client is evicted (an
+    /// ICMP error counts only against a client silent for `icmp_grace`).
+    pub fn handle_send_failed(&mut self, now: Instant, to: SocketAddr, cause: SendFailure) {
         self.out.stats.send_failures += 1;
         let to = canonical_addr(to);
-        let max = self.config.max_send_failures;
         let Some(client) = self.clients.get_mut(&to) else {
             return;
         };
-        if client.liveness.send_failed(max) {
-            self.unregister(to, Some(EvictReason::SendFailures(max)));
+        match client.liveness.send_failed(now, cause, &self.config) {
+            Failed::Evict => {
+                let max = self.config.max_send_failures;
+                self.unregister(to, Some(EvictReason::SendFailures(max)));
+            }
+            Failed::Ignored => self.out.stats.icmp_ignored += 1,
+            Failed::Counted => {}
         }
     }
 
@@ -221,7 +226,7 @@ impl Machine for RelayServer {
     fn handle(&mut self, now: Instant, input: Input<&[u8]>) {
         match input {
             Input::Datagram { from, data } => self.handle_datagram(now, from, data),
-            Input::SendFailed { to } => self.handle_send_failed(now, to),
+            Input::SendFailed { to, cause } => self.handle_send_failed(now, to, cause),
             Input::Timeout => self.handle_timeout(now),
             Input::Shutdown => self.shutdown(now),
             Input::TcpAccepted { conn, .. } => self.out.tcp_close(conn),

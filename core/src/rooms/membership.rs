@@ -93,9 +93,18 @@ impl RoomServer {
             return Err(Status::RoomNotFound);
         };
         if let Some(stored) = &entry.password {
+            // While this source or this room is made to wait, the password is not even
+            // looked at: guessing faster than the backoff learns nothing.
+            if self.password_sources.blocked(now, &ip) || self.password_rooms.blocked(now, name) {
+                return Err(Status::TryLater);
+            }
             if !stored.verify(credentials.password.as_deref().unwrap_or("")) {
+                let name = name.clone();
+                self.password_sources.failed(now, &ip);
+                self.password_rooms.failed(now, &name);
                 return Err(Status::InvalidPassword);
             }
+            self.password_sources.forget(&ip);
         }
         let taken = entry
             .members
@@ -332,6 +341,7 @@ impl RoomServer {
         let Some((name, entry)) = self.rooms.remove_entry(room) else {
             return;
         };
+        self.password_rooms.forget(&name);
         for id in entry.members {
             self.forget_member(id);
         }

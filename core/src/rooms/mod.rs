@@ -32,12 +32,14 @@ pub(crate) mod membership;
 
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
-use crate::input::Input;
+use crate::input::{Input, SendFailure};
 use crate::invariants::InvariantViolation;
+use crate::liveness::Failed;
 use crate::machine::Machine;
 use crate::outbox::Outbox;
 use crate::output::{ConnId, Output};
 use crate::stats::Stats;
+use crate::throttle::Throttle;
 use crate::timers::TimerQueue;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -95,6 +97,9 @@ pub struct RoomServer {
     pub(crate) tokens: KeyedMap<crate::token::Token, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
     pub(crate) members_per_ip: KeyedMap<IpAddr, usize>,
+    /// Wrong passwords per source and per room (see [`crate::throttle`]).
+    pub(crate) password_sources: Throttle<IpAddr>,
+    pub(crate) password_rooms: Throttle<Arc<str>>,
     next_member: u64,
     timers: TimerQueue<TimerKey>,
     out: Outbox,
@@ -108,7 +113,6 @@ impl RoomServer {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let state = KeyedState::new(&mut rng);
         Ok(RoomServer {
-            config,
             rng,
             conns: keyed_map(state),
             conns_per_ip: keyed_map(state),
@@ -117,6 +121,9 @@ impl RoomServer {
             tokens: keyed_map(state),
             by_addr: keyed_map(state),
             members_per_ip: keyed_map(state),
+            password_sources: Throttle::new(config.password_failures_per_source, state),
+            password_rooms: Throttle::new(config.password_failures_per_room, state),
+            config,
             next_member: 0,
             timers: TimerQueue::default(),
             out: Outbox::default(),
@@ -146,23 +153,26 @@ impl RoomServer {
             });
     }
 
-    /// The shell could not send to `to`. Members at that address count a failure; at
+    /// The shell could not send to `to`. Members at that address count a failure (an
+    /// ICMP error only if they have been silent for `icmp_grace`); at
     /// `max_send_failures` in a row they are evicted. A valid datagram from a member
     /// resets its count.
-    pub fn handle_send_failed(&mut self, _now: Instant, to: SocketAddr) {
+    pub fn handle_send_failed(&mut self, now: Instant, to: SocketAddr, cause: SendFailure) {
         self.out.stats.send_failures += 1;
         let Some(ids) = self.by_addr.get(&canonical_addr(to)) else {
             return;
         };
-        let max = self.config.max_send_failures;
         let mut evict = Vec::new();
         for id in ids {
             if let Some(member) = self.members.get_mut(id) {
-                if member.liveness.send_failed(max) {
-                    evict.push(*id);
+                match member.liveness.send_failed(now, cause, &self.config) {
+                    Failed::Evict => evict.push(*id),
+                    Failed::Ignored => self.out.stats.icmp_ignored += 1,
+                    Failed::Counted => {}
                 }
             }
         }
+        let max = self.config.max_send_failures;
         for id in evict {
             let reason = crate::wire::notice::EvictReason::SendFailures(max);
             self.remove_member(id, Removal::Evicted(reason));
@@ -218,7 +228,7 @@ impl Machine for RoomServer {
             Input::TcpData { conn, data } => self.handle_tcp_data(now, conn, data),
             Input::TcpClosed { conn } => self.handle_tcp_closed(now, conn),
             Input::Datagram { from, data } => self.handle_datagram(now, from, data),
-            Input::SendFailed { to } => self.handle_send_failed(now, to),
+            Input::SendFailed { to, cause } => self.handle_send_failed(now, to, cause),
             Input::Timeout => self.handle_timeout(now),
             Input::Shutdown => self.shutdown(now),
         }

@@ -110,11 +110,15 @@ pub enum Status {
     PayloadTooLarge,
     /// 7: room or member limit reached.
     ServerFull,
+    /// 8: not now: too many wrong passwords from this source or for this room lately
+    /// (cluster mode: also the registry could not be asked in time); nothing was created
+    /// or joined, and the same request may succeed later.
+    TryLater,
 }
 
 impl Status {
     /// Every status, in code order.
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Ok,
         Status::RoomExists,
         Status::RoomNotFound,
@@ -123,6 +127,7 @@ impl Status {
         Status::InvalidRequest,
         Status::PayloadTooLarge,
         Status::ServerFull,
+        Status::TryLater,
     ];
 
     /// Wire code.
@@ -147,6 +152,7 @@ impl std::fmt::Display for Status {
             Status::InvalidRequest => "invalid request",
             Status::PayloadTooLarge => "payload too large",
             Status::ServerFull => "server full",
+            Status::TryLater => "try again later",
         })
     }
 }
@@ -427,7 +433,7 @@ mod tests {
             assert_eq!(status.code() as usize, code);
             assert_eq!(Status::from_code(code as u8), Some(*status));
         }
-        assert_eq!(Status::from_code(8), None);
+        assert_eq!(Status::from_code(9), None);
     }
 
     #[test]

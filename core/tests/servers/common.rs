@@ -6,7 +6,9 @@ pub use ocm_core::client::{port_bytes, ChatSession, Handshake, Incoming};
 pub use ocm_core::wire::notice::Notice;
 pub use ocm_core::wire::room_datagram::RoomDatagram;
 pub use ocm_core::wire::tcrp::{encode_frame, Status};
-pub use ocm_core::{Config, ConnId, Counts, DropReason, Event, Input, Machine, Protocol};
+pub use ocm_core::{
+    Config, ConnId, Counts, DropReason, Event, Input, Machine, Protocol, SendFailure,
+};
 pub use ocm_testkit::{addr, Harness};
 pub use std::net::SocketAddr;
 pub use std::time::Duration;

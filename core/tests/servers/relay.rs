@@ -217,3 +217,17 @@ fn relay_messages_with_control_characters_are_dropped() {
     assert_eq!(h.dropped(), vec![DropReason::ControlCharacter]);
     assert!(h.take_bytes().is_empty());
 }
+
+#[test]
+fn icmp_errors_do_not_evict_a_client_that_keeps_talking() {
+    let mut h = three();
+    for _ in 0..5 {
+        h.icmp_error(B);
+    }
+    assert_eq!(h.relay_server().clients().len(), 3);
+    h.now += Duration::from_secs(31);
+    for _ in 0..3 {
+        h.icmp_error(B);
+    }
+    assert_eq!(h.relay_server().clients().len(), 2);
+}

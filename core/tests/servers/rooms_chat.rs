@@ -496,3 +496,27 @@ fn a_port_step_or_a_datagram_is_registration_enough() {
     h.advance(Duration::from_secs(20));
     assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 2);
 }
+
+#[test]
+fn icmp_errors_count_only_against_a_silent_member() {
+    let (mut h, ta, _) = lobby();
+    // bob spoke at the start; forged ICMP errors within the 30 s grace change nothing
+    for _ in 0..10 {
+        h.icmp_error(B);
+    }
+    assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 2);
+    assert_eq!(h.server.stats().icmp_ignored, 10);
+    // silent for 30 s, ICMP makes bob expire sooner: 3 errors, gone
+    h.advance(Duration::from_secs(30));
+    h.say(A, "lobby", &ta, "");
+    for _ in 0..3 {
+        h.icmp_error(B);
+    }
+    assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 1);
+    // a refused send_to counts whatever the member did
+    let (mut h, _, _) = lobby();
+    for _ in 0..3 {
+        h.send_failed(B);
+    }
+    assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 1);
+}

@@ -51,7 +51,14 @@ fn step() -> impl Strategy<Value = Step> {
             member,
             text
         }),
-        (0u8..3).prop_map(|f| Step::Input(Input::SendFailed { to: udp(f) })),
+        (0u8..3, any::<bool>()).prop_map(|(f, icmp)| {
+            let cause = if icmp {
+                SendFailure::Icmp
+            } else {
+                SendFailure::Refused
+            };
+            Step::Input(Input::SendFailed { to: udp(f), cause })
+        }),
         (0u16..400).prop_map(Step::Advance),
     ]
 }

@@ -281,3 +281,73 @@ fn request_split_into_single_bytes_is_answered_once_whole() {
     let ok = response(b"lobby", 1, Status::Ok);
     assert_eq!(&h.tcp[&conn].received[..ok.len()], &ok[..]);
 }
+
+#[test]
+fn password_guessing_is_slowed_per_source_and_per_room() {
+    let mut h = Harness::rooms(Config::default());
+    let ta = h
+        .handshake(A_TCP, true, "vault", "alice", Some("4821"))
+        .unwrap();
+    h.say(A, "vault", &ta, "");
+    let guess = |h: &mut Harness, peer: &str, pw: &str, user: &str| {
+        h.handshake(peer, false, "vault", user, Some(pw)).err()
+    };
+    // five free wrong guesses from one source, then it must wait
+    for pw in ["0000", "0001", "0002", "0003", "0004"] {
+        assert_eq!(
+            guess(&mut h, B_TCP, pw, "mallory"),
+            Some(Status::InvalidPassword)
+        );
+    }
+    // while it waits, even the right password is not looked at
+    assert_eq!(
+        guess(&mut h, B_TCP, "4821", "mallory"),
+        Some(Status::TryLater)
+    );
+    // another source is not slowed by mallory's source
+    assert_eq!(guess(&mut h, C_TCP, "4821", "carol"), None);
+    // after the wait, one more try; then the wait doubles
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        guess(&mut h, B_TCP, "0005", "mallory"),
+        Some(Status::InvalidPassword)
+    );
+    h.advance(Duration::from_millis(1_999));
+    assert_eq!(
+        guess(&mut h, B_TCP, "0006", "mallory"),
+        Some(Status::TryLater)
+    );
+    h.advance(Duration::from_millis(1));
+    assert_eq!(
+        guess(&mut h, B_TCP, "0006", "mallory"),
+        Some(Status::InvalidPassword)
+    );
+    assert_eq!(h.server.stats().handshakes(Status::TryLater), 2);
+}
+
+#[test]
+fn guesses_from_many_sources_slow_the_room_down() {
+    let mut h = Harness::rooms(Config::default());
+    let ta = h
+        .handshake(A_TCP, true, "vault", "alice", Some("4821"))
+        .unwrap();
+    h.say(A, "vault", &ta, "");
+    for i in 0..20 {
+        let peer = format!("10.7.0.{}:5000", i + 1);
+        let got = h.handshake(&peer, false, "vault", "m", Some("wrong")).err();
+        assert_eq!(got, Some(Status::InvalidPassword), "guess {i}");
+    }
+    let got = h
+        .handshake("10.7.1.1:5000", false, "vault", "m", Some("wrong"))
+        .err();
+    assert_eq!(
+        got,
+        Some(Status::TryLater),
+        "the room waits after 20 wrong guesses"
+    );
+    // open rooms never ask for a password, so they are never slowed
+    h.create(B_TCP, "open", "bob");
+    assert!(h
+        .handshake("10.7.1.1:5000", false, "open", "m", None)
+        .is_ok());
+}

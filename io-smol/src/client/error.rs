@@ -57,6 +57,9 @@ impl std::fmt::Display for ClientError {
                 Status::ServerFull => {
                     f.write_str("server full: the room or member limit is reached")
                 }
+                Status::TryLater => f.write_str(
+                    "the server asks to try again later (too many wrong passwords lately)",
+                ),
                 Status::Ok => f.write_str("unexpected status ok"),
             },
             ClientError::Handshake(e) => write!(f, "{e}"),

@@ -324,9 +324,27 @@ impl Model {
             Operation::Join => {
                 let entry = self.rooms.get(room).ok_or(Status::RoomNotFound)?;
                 if let Some(stored) = &entry.password {
+                    // docs/PROTOCOL.md: while the source or the room waits, TRY_LATER.
+                    let (per_ip, per_room) = (
+                        cfg.password_failures_per_source,
+                        cfg.password_failures_per_room,
+                    );
+                    if must_wait(self.wrong_by_ip.get(&ip), per_ip, now)
+                        || must_wait(self.wrong_by_room.get(room), per_room, now)
+                    {
+                        return Err(Status::TryLater);
+                    }
                     if creds.password.as_deref().unwrap_or("") != stored {
+                        let wrong = self.wrong_by_ip.entry(ip).or_insert((0, now));
+                        *wrong = count_wrong(*wrong, now);
+                        let wrong = self
+                            .wrong_by_room
+                            .entry(room.to_owned())
+                            .or_insert((0, now));
+                        *wrong = count_wrong(*wrong, now);
                         return Err(Status::InvalidPassword);
                     }
+                    self.wrong_by_ip.remove(&ip);
                 }
                 if entry
                     .members
@@ -448,4 +466,27 @@ fn requested_port(payload: &[u8]) -> Option<u16> {
     let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
     let port = value.as_object()?.get("port")?.as_u64()?;
     (1..=65535).contains(&port).then_some(port as u16)
+}
+
+/// A wrong password at `now` after `(count, last)`: forgotten after 600 s of quiet.
+fn count_wrong((count, last): (u32, Duration), now: Duration) -> (u32, Duration) {
+    let count = if now >= last + Duration::from_secs(600) {
+        0
+    } else {
+        count
+    };
+    (count + 1, now)
+}
+
+/// Whether a source or room with these wrong passwords must wait at `now`: after
+/// `free` of them, 1 s, 2 s, 4 s, ... at most 60 s since the last.
+fn must_wait(wrong: Option<&(u32, Duration)>, free: u32, now: Duration) -> bool {
+    let Some(&(count, last)) = wrong else {
+        return false;
+    };
+    if count < free {
+        return false;
+    }
+    let wait = Duration::from_secs(1u64 << (count - free).min(6)).min(Duration::from_secs(60));
+    now < last + wait
 }

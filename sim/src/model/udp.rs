@@ -5,6 +5,7 @@ use super::{canonical, canonical_addr, Expected, Model, TokenHex, Verdict};
 use bytes::Bytes;
 use ocm_core::output::{DropReason, Event};
 use ocm_core::wire::notice::{CloseReason, EvictReason};
+use ocm_core::SendFailure;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -123,7 +124,9 @@ impl Model {
     }
 
     /// A send to `to` failed: each member there counts a failure, and goes at the limit.
-    pub fn send_failed(&mut self, to: SocketAddr) -> Expected {
+    /// A send to `to` failed; an ICMP error counts only against a member silent for
+    /// `icmp_grace` (docs/PROTOCOL.md, Eviction).
+    pub fn send_failed(&mut self, now: Duration, to: SocketAddr, cause: SendFailure) -> Expected {
         let mut out = Expected::default();
         self.stats.send_failures += 1;
         let ids = self
@@ -134,6 +137,10 @@ impl Model {
         let mut evict = Vec::new();
         for id in ids {
             let m = self.members.get_mut(&id).expect("indexed member exists");
+            if cause == SendFailure::Icmp && now < m.last_seen + self.cfg.icmp_grace {
+                self.stats.icmp_ignored += 1;
+                continue;
+            }
             m.failures += 1;
             if m.failures >= self.cfg.max_send_failures {
                 evict.push(id);
@@ -248,6 +255,7 @@ impl Model {
         let Some(entry) = self.rooms.remove(room) else {
             return;
         };
+        self.wrong_by_room.remove(room);
         for id in entry.members {
             self.forget(id);
         }

@@ -20,7 +20,7 @@ pub struct FuzzConfig {
     pub handshakes: u8,
     /// `max_handshakes_per_ip`: 1 to 3.
     pub per_ip: u8,
-    /// `max_send_failures`: 1 to 3.
+    /// `max_send_failures`: 1 to 3; bit 2: `icmp_grace` 1 s (else 0).
     pub failures: u8,
     /// `idle_timeout`: 300 s or 2 s (and `registration_timeout` 30 s or 1 s).
     pub idle: u8,
@@ -53,6 +53,7 @@ impl FuzzConfig {
     };
 
     /// The server configuration these bytes stand for.
+    #[allow(clippy::needless_update)] // needless only while every limit is named here
     pub fn config(&self) -> Config {
         Config {
             max_payload: [4096, 64, 16][usize::from(self.payload % 3)],
@@ -62,6 +63,8 @@ impl FuzzConfig {
             // the registration deadline, before the idle one
             registration_timeout: Duration::from_secs([30, 1][usize::from(self.idle % 2)]),
             max_send_failures: u32::from(1 + self.failures % 3),
+            // bit 2 of the byte: ICMP errors trusted at once, or only after 1 s of silence
+            icmp_grace: Duration::from_secs(u64::from((self.failures >> 2) & 1)),
             max_rooms: usize::from(1 + self.rooms % 4),
             max_members_per_room: usize::from(1 + self.per_room % 4),
             max_members: usize::from(1 + self.members % 8),
@@ -70,6 +73,11 @@ impl FuzzConfig {
             max_members_per_ip: [8, 1, 2, 3][usize::from((self.members / 8) % 4)],
             max_handshakes: usize::from(1 + self.handshakes % 4),
             max_handshakes_per_ip: usize::from(1 + self.per_ip % 3),
+            // low, so that a few wrong passwords reach TRY_LATER
+            password_failures_per_source: 2,
+            password_failures_per_room: 3,
+            // limits no byte picks keep core's defaults, so a new one does not break this
+            ..Config::default()
         }
     }
 

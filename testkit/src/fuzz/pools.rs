@@ -51,6 +51,17 @@ pub fn username(index: u8) -> Vec<u8> {
     }
 }
 
+/// How a `SendFailed` input's shell learnt of it: an `index` with bit 7 set is an ICMP
+/// error, else a refused `send_to`; the low bits pick the address.
+pub fn send_failure(index: u8) -> (SocketAddr, ocm_core::SendFailure) {
+    let cause = if index & 0x80 != 0 {
+        ocm_core::SendFailure::Icmp
+    } else {
+        ocm_core::SendFailure::Refused
+    };
+    (address(index & 0x7f), cause)
+}
+
 /// The password pool: none, two different ones, and the empty one (which means none).
 pub fn password(index: u8) -> Option<&'static str> {
     [None, Some("pw"), Some("other"), Some("")][usize::from(index) % 4]

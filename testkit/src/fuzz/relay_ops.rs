@@ -14,7 +14,7 @@
 
 use super::config::advance_far;
 use super::ops::{Long, Ops};
-use super::pools::{address, message, username};
+use super::pools::{address, message, send_failure, username};
 use arbitrary::{Arbitrary, Unstructured};
 use ocm_core::output::{DropReason, Event, Output};
 use ocm_core::relay::RelayServer;
@@ -52,7 +52,7 @@ crate::fuzz_ops! {
         FireNext = 4,
         /// A send to an address failed.
         SendFailed {
-            /// Address index.
+            /// Address index; bit 7: learnt from ICMP (else a refused `send_to`).
             to: u8,
         } = 5,
         /// The clock jumps past every timeout: no client may be left.
@@ -119,7 +119,10 @@ pub(super) fn run(data: &[u8], record: bool) -> Vec<Output> {
                 }
                 Some(Input::Timeout)
             }
-            RelayOp::SendFailed { to } => Some(Input::SendFailed { to: address(*to) }),
+            RelayOp::SendFailed { to } => {
+                let (to, cause) = send_failure(*to);
+                Some(Input::SendFailed { to, cause })
+            }
             RelayOp::AdvanceFar => {
                 now += advance_far(&config);
                 Some(Input::Timeout)

@@ -270,6 +270,16 @@ pub(super) fn server_scenarios() -> Vec<(&'static str, ServerOps)> {
         say(0, 1, 2),
     ];
     out.push(("interop-json-port", roomy(interop)));
+    // Guessing: bob's wrong password is answered 3, his next tries 8 (TRY_LATER) until
+    // the wait is over, the right one included.
+    let mut guessing = handshake(0, CREATE, 0, 0, 1).to_vec();
+    guessing.extend(handshake(1, JOIN, 0, 1, 2));
+    guessing.extend(handshake(1, JOIN, 0, 1, 2));
+    guessing.extend(handshake(1, JOIN, 0, 1, 2));
+    guessing.extend(handshake(1, JOIN, 0, 1, 1));
+    guessing.push(ServerOp::Advance { millis: 1_000 });
+    guessing.extend(handshake(1, JOIN, 0, 1, 1));
+    out.push(("password-guessing", roomy(guessing)));
     out
 }
 
@@ -428,7 +438,7 @@ mod tests {
         for (_, ops) in server_scenarios() {
             reached.add(super::super::server_ops::run(&ops.encode(), true));
         }
-        assert_eq!(reached.statuses, (0..8).collect());
+        assert_eq!(reached.statuses, (0..9).collect());
         let room_drops = &DropReason::ALL[..6];
         assert_eq!(reached.drops, room_drops.iter().copied().collect());
         assert_eq!(reached.events.len(), 7, "{:?}", reached.events);

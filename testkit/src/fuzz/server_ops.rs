@@ -100,7 +100,7 @@ crate::fuzz_ops! {
         FireNext = 9,
         /// A send to an address failed.
         SendFailed {
-            /// Address index.
+            /// Address index; bit 7: learnt from ICMP (else a refused `send_to`).
             to: u8,
         } = 10,
         /// The clock jumps past every timeout: the server must be empty afterwards.

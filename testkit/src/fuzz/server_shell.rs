@@ -4,7 +4,7 @@
 //! TCRP answers, refusals, dropped datagrams (see [`super::server_ops`] for the list).
 
 use super::config::advance_far;
-use super::pools::{address, message, request_frame, room_name};
+use super::pools::{address, message, request_frame, room_name, send_failure};
 use super::server_ops::ServerOp;
 use bytes::Bytes;
 use ocm_core::output::{ConnId, Event, Output};
@@ -190,8 +190,8 @@ impl Harness {
                 self.feed(op, Input::Timeout, &mut outputs);
             }
             ServerOp::SendFailed { to } => {
-                let to = address(*to);
-                self.feed(op, Input::SendFailed { to }, &mut outputs);
+                let (to, cause) = send_failure(*to);
+                self.feed(op, Input::SendFailed { to, cause }, &mut outputs);
             }
             ServerOp::AdvanceFar => {
                 self.now += advance_far(&self.config);

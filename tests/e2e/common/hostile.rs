@@ -179,3 +179,54 @@ pub fn udp_rcvbuf_errors() -> Option<u64> {
     let column = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
     values.split_whitespace().nth(column)?.parse().ok()
 }
+
+/// Sends `count` forged ICMP "port unreachable" errors to 127.0.0.1, each quoting a UDP
+/// datagram from `from` to `to`, as an off-path attacker would. Needs a raw socket
+/// (root or CAP_NET_RAW): `Err` when the system forbids one, so the caller can skip.
+#[cfg(target_os = "linux")]
+pub fn forge_icmp_unreachable(from: SocketAddr, to: SocketAddr, count: usize) -> io::Result<()> {
+    use nix::sys::socket::{
+        sendto, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
+    };
+    let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
+        return Err(io::Error::other("IPv4 addresses only"));
+    };
+    let raw = socket(
+        AddressFamily::Inet,
+        SockType::Raw,
+        SockFlag::empty(),
+        SockProtocol::Icmp,
+    )?;
+    // The quoted datagram: an IPv4 header and the first 8 bytes (the UDP header).
+    let mut inner = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    inner.extend(from.ip().octets());
+    inner.extend(to.ip().octets());
+    let ip_sum = checksum(&inner);
+    inner[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    inner.extend(from.port().to_be_bytes());
+    inner.extend(to.port().to_be_bytes());
+    inner.extend([0, 8, 0, 0]);
+    let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend(inner);
+    let sum = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let target = SockaddrIn::from(std::net::SocketAddrV4::new(*from.ip(), 0));
+    use std::os::fd::AsRawFd;
+    for _ in 0..count {
+        sendto(raw.as_raw_fd(), &icmp, &target, MsgFlags::empty())?;
+    }
+    Ok(())
+}
+
+/// The Internet checksum (RFC 1071).
+#[cfg(target_os = "linux")]
+fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
