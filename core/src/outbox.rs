@@ -33,10 +33,15 @@ impl Outbox {
         self.queue.push_back(Output::Datagram { to, payload });
     }
 
-    /// The same payload to each address (one shared buffer), each counted as sent.
-    pub(crate) fn fan_out(&mut self, to: impl IntoIterator<Item = SocketAddr>, payload: &Bytes) {
-        for to in to {
-            self.datagram(to, payload.clone());
+    /// The same payload to each address (one shared buffer), each counted as sent. The
+    /// last address gets `payload` itself: a buffer sent to one member is never shared.
+    pub(crate) fn fan_out(&mut self, to: impl IntoIterator<Item = SocketAddr>, payload: Bytes) {
+        let mut to = to.into_iter().peekable();
+        while let Some(addr) = to.next() {
+            if to.peek().is_none() {
+                return self.datagram(addr, payload);
+            }
+            self.datagram(addr, payload.clone());
         }
     }
 

@@ -73,16 +73,20 @@ impl RelayServer {
             Ok(parts) => parts,
             Err(reason) => return self.out.drop_datagram(from, reason),
         };
-        if !self.clients.contains_key(&from) {
-            if message == "/exit" {
-                return;
+        // One lookup for a known client (the common case), a second after registering.
+        let client = match self.clients.get_mut(&from) {
+            Some(client) => client,
+            None => {
+                if message == "/exit" {
+                    return;
+                }
+                if self.clients.len() >= self.config.max_members {
+                    return self.out.drop_datagram(from, DropReason::ServerFull);
+                }
+                self.register(now, from, username);
+                self.clients.get_mut(&from).expect("registered above")
             }
-            if self.clients.len() >= self.config.max_members {
-                return self.out.drop_datagram(from, DropReason::ServerFull);
-            }
-            self.register(now, from, username);
-        }
-        let client = self.clients.get_mut(&from).expect("registered above");
+        };
         client.liveness.heard(now);
         if *client.username != *username {
             client.username = username.into();
@@ -93,7 +97,7 @@ impl RelayServer {
             _ => {
                 self.out.stats.messages_relayed += 1;
                 let payload = Bytes::copy_from_slice(data);
-                self.fan_out(Some(from), &payload);
+                self.fan_out(Some(from), payload);
             }
         }
     }
@@ -143,7 +147,7 @@ impl RelayServer {
     /// Tells every client `server shutting down` and forgets them all.
     pub fn shutdown(&mut self, _now: Instant) {
         let notice = notice_datagram(&Notice::RoomClosed(CloseReason::ServerShutdown.to_string()));
-        self.fan_out(None, &notice);
+        self.fan_out(None, notice);
         self.clients.clear();
         self.order.clear();
         self.timers = TimerQueue::default();
@@ -174,7 +178,7 @@ impl RelayServer {
             .schedule(now + self.config.idle_timeout, (id, from));
         self.fan_out(
             Some(from),
-            &notice_datagram(&Notice::Joined(username.to_string())),
+            notice_datagram(&Notice::Joined(username.to_string())),
         );
         self.out.emit(Event::MemberJoined {
             room: None,
@@ -212,11 +216,11 @@ impl RelayServer {
                 )
             }
         };
-        self.fan_out(None, &notice_datagram(&to_others));
+        self.fan_out(None, notice_datagram(&to_others));
         self.out.emit(event);
     }
 
-    fn fan_out(&mut self, skip: Option<SocketAddr>, payload: &Bytes) {
+    fn fan_out(&mut self, skip: Option<SocketAddr>, payload: Bytes) {
         let to = self.order.iter().copied().filter(|to| Some(*to) != skip);
         self.out.fan_out(to, payload);
     }

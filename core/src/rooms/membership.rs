@@ -122,7 +122,7 @@ impl RoomServer {
         let room = self.rooms.get_mut(&name).expect("room exists");
         room.members.push(id);
         let notice = Bytes::from(Notice::Joined(username.to_string()).room_text());
-        self.notify_room(&name, Some(id), &notice);
+        self.notify_room(&name, Some(id), notice);
         self.out.emit(Event::MemberJoined {
             room: Some(name),
             username,
@@ -202,9 +202,11 @@ impl RoomServer {
             Ok(found) => found,
             Err(reason) => return self.out.drop_datagram(from, reason),
         };
-        self.set_udp(id, from);
         let member = self.members.get_mut(&id).expect("authorized member exists");
         member.liveness.heard(now);
+        if member.udp != Some(from) {
+            self.set_udp(id, from);
+        }
         match message {
             "" => self.out.stats.keepalives += 1,
             "/exit" => self.remove_member(id, Removal::Left),
@@ -213,7 +215,7 @@ impl RoomServer {
                 let member = &self.members[&id];
                 let line = relayed_line(&member.username, text);
                 let room = member.room.clone();
-                self.notify_room(&room, Some(id), &line);
+                self.notify_room(&room, Some(id), line);
             }
         }
     }
@@ -244,7 +246,7 @@ impl RoomServer {
     }
 
     /// Sends `payload` to every member of `room` with a known address, except `skip`.
-    fn notify_room(&mut self, room: &str, skip: Option<MemberId>, payload: &Bytes) {
+    fn notify_room(&mut self, room: &str, skip: Option<MemberId>, payload: Bytes) {
         let Some(entry) = self.rooms.get(room) else {
             return;
         };
@@ -331,13 +333,13 @@ impl RoomServer {
             Removal::Left => Notice::Left(member.username.to_string()),
             Removal::Evicted(_) => Notice::WasDisconnected(member.username.to_string()),
         };
-        self.notify_room(&room, None, &Bytes::from(notice.room_text()));
+        self.notify_room(&room, None, Bytes::from(notice.room_text()));
     }
 
     /// Closes a room: every remaining member is told and loses its token.
     pub(crate) fn close_room(&mut self, room: &str, reason: CloseReason) {
         let notice = Bytes::from(Notice::RoomClosed(reason.to_string()).room_text());
-        self.notify_room(room, None, &notice);
+        self.notify_room(room, None, notice);
         let Some((name, entry)) = self.rooms.remove_entry(room) else {
             return;
         };

@@ -31,7 +31,7 @@ mod handshake;
 pub(crate) mod membership;
 
 use crate::config::{Config, ConfigError};
-use crate::hash::{keyed_map, KeyedMap, KeyedState};
+use crate::hash::{keyed_map, IdMap, KeyedMap, KeyedState};
 use crate::input::{Input, SendFailure};
 use crate::invariants::InvariantViolation;
 use crate::liveness::Failed;
@@ -93,7 +93,7 @@ pub struct RoomServer {
     pub(crate) conns: KeyedMap<ConnId, Conn>,
     pub(crate) conns_per_ip: KeyedMap<IpAddr, usize>,
     pub(crate) rooms: KeyedMap<Arc<str>, Room>,
-    pub(crate) members: KeyedMap<MemberId, Member>,
+    pub(crate) members: IdMap<MemberId, Member>,
     pub(crate) tokens: KeyedMap<crate::token::Token, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
     pub(crate) members_per_ip: KeyedMap<IpAddr, usize>,
@@ -117,7 +117,7 @@ impl RoomServer {
             conns: keyed_map(state),
             conns_per_ip: keyed_map(state),
             rooms: keyed_map(state),
-            members: keyed_map(state),
+            members: IdMap::default(),
             tokens: keyed_map(state),
             by_addr: keyed_map(state),
             members_per_ip: keyed_map(state),
