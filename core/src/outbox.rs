@@ -9,11 +9,23 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 /// Outputs not yet polled, and the counters since start.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Outbox {
     queue: VecDeque<Output>,
     /// Counters; the server bumps the ones no output stands for (keepalives, ...).
     pub(crate) stats: Stats,
+    /// Whether a dropped datagram is reported as an event, or only counted.
+    pub(crate) report_drops: bool,
+}
+
+impl Default for Outbox {
+    fn default() -> Outbox {
+        Outbox {
+            queue: VecDeque::new(),
+            stats: Stats::default(),
+            report_drops: true,
+        }
+    }
 }
 
 impl Outbox {
@@ -45,10 +57,13 @@ impl Outbox {
         }
     }
 
-    /// A dropped inbound datagram: counted by reason and reported.
+    /// A dropped inbound datagram: counted by reason, and reported unless
+    /// [`Outbox::report_drops`] is off.
     pub(crate) fn drop_datagram(&mut self, from: SocketAddr, reason: DropReason) {
         self.stats.dropped[reason.index()] += 1;
-        self.emit(Event::DatagramDropped { from, reason });
+        if self.report_drops {
+            self.emit(Event::DatagramDropped { from, reason });
+        }
     }
 
     /// Bytes for a connection.

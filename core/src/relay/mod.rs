@@ -65,6 +65,14 @@ impl RelayServer {
         })
     }
 
+    /// Whether a dropped datagram is reported as an [`Event::DatagramDropped`] output
+    /// (`true`, the default) or only counted in [`Stats::dropped`](crate::Stats). A shell
+    /// that would throw the event away (nothing logs it, nothing records it) turns it
+    /// off, so a flood of junk costs no queued output per datagram.
+    pub fn report_drops(&mut self, report: bool) {
+        self.out.report_drops = report;
+    }
+
     /// A datagram arrived.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.out.stats.datagrams_received += 1;

@@ -130,6 +130,14 @@ impl RoomServer {
         })
     }
 
+    /// Whether a dropped datagram is reported as an [`Event::DatagramDropped`](crate::Event::DatagramDropped) output
+    /// (`true`, the default) or only counted in [`Stats::dropped`](crate::Stats). A shell
+    /// that would throw the event away (nothing logs it, nothing records it) turns it
+    /// off, so a flood of junk costs no queued output per datagram.
+    pub fn report_drops(&mut self, report: bool) {
+        self.out.report_drops = report;
+    }
+
     /// Fires every timer due at `now`: handshake and port deadlines, idle evictions.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some((_, key)) = self.timers.pop_due(now) {

@@ -231,3 +231,19 @@ fn icmp_errors_do_not_evict_a_client_that_keeps_talking() {
     }
     assert_eq!(h.relay_server().clients().len(), 2);
 }
+
+#[test]
+fn with_drop_reports_off_a_dropped_datagram_is_only_counted() {
+    let mut h = three();
+    h.server.report_drops(false);
+    h.events.clear();
+    h.datagram("10.0.0.9:1", b"\x00I am the server");
+    h.datagram("10.0.0.9:1", &[1; 4097]);
+    assert!(h.events.is_empty(), "{:?}", h.events);
+    assert_eq!(h.server.counts().queued_outputs, 0);
+    assert_eq!(h.server.stats().dropped(DropReason::BadUsername), 1);
+    assert_eq!(h.server.stats().dropped(DropReason::TooLarge), 1);
+    h.server.report_drops(true);
+    h.datagram("10.0.0.9:1", b"");
+    assert_eq!(h.dropped(), vec![DropReason::Truncated]);
+}

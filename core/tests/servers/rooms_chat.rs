@@ -520,3 +520,23 @@ fn icmp_errors_count_only_against_a_silent_member() {
     }
     assert_eq!(h.room_server().members_of("lobby").unwrap().len(), 1);
 }
+
+#[test]
+fn with_drop_reports_off_a_dropped_datagram_is_counted_and_nothing_is_queued() {
+    let (mut h, ta, _) = lobby();
+    h.server.report_drops(false);
+    h.take();
+    h.events.clear();
+    h.datagram(A, &datagram(b"nope", &ta, b"x"));
+    h.datagram(A, &[]);
+    assert!(h.events.is_empty(), "{:?}", h.events);
+    assert_eq!(h.server.counts().queued_outputs, 0);
+    assert_eq!(h.server.stats().dropped(DropReason::UnknownRoom), 1);
+    assert_eq!(h.server.stats().dropped(DropReason::Truncated), 1);
+    // everything else is reported as before, and reports come back when asked
+    h.say(A, "lobby", &ta, "still here");
+    assert_eq!(h.received_by(B), vec!["alice: still here"]);
+    h.server.report_drops(true);
+    h.datagram(A, &[]);
+    assert_eq!(h.dropped(), vec![DropReason::Truncated]);
+}
