@@ -15,7 +15,8 @@ use std::time::Duration;
         ocm server\n  \
         ocm client --name alice --create lobby\n  \
         ocm client --name bob --join lobby\n\n\
-        Each line typed in a client is one message; /exit or Ctrl-D leaves."
+        Each line typed in a client is one message; /help lists the in-chat commands,\n\
+        /exit or Ctrl-D leaves."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -28,7 +29,7 @@ pub enum Command {
     #[command(after_help = crate::exit::HELP)]
     Server(ServerArgs),
     /// Create or join a room and chat (or talk to a relay server with --protocol relay)
-    #[command(after_help = crate::exit::HELP)]
+    #[command(after_help = CLIENT_HELP)]
     Client(ClientArgs),
     /// Run a trace recorded with `ocm server --record` through a fresh core, check every
     /// invariant after every input, and print what it went through
@@ -80,11 +81,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8001")]
     pub udp: SocketAddr,
     /// Disconnect a member silent for this long (at most a year)
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=MAX_SECS))]
-    pub idle_timeout: u64,
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "300s", value_parser = duration_between(SECOND, YEAR))]
+    pub idle_timeout: Duration,
     /// An ICMP error (port unreachable) counts as a failed send only against a member
     /// silent this long: anyone can forge one (0: trust them, on a trusted network only)
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "30", value_parser = seconds_or_zero)]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "30s", value_parser = duration_between(Duration::ZERO, DAY))]
     pub icmp_grace: Duration,
     /// Disconnect a member after this many failed sends in a row
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
@@ -122,15 +123,15 @@ pub struct ServerArgs {
     pub max_handshakes_per_ip: usize,
     /// A connection must complete its create/join request within this, or it is closed
     /// without an answer (slow or stalled clients)
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "10", value_parser = seconds)]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "10s", value_parser = duration_between(MILLISECOND, DAY))]
     pub handshake_timeout: Duration,
     /// A member whose UDP address is still unknown this long after it joined (no
     /// datagram, no port step: a client that gave up mid-handshake) is removed, and its
     /// name is free again
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "30", value_parser = seconds)]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "30s", value_parser = duration_between(MILLISECOND, DAY))]
     pub registration_timeout: Duration,
     /// After the token, how long to wait for the optional 2-byte UDP port
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "1", value_parser = seconds)]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "1s", value_parser = duration_between(MILLISECOND, DAY))]
     pub port_wait: Duration,
     /// Largest create/join request payload; a bigger one is answered PAYLOAD_TOO_LARGE
     /// (6) without being read
@@ -138,8 +139,8 @@ pub struct ServerArgs {
     pub max_payload: u32,
     /// Log a one-line summary of the counters at info level this often, and once on
     /// shutdown (0: only on shutdown)
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=MAX_SECS))]
-    pub stats_interval: u64,
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "60s", value_parser = duration_between(Duration::ZERO, YEAR))]
+    pub stats_interval: Duration,
     /// Record every input the core receives (with its time, the seed and the limits) to
     /// FILE, created with mode 0600: it holds tokens and messages; `ocm replay FILE`
     /// runs it again
@@ -154,33 +155,49 @@ pub struct ServerArgs {
     pub record_max_bytes: u64,
 }
 
-/// Longest duration accepted in whole seconds: a year.
-const MAX_SECS: u64 = 365 * 24 * 3600;
+const MILLISECOND: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The in-chat commands and the exit codes, at the end of `ocm client --help`.
+pub const CLIENT_HELP: &str =
+    "In the chat (a terminal gets a full-screen view; a pipe stays line in, line out):
+  /help          the commands
+  /who           who is in the room
+  /me ACTION     say what you do (shown as: bob waves)
+  /exit, /quit   leave (also Ctrl-D on an empty line, Ctrl-C)
+  //text         send text starting with a single /
+  Keys: Left/Right, Home/End, Ctrl-W (delete word), Ctrl-U, Ctrl-K, Up/Down
+  (history), PageUp/PageDown (scroll back).
+
+Passwords: --password-file FILE or OCM_PASSWORD keep it out of `ps`; on a terminal,
+a room that needs one asks for it (hidden).
+
+Exit codes:
+  0  left with /exit or end of input; server stopped by Ctrl-C or SIGTERM
+  1  I/O error: cannot bind, resolve or connect; server unreachable
+  2  usage error, or a missing name or room with no terminal to ask on
+  3  the server refused: room exists, no such room, wrong password, name taken, full
+  4  the server did not answer in time
+  5  disconnected by the server, or membership lost (with --no-reconnect)
+  6  the room closed (the host left, or the server shut down)";
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// Protocol of the server
     #[arg(long, value_enum, default_value_t = Protocol::Rooms)]
     pub protocol: Protocol,
-    /// Server host name or IP (relay: HOST or HOST:PORT)
-    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    /// The server: HOST or HOST:PORT (a name, IPv4, or IPv6 in brackets with a port:
+    /// [::1]:8000). The port is the TCP port in rooms mode, the UDP port in relay mode
+    #[arg(long, value_name = "HOST[:PORT]", default_value = "127.0.0.1")]
     pub server: String,
-    /// Server TCP port
-    #[arg(
-        long,
-        value_name = "P",
-        allow_negative_numbers = true,
-        default_value_t = 8000
-    )]
-    pub tcp_port: u16,
-    /// Server UDP port
-    #[arg(
-        long,
-        value_name = "P",
-        allow_negative_numbers = true,
-        default_value_t = 8001
-    )]
-    pub udp_port: u16,
+    /// Server TCP port (rooms) [default: 8000, or the port in --server]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub tcp_port: Option<u16>,
+    /// Server UDP port [default: 8001; relay: the port in --server]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub udp_port: Option<u16>,
     /// Your username (asked for when missing and stdin is a terminal)
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -190,15 +207,27 @@ pub struct ClientArgs {
     /// Join this existing room
     #[arg(long, value_name = "ROOM")]
     pub join: Option<String>,
-    /// Password: protects the room on --create, opens it on --join
-    #[arg(long, value_name = "PW")]
+    /// Password: protects the room on --create, opens it on --join (visible to other
+    /// users in `ps`: prefer --password-file or OCM_PASSWORD)
+    #[arg(long, value_name = "PW", env = "OCM_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    /// Seconds between keepalives while you are silent
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "60", value_parser = seconds)]
+    /// Read the password from the first line of this file (wins over --password)
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Interval of keepalives and liveness checks; a lost server is noticed within
+    /// two of them
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "10s", value_parser = duration_between(Duration::from_millis(100), DAY))]
     pub keepalive: Duration,
-    /// Seconds to wait for the server's answer to create/join
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, default_value = "5", value_parser = seconds)]
+    /// How long to wait for the server's answer to create/join
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "5s", value_parser = duration_between(MILLISECOND, DAY))]
     pub timeout: Duration,
+    /// When the membership is lost (server restarted or unreachable), exit instead of
+    /// joining again
+    #[arg(long)]
+    pub no_reconnect: bool,
+    /// Most lines sent per second (in bursts of at most 100); piped input waits for it
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = ocm_core::rate::CLIENT_LINES_PER_SEC, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: u32,
 }
 
 fn positive(text: &str) -> Result<usize, String> {
@@ -209,19 +238,31 @@ fn positive(text: &str) -> Result<usize, String> {
     }
 }
 
-fn seconds_or_zero(text: &str) -> Result<Duration, String> {
-    match text.parse::<f64>() {
-        Ok(0.0) => Ok(Duration::ZERO),
-        _ => seconds(text),
+/// A duration flag: `1.5s`, `500ms`, `5m`, `1h 30m` (humantime), or a bare number of
+/// seconds (`10`, `0.5`), within `min..=max`.
+fn duration_between(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let text = text.trim();
+        let value = match text.parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs >= 0.0 && secs <= max.as_secs_f64() => {
+                Duration::from_secs_f64(secs)
+            }
+            Ok(_) => return Err(format!("must be between {} and {}", show(min), show(max))),
+            Err(_) => humantime::parse_duration(text)
+                .map_err(|e| format!("{e} (durations look like 1.5s, 500ms, 5m or 1h 30m)"))?,
+        };
+        if value < min || value > max {
+            return Err(format!("must be between {} and {}", show(min), show(max)));
+        }
+        Ok(value)
     }
 }
 
-fn seconds(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
-    if !(0.001..=86_400.0).contains(&secs) {
-        return Err("must be between 0.001 and 86400".into());
-    }
-    Ok(Duration::from_secs_f64(secs))
+fn show(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
 }
 
 #[cfg(test)]
@@ -266,10 +307,13 @@ mod tests {
                 config.password_failures_per_room
             )
         );
-        assert_eq!(args.idle_timeout, config.idle_timeout.as_secs());
+        assert_eq!(args.idle_timeout, config.idle_timeout);
         assert_eq!(args.max_send_failures, config.max_send_failures);
         assert_eq!(args.max_payload, config.max_payload);
-        assert_eq!(args.stats_interval, 60);
+        assert_eq!(
+            Some(args.stats_interval),
+            ocm_io::Options::default().stats_interval
+        );
     }
 
     #[test]
@@ -283,6 +327,10 @@ mod tests {
             ["--handshake-timeout", "NaN"],
             ["--handshake-timeout", "1e300"],
             ["--idle-timeout", "18446744073709551615"],
+            ["--idle-timeout", "366 days"],
+            ["--idle-timeout", "500ms"],
+            ["--port-wait", "-1s"],
+            ["--port-wait", "inf"],
             ["--max-payload", "536870913"],
             ["--max-rooms", "-1"],
             ["--port-wait", "soon"],
@@ -291,7 +339,82 @@ mod tests {
         }
         let args = server(&["--handshake-timeout", "0.5", "--stats-interval", "0"]).unwrap();
         assert_eq!(args.handshake_timeout, Duration::from_millis(500));
-        assert_eq!(args.stats_interval, 0);
+        assert_eq!(args.stats_interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn every_duration_flag_takes_units_and_fractions() {
+        let args = server(&[
+            "--idle-timeout",
+            "5m",
+            "--handshake-timeout",
+            "1.5s",
+            "--port-wait",
+            "250ms",
+            "--stats-interval",
+            "1h 30m",
+        ])
+        .unwrap();
+        assert_eq!(args.idle_timeout, Duration::from_secs(300));
+        assert_eq!(args.handshake_timeout, Duration::from_millis(1500));
+        assert_eq!(args.port_wait, Duration::from_millis(250));
+        assert_eq!(args.stats_interval, Duration::from_secs(5400));
+        let client = client(&["--keepalive", "2.5s", "--timeout", "10"]).unwrap();
+        assert_eq!(client.keepalive, Duration::from_millis(2500));
+        assert_eq!(client.timeout, Duration::from_secs(10));
+        let error = client_error(&["--timeout", "soon"]);
+        assert!(error.contains("1.5s"), "{error}");
+    }
+
+    fn client(args: &[&str]) -> Result<ClientArgs, clap::Error> {
+        let all = ["ocm", "client"].iter().chain(args);
+        match Cli::try_parse_from(all)?.command {
+            Command::Client(args) => Ok(args),
+            _ => unreachable!("parsed a client command"),
+        }
+    }
+
+    fn client_error(args: &[&str]) -> String {
+        client(args).unwrap_err().render().to_string()
+    }
+
+    #[test]
+    fn client_defaults_keep_a_lost_server_noticed_within_30_seconds() {
+        let args = client(&[]).unwrap();
+        assert!(2 * args.keepalive <= Duration::from_secs(30));
+        assert_eq!(args.keepalive, ocm_smol::client::DEFAULT_KEEPALIVE);
+        assert_eq!(args.rate, ocm_core::rate::CLIENT_LINES_PER_SEC);
+        assert!(!args.no_reconnect);
+    }
+
+    #[test]
+    fn mistakes_get_clap_suggestions() {
+        assert!(client_error(&["--jion", "x"]).contains("--join"));
+        let error = client_error(&["--protocol", "rom"]);
+        assert!(
+            error.contains("rooms") && error.contains("relay"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_client_help_lists_the_in_chat_commands() {
+        let help = Cli::command()
+            .find_subcommand_mut("client")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for text in [
+            "/who",
+            "/exit",
+            "/quit",
+            "/help",
+            "//",
+            "--no-reconnect",
+            "OCM_PASSWORD",
+        ] {
+            assert!(help.contains(text), "{text}");
+        }
     }
 
     #[test]

@@ -1,126 +1,212 @@
 //! `ocm client`: asks for what is missing (when stdin is a terminal), resolves the
-//! server, and runs the chat: stdin lines out, received messages on stdout, one per
-//! line, flushed. Errors are one line on stderr with a documented exit code.
+//! server, joins (asking for a password, hidden, when the room needs one), then runs
+//! the chat under the full-screen UI (`tui`, when stdin and stdout are terminals) or
+//! line in, line out (`pipe`). Errors are one line on stderr with a documented exit
+//! code.
 
+use crate::address;
 use crate::cli::{ClientArgs, Protocol};
 use crate::exit;
-use ocm_core::Operation;
-use ocm_smol::client::{self, ClientError, ClientEvent, ClientOptions, Outcome, Target};
-use smol::io::{AsyncBufReadExt, BufReader};
-use smol::stream::Stream;
-use std::io::{self, BufRead, IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::task::Poll;
+use crate::tui::app::Place;
+use ocm_core::{Operation, Status};
+use ocm_smol::client::{self, ClientError, ClientOptions, Connection, Outcome, Target};
+use std::io::{BufRead, IsTerminal, Write};
 
 /// A problem found before anything was sent, with its exit code.
 struct Early(u8, String);
 
+/// Default ports of `ocm server`.
+const TCP_PORT: u16 = 8000;
+const UDP_PORT: u16 = 8001;
+
 /// Runs the client command and returns the exit code.
 pub fn run(args: ClientArgs) -> u8 {
-    let interactive = std::io::stdin().is_terminal();
-    let options = match options(&args, interactive) {
-        Ok(options) => options,
+    let can_ask = std::io::stdin().is_terminal();
+    let full_screen = can_ask && std::io::stdout().is_terminal();
+    let (mut options, place) = match options(&args, can_ask) {
+        Ok(found) => found,
         Err(Early(code, message)) => {
             eprintln!("ocm: error: {message}");
             return code;
         }
     };
-    let lines = input(crate::signals::install().ok());
-    let outcome = smol::block_on(client::run(&options, lines, |event| {
-        show(event, interactive, &options)
-    }));
+    let stop = crate::signals::install().ok();
+    let connection = match join(&mut options, can_ask) {
+        Ok(connection) => connection,
+        Err(Early(code, message)) => {
+            eprintln!("ocm: error: {message}");
+            return code;
+        }
+    };
+    let outcome = if full_screen {
+        crate::tui::run(connection, place, stop)
+    } else {
+        let banner = banner(&options, can_ask);
+        crate::pipe::show(connection.ready(false), &banner);
+        smol::block_on(connection.run(crate::pipe::input(stop), |event| {
+            crate::pipe::show(event, &banner)
+        }))
+    };
     match outcome {
         Ok(Outcome::Left) => exit::OK,
         Ok(Outcome::Disconnected) => exit::DISCONNECTED,
         Ok(Outcome::RoomClosed) => exit::ROOM_CLOSED,
+        Ok(Outcome::Lost(reason)) => {
+            eprintln!("ocm: error: connection lost: {reason}");
+            exit::DISCONNECTED
+        }
         Err(error) => {
-            eprintln!("ocm: error: {error}");
-            match error {
-                ClientError::InvalidName(_) => exit::USAGE,
-                ClientError::Refused { .. } => exit::REFUSED,
-                ClientError::Timeout(..) => exit::TIMEOUT,
-                _ => exit::ERROR,
+            let (code, message) = failure(&error, &options);
+            eprintln!("ocm: error: {message}");
+            code
+        }
+    }
+}
+
+/// The first join; a room that needs a password, asked on a terminal, is tried again.
+fn join(options: &mut ClientOptions, can_ask: bool) -> Result<Connection, Early> {
+    let mut asked = 0;
+    loop {
+        match smol::block_on(client::connect(options)) {
+            Ok(connection) => return Ok(connection),
+            Err(ClientError::Refused {
+                status: Status::InvalidPassword,
+                room,
+                ..
+            }) if can_ask && (password_of(options).is_none() || asked > 0) && asked < 3 => {
+                if asked > 0 {
+                    eprintln!("wrong password, try again");
+                }
+                asked += 1;
+                let password = crate::password::ask(&room).map_err(|e| Early(exit::ERROR, e))?;
+                if let Target::Room { password: slot, .. } = &mut options.target {
+                    *slot = Some(password);
+                }
+            }
+            Err(error) => {
+                let (code, message) = failure(&error, options);
+                return Err(Early(code, message));
             }
         }
     }
 }
 
-/// Stdin lines, with Ctrl-C or SIGTERM read as `/exit` (leave like /exit does); ends
-/// at the end of stdin.
-fn input(
-    stop: Option<async_channel::Receiver<()>>,
-) -> impl Stream<Item = io::Result<String>> + Unpin {
-    let mut stdin = Box::pin(BufReader::new(smol::Unblock::new(std::io::stdin())).lines());
-    let mut stop = stop.map(Box::pin);
-    smol::stream::poll_fn(move |cx| {
-        if let Some(stop) = stop.as_mut() {
-            if let Poll::Ready(Some(())) = stop.as_mut().poll_next(cx) {
-                return Poll::Ready(Some(Ok("/exit".to_owned())));
-            }
-        }
-        stdin.as_mut().poll_next(cx)
-    })
-}
-
-fn show(event: ClientEvent, interactive: bool, options: &ClientOptions) {
-    match event {
-        ClientEvent::Message(incoming) => {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(stdout, "{incoming}");
-            let _ = stdout.flush();
-        }
-        ClientEvent::Ready { .. } => {
-            // On stderr, so stdout carries only what was received; scripts can wait for it.
-            let place = match &options.target {
-                Target::Room { room, username, .. } => format!("in room {room:?} as {username:?}"),
-                Target::Relay { username, .. } => format!("on the relay as {username:?}"),
-            };
-            let hint = if interactive {
-                ": type a message and Enter; /exit or Ctrl-D leaves"
-            } else {
-                ""
-            };
-            eprintln!("* {place}{hint}");
-        }
-        ClientEvent::Unsent(error) => eprintln!("ocm: message not sent: {error}"),
-        ClientEvent::BadInput => eprintln!("ocm: skipped a line that is not valid UTF-8"),
+fn password_of(options: &ClientOptions) -> Option<&str> {
+    match &options.target {
+        Target::Room { password, .. } => password.as_deref(),
+        Target::Relay { .. } => None,
     }
 }
 
-fn options(args: &ClientArgs, interactive: bool) -> Result<ClientOptions, Early> {
-    let username = given_or_asked(&args.name, "username", interactive)?;
-    let target = match args.protocol {
-        Protocol::Relay => Target::Relay {
-            udp: resolve_relay(&args.server, args.udp_port)?,
-            username,
-        },
+/// The exit code and the line to show for an error.
+fn failure(error: &ClientError, options: &ClientOptions) -> (u8, String) {
+    let code = match error {
+        ClientError::InvalidName(_) => exit::USAGE,
+        ClientError::Refused { .. } => exit::REFUSED,
+        ClientError::Timeout(..) => exit::TIMEOUT,
+        _ => exit::ERROR,
+    };
+    let message = match error {
+        ClientError::Refused {
+            status: Status::InvalidPassword,
+            room,
+            ..
+        } if password_of(options).is_none() => format!(
+            "room {room:?} needs a password: give it with --password-file FILE or \
+             OCM_PASSWORD (or --password), or run on a terminal to be asked"
+        ),
+        error => error.to_string(),
+    };
+    (code, message)
+}
+
+fn banner(options: &ClientOptions, can_ask: bool) -> String {
+    let place = match &options.target {
+        Target::Room { room, username, .. } => format!("in room {room:?} as {username:?}"),
+        Target::Relay { username, .. } => format!("on the relay as {username:?}"),
+    };
+    let hint = if can_ask {
+        ": type a message and Enter; /help lists the commands, /exit or Ctrl-D leaves"
+    } else {
+        ""
+    };
+    format!("{place}{hint}")
+}
+
+fn options(args: &ClientArgs, can_ask: bool) -> Result<(ClientOptions, Place), Early> {
+    let usage = |message: String| Early(exit::USAGE, message);
+    let server = address::parse(&args.server).map_err(|e| usage(format!("--server: {e}")))?;
+    let password = crate::password::given(args.password.as_deref(), args.password_file.as_deref())
+        .map_err(|e| Early(exit::ERROR, e))?;
+    let username = given_or_asked(&args.name, "username", can_ask)?;
+    let resolve = |port| address::resolve(&server.host, port).map_err(|e| Early(exit::ERROR, e));
+    let (target, place) = match args.protocol {
+        Protocol::Relay => {
+            if args.tcp_port.is_some() {
+                return Err(usage(
+                    "--tcp-port applies to rooms; relay mode is UDP only".into(),
+                ));
+            }
+            let port = one_port(server.port, args.udp_port, "--udp-port")?.unwrap_or(UDP_PORT);
+            let udp = resolve(port)?;
+            let place = Place {
+                server: udp.to_string(),
+                room: None,
+                me: username.clone(),
+                host: false,
+            };
+            (Target::Relay { udp, username }, place)
+        }
         Protocol::Rooms => {
+            let tcp_port = one_port(server.port, args.tcp_port, "--tcp-port")?.unwrap_or(TCP_PORT);
             let (operation, room) = match (&args.create, &args.join) {
                 (Some(room), _) => (Operation::Create, room.clone()),
                 (None, Some(room)) => (Operation::Join, room.clone()),
-                (None, None) => ask_room(interactive)?,
+                (None, None) => ask_room(can_ask)?,
             };
-            Target::Room {
-                tcp: resolve(&args.server, args.tcp_port)?,
-                udp: resolve(&args.server, args.udp_port)?,
+            let tcp = resolve(tcp_port)?;
+            let udp = resolve(args.udp_port.unwrap_or(UDP_PORT))?;
+            let place = Place {
+                server: tcp.to_string(),
+                room: Some(room.clone()),
+                me: username.clone(),
+                host: operation == Operation::Create,
+            };
+            let target = Target::Room {
+                tcp,
+                udp,
                 operation,
                 room,
                 username,
-                password: args.password.clone(),
-            }
+                password,
+            };
+            (target, place)
         }
     };
-    Ok(ClientOptions {
-        target,
-        timeout: args.timeout,
-        keepalive: args.keepalive,
-    })
+    let mut options = ClientOptions::new(target);
+    options.timeout = args.timeout;
+    options.keepalive = args.keepalive;
+    options.reconnect = !args.no_reconnect;
+    options.lines_per_sec = args.rate;
+    options.burst = args.rate.min(ocm_core::rate::CLIENT_BURST);
+    Ok((options, place))
 }
 
-fn given_or_asked(given: &Option<String>, what: &str, interactive: bool) -> Result<String, Early> {
+/// The port from `--server` or from its own flag, not both.
+fn one_port(in_server: Option<u16>, flag: Option<u16>, name: &str) -> Result<Option<u16>, Early> {
+    match (in_server, flag) {
+        (Some(a), Some(b)) if a != b => Err(Early(
+            exit::USAGE,
+            format!("--server gives port {a} and {name} gives {b}: give one"),
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+fn given_or_asked(given: &Option<String>, what: &str, can_ask: bool) -> Result<String, Early> {
     match given {
         Some(value) => Ok(value.clone()),
-        None if interactive => ask(&format!("{what}: ")),
+        None if can_ask => ask(&format!("{what}: ")),
         None => Err(Early(
             exit::USAGE,
             format!("no {what} given (--name), and stdin is not a terminal to ask on"),
@@ -128,8 +214,8 @@ fn given_or_asked(given: &Option<String>, what: &str, interactive: bool) -> Resu
     }
 }
 
-fn ask_room(interactive: bool) -> Result<(Operation, String), Early> {
-    if !interactive {
+fn ask_room(can_ask: bool) -> Result<(Operation, String), Early> {
+    if !can_ask {
         return Err(Early(
             exit::USAGE,
             "no room given (--create ROOM or --join ROOM), and stdin is not a terminal to ask on"
@@ -164,24 +250,4 @@ fn ask(prompt: &str) -> Result<String, Early> {
             Err(e) => return Err(Early(exit::ERROR, format!("cannot read stdin: {e}"))),
         }
     }
-}
-
-/// `HOST` (a name, an IPv4 or IPv6 address, brackets allowed) and a port.
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, Early> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    (bare, port)
-        .to_socket_addrs()
-        .map_err(|e| Early(exit::ERROR, format!("cannot resolve {host:?}: {e} (--server takes a host; ports are --tcp-port and --udp-port)")))?
-        .next()
-        .ok_or_else(|| Early(exit::ERROR, format!("{host:?} has no address")))
-}
-
-/// Relay mode takes `HOST:PORT`, or `HOST` with `--udp-port`.
-fn resolve_relay(server: &str, udp_port: u16) -> Result<SocketAddr, Early> {
-    if let Ok(mut addrs) = server.to_socket_addrs() {
-        if let Some(addr) = addrs.next() {
-            return Ok(addr);
-        }
-    }
-    resolve(server, udp_port)
 }

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! ocm server [--runtime smol|async-std] [--protocol rooms|relay] [--tcp ADDR] [--udp ADDR] ...
-//! ocm client [--server HOST] [--name NAME] (--create ROOM | --join ROOM) [--password PW]
-//! ocm client --protocol relay --server HOST:PORT --name NAME
+//! ocm client [--server HOST[:PORT]] [--name NAME] (--create ROOM | --join ROOM) [--password-file F]
+//! ocm client --protocol relay --server HOST[:PORT] --name NAME
 //! ocm replay FILE [--compare]
 //! ```
 //!
@@ -11,12 +11,17 @@
 
 #![forbid(unsafe_code)]
 
+mod address;
+mod chat;
 mod cli;
 mod client;
 mod exit;
+mod password;
+mod pipe;
 mod replay;
 mod server;
 mod signals;
+mod tui;
 
 use clap::error::ErrorKind;
 use clap::Parser;
@@ -35,31 +40,13 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Help and version go out as clap writes them; a mistake on the command line is one
-/// line on stderr (clap's first line, which names the flag and the value) with a pointer
-/// to the help, and exit code 2.
+/// Help and version go out as clap writes them; a mistake on the command line is
+/// clap's full error (what is wrong, its suggestions and valid values, the usage line)
+/// on stderr, with exit code 2.
 fn usage_error(error: &clap::Error) -> u8 {
+    let _ = error.print();
     match error.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = error.print();
-            exit::OK
-        }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = error.print();
-            exit::USAGE
-        }
-        _ => {
-            let text = error.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            let help = match std::env::args().skip(1).find(|a| !a.starts_with('-')) {
-                Some(command) if ["server", "client", "replay"].contains(&command.as_str()) => {
-                    format!("ocm {command} --help")
-                }
-                _ => "ocm --help".to_owned(),
-            };
-            eprintln!("ocm: error: {first} (see {help})");
-            exit::USAGE
-        }
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => exit::OK,
+        _ => exit::USAGE,
     }
 }

@@ -9,7 +9,6 @@ use ocm_core::Config;
 use ocm_io::Options;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 /// Runs the server command and returns the exit code.
@@ -46,7 +45,7 @@ pub fn run(args: ServerArgs) -> u8 {
 /// no sense.
 fn options(args: &ServerArgs) -> Result<Options, String> {
     let mut config = Config {
-        idle_timeout: Duration::from_secs(args.idle_timeout),
+        idle_timeout: args.idle_timeout,
         max_send_failures: args.max_send_failures,
         max_rooms: args.max_rooms,
         max_handshakes: args.max_handshakes,
@@ -86,7 +85,7 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         tcp: args.tcp,
         udp: args.udp,
         config,
-        stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
+        stats_interval: (!args.stats_interval.is_zero()).then_some(args.stats_interval),
         record: args.record.clone().map(|path| ocm_io::RecordOptions {
             path,
             max_bytes: args.record_max_bytes,

@@ -25,6 +25,7 @@
 //! ```
 
 use crate::names::{self, NameError};
+use crate::probe::{self, Lost, Monitor, Step};
 use crate::wire::notice::{Notice, NOTICE_PREFIX};
 use crate::wire::relay_datagram::RelayDatagram;
 use crate::wire::request::encode_payload;
@@ -236,6 +237,8 @@ pub enum SessionEnd {
     Disconnected,
     /// The room closed (`* room closed: ...`).
     RoomClosed,
+    /// The liveness probes say the membership is gone (see [`crate::probe`]).
+    Lost(Lost),
 }
 
 #[derive(Debug)]
@@ -252,6 +255,9 @@ pub struct ChatSession {
     next_keepalive: Instant,
     transmits: VecDeque<Bytes>,
     ended: Option<SessionEnd>,
+    /// Liveness probes (an ocm extension), once enabled and while the server answers.
+    probes: Option<Monitor>,
+    room_size: Option<usize>,
 }
 
 impl ChatSession {
@@ -293,6 +299,8 @@ impl ChatSession {
             next_keepalive: now,
             transmits: VecDeque::new(),
             ended: None,
+            probes: None,
+            room_size: None,
         };
         session.queue(now, "");
         session
@@ -349,16 +357,96 @@ impl ChatSession {
         self.transmits.pop_front()
     }
 
-    /// When the next keepalive is due; `None` once ended.
+    /// When the next keepalive (or liveness probe) is due; `None` once ended.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.ended.is_none().then_some(self.next_keepalive)
+        if self.ended.is_some() {
+            return None;
+        }
+        match &self.probes {
+            Some(monitor) => Some(monitor.poll_timeout()),
+            None => Some(self.next_keepalive),
+        }
     }
 
-    /// Queues a keepalive if one is due.
+    /// Queues a keepalive or a probe if one is due; ends the session when the probes
+    /// say the membership is lost.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.ended.is_none() && now >= self.next_keepalive {
-            self.queue(now, "");
+        if self.ended.is_some() {
+            return;
         }
+        let Some(monitor) = &mut self.probes else {
+            if now >= self.next_keepalive {
+                self.queue(now, "");
+            }
+            return;
+        };
+        match monitor.handle_timeout(now) {
+            Step::Wait => {}
+            Step::Probe => self.queue_probe(now),
+            Step::Lost(lost) => self.ended = Some(SessionEnd::Lost(lost)),
+            Step::Unsupported => {
+                self.probes = None;
+                self.queue(now, "");
+            }
+        }
+    }
+
+    /// Turns on liveness probes (an ocm extension, see [`crate::probe`]): the first
+    /// probe is queued now, then one every keepalive interval instead of the
+    /// keepalive. If the server never answers, the session falls back to keepalives.
+    pub fn enable_liveness(&mut self, now: Instant) {
+        if self.ended.is_some() || self.probes.is_some() {
+            return;
+        }
+        self.probes = Some(Monitor::new(now, self.keepalive));
+        self.queue_probe(now);
+    }
+
+    /// After [`SessionEnd::Lost`]: tries the same membership again (the server may
+    /// only have been out of reach, and still hold it): the session is live again and
+    /// a probe is queued. The caller holds it for resumed once an `alive` answer
+    /// comes back ([`ChatSession::is_liveness_confirmed`]), else joins anew. False
+    /// (and nothing changes) for a session that did not end that way.
+    pub fn resume(&mut self, now: Instant) -> bool {
+        if !matches!(self.ended, Some(SessionEnd::Lost(_))) {
+            return false;
+        }
+        self.ended = None;
+        self.probes = Some(Monitor::new(now, self.keepalive));
+        self.queue_probe(now);
+        true
+    }
+
+    /// True while probes are sent and the server has answered one.
+    pub fn is_liveness_confirmed(&self) -> bool {
+        self.probes.as_ref().is_some_and(Monitor::is_confirmed)
+    }
+
+    /// True while probes are sent (the server has not yet been found without them).
+    pub fn is_liveness_on(&self) -> bool {
+        self.probes.is_some()
+    }
+
+    /// The room's size from the last `alive` answer.
+    pub fn room_size(&self) -> Option<usize> {
+        self.room_size
+    }
+
+    fn queue_probe(&mut self, now: Instant) {
+        let probe = match &self.framing {
+            Framing::Room { token, .. } => RoomDatagram {
+                room: b"",
+                token,
+                message: probe::PROBE,
+            }
+            .encode()
+            .ok(),
+            Framing::Relay { .. } => RelayDatagram::Notice(probe::PROBE).encode().ok(),
+        };
+        if let Some(probe) = probe {
+            self.transmits.push_back(probe);
+        }
+        self.next_keepalive = now + self.keepalive;
     }
 
     /// Reads a datagram from the server. Datagrams that are not valid UTF-8 (or, in relay
@@ -387,8 +475,17 @@ impl ChatSession {
             self.ended = match &incoming {
                 Incoming::Notice(Notice::Disconnected(_)) => Some(SessionEnd::Disconnected),
                 Incoming::Notice(Notice::RoomClosed(_)) => Some(SessionEnd::RoomClosed),
+                Incoming::Notice(Notice::NotMember) if self.probes.is_some() => {
+                    Some(SessionEnd::Lost(Lost::NotMember))
+                }
                 _ => None,
             };
+        }
+        if let Incoming::Notice(Notice::Alive(n)) = &incoming {
+            if let Some(monitor) = &mut self.probes {
+                monitor.answered();
+            }
+            self.room_size = Some(*n);
         }
         Some(incoming)
     }

@@ -33,6 +33,8 @@ pub mod names;
 mod outbox;
 pub mod output;
 pub mod password;
+pub mod probe;
+pub mod rate;
 pub mod record;
 pub mod relay;
 pub mod rooms;

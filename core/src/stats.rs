@@ -12,8 +12,10 @@ pub struct Stats {
     pub messages_relayed: u64,
     /// Datagrams emitted: relayed lines and notices, one per receiver.
     pub datagrams_sent: u64,
-    /// Empty messages (registrations and keepalives).
+    /// Empty messages (registrations and keepalives), and members' liveness probes.
     pub keepalives: u64,
+    /// Liveness probes from no member, answered `not a member`.
+    pub probes_refused: u64,
     /// Dropped datagrams, indexed by [`DropReason::index`].
     pub dropped: [u64; DropReason::ALL.len()],
     /// Members evicted (idle or failing).

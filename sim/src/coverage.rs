@@ -39,6 +39,8 @@ pub struct Coverage {
     pub sessions_checked: u64,
     /// Creates and joins refused for the per-IP member limit alone.
     pub per_ip_refusals: u64,
+    /// Strangers' liveness probes answered `not a member`.
+    pub stranger_probes_answered: u64,
 }
 
 impl Coverage {
@@ -46,6 +48,7 @@ impl Coverage {
     pub fn add(&mut self, other: &Coverage) {
         self.steps += other.steps;
         self.relayed += other.relayed;
+        self.stranger_probes_answered += other.stranger_probes_answered;
         self.retired_token_probes += other.retired_token_probes;
         self.json_ports += other.json_ports;
         self.rooms_closed += other.rooms_closed;

@@ -36,7 +36,11 @@ pub fn outputs(
 ) -> Result<(), String> {
     for output in outputs {
         let Output::Datagram { to, payload } = output else {
-            if matches!(verdict, Some(Verdict::Refused)) && !matches!(output, Output::Event(_)) {
+            let refused = matches!(
+                verdict,
+                Some(Verdict::Refused | Verdict::ProbeRefused { .. })
+            );
+            if refused && !matches!(output, Output::Event(_)) {
                 return Err(format!("a refused datagram caused {output:?}"));
             }
             continue;
@@ -46,7 +50,20 @@ pub fn outputs(
                 "a refused datagram (bad token, IP or framing) caused a send to {to}"
             ));
         }
+        if let Some(Verdict::ProbeRefused { from, len }) = verdict {
+            if to != from || &payload[..] != b"* not a member" || payload.len() > *len {
+                return Err(format!(
+                    "a stranger's probe from {from} ({len} bytes) caused {payload:?} to {to}"
+                ));
+            }
+            continue;
+        }
+        let sender_answered =
+            matches!(verdict, Some(Verdict::Authorized { from, .. }) if from == to);
         let Some(receivers) = before.get(to) else {
+            if sender_answered && is_notice(payload) {
+                continue; // an answer to /who or a probe, at the address it just verified
+            }
             return Err(format!(
                 "datagram to {to}, which is no member's verified address"
             ));
@@ -58,6 +75,7 @@ pub fn outputs(
             room,
             username,
             message,
+            ..
         }) = verdict
         else {
             return Err(format!(

@@ -62,8 +62,19 @@ pub struct Expected {
 pub enum Verdict {
     /// Dropped: nothing may change and nothing may be sent.
     Refused,
-    /// From a member of `room` called `username`, carrying `message`.
+    /// A liveness probe from no member: nothing may change; at most one answer, to
+    /// `from`, no larger than the probe's `len` bytes.
+    ProbeRefused {
+        /// The probe's source.
+        from: SocketAddr,
+        /// The probe's size.
+        len: usize,
+    },
+    /// From a member of `room` called `username` at `from`, carrying `message` (for a
+    /// liveness probe: empty).
     Authorized {
+        /// The sender's (now verified) address.
+        from: SocketAddr,
         /// The room of the sender.
         room: String,
         /// The sender's username.
@@ -113,6 +124,8 @@ pub struct Model {
     pub(crate) stats: Stats,
     /// Creates and joins refused only for the per-IP member limit (coverage).
     pub(crate) per_ip_refusals: std::cell::Cell<u64>,
+    /// Answers left for probes from strangers, in billionths, and when it was counted.
+    pub(crate) stranger_allowance: (u128, Duration),
     /// Wrong passwords per source IP and per room: (count, time of the last).
     pub(crate) wrong_by_ip: BTreeMap<IpAddr, (u32, Duration)>,
     pub(crate) wrong_by_room: BTreeMap<String, (u32, Duration)>,
@@ -135,6 +148,10 @@ impl Model {
             inboxes: BTreeMap::new(),
             stats: Stats::default(),
             per_ip_refusals: std::cell::Cell::new(0),
+            stranger_allowance: (
+                u128::from(udp::STRANGER_ANSWERS) * 1_000_000_000,
+                Duration::ZERO,
+            ),
             wrong_by_ip: BTreeMap::new(),
             wrong_by_room: BTreeMap::new(),
         }

@@ -173,7 +173,16 @@ impl World {
                     }
                     .encode()
                     .expect("small datagram");
+                    // And a liveness probe with it: answered `not a member`, nothing more.
+                    let probe = RoomDatagram {
+                        room: b"",
+                        token,
+                        message: b"ping",
+                    }
+                    .encode()
+                    .expect("small datagram");
                     self.attacker_send(datagram);
+                    self.attacker_send(probe);
                 }
                 Ok(())
             }

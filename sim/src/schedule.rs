@@ -223,15 +223,16 @@ pub struct Schedule {
     pub ops: Vec<Op>,
 }
 
-/// The message texts actors send: plain, multibyte, empty (a keepalive), and one as
-/// long as a datagram can carry (cut by the server when relayed).
+/// The message texts actors send: plain, multibyte, empty (a keepalive), one as long
+/// as a datagram can carry (cut by the server when relayed), and `/who`.
 pub fn text(index: u8, max: usize) -> String {
-    let body = match index % 5 {
+    let body = match index % 6 {
         0 => "hello".to_owned(),
         1 => "héllo wörld ✓ こんにちは".to_owned(),
         2 => String::new(),
         3 => "é".repeat(max),
-        _ => "/not-a-command".to_owned(),
+        4 => "/not-a-command".to_owned(),
+        _ => "/who".to_owned(),
     };
     let mut cut = body.len().min(max);
     while !body.is_char_boundary(cut) {

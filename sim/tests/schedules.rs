@@ -123,6 +123,10 @@ fn assert_covers_every_rule(c: &Coverage) {
         c.retired_token_probes > 0,
         "no retired token was ever tried again"
     );
+    assert!(
+        c.stranger_probes_answered > 0,
+        "no stranger's liveness probe was answered"
+    );
     assert!(c.rooms_closed > 0 && c.left > 0 && c.conns_refused > 0 && c.handshake_timeouts > 0);
     assert!(
         c.sessions_checked > 20,

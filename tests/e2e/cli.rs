@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 crate::on_both_runtimes!(a_server_and_two_clients_chat_through_the_binary);
 
 /// A child process with its output read line by line on threads; killed when dropped.
-struct Proc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: mpsc::Receiver<String>,
-    stderr: mpsc::Receiver<String>,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) stdout: mpsc::Receiver<String>,
+    pub(crate) stderr: mpsc::Receiver<String>,
 }
 
 fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
@@ -35,11 +35,11 @@ fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
 }
 
 impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
+    pub(crate) fn spawn(args: &[&str]) -> Proc {
         Proc::spawn_logging(args, "info")
     }
 
-    fn spawn_logging(args: &[&str], log: &str) -> Proc {
+    pub(crate) fn spawn_logging(args: &[&str], log: &str) -> Proc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ocm"))
             .args(args)
             .env("RUST_LOG", log)
@@ -58,20 +58,20 @@ impl Proc {
         }
     }
 
-    fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         self.stdout
             .recv_timeout(WAIT)
             .expect("a line on stdout within the wait")
     }
 
-    fn expect(&self, lines: &[&str]) {
+    pub(crate) fn expect(&self, lines: &[&str]) {
         for expected in lines {
             assert_eq!(self.line(), *expected);
         }
     }
 
     /// Waits for a stderr line containing `text`.
-    fn stderr_until(&self, text: &str) -> String {
+    pub(crate) fn stderr_until(&self, text: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -85,17 +85,17 @@ impl Proc {
         }
     }
 
-    fn say(&mut self, text: &str) {
+    pub(crate) fn say(&mut self, text: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{text}").unwrap();
         stdin.flush().unwrap();
     }
 
-    fn close_stdin(&mut self) {
+    pub(crate) fn close_stdin(&mut self) {
         self.stdin = None;
     }
 
-    fn exit_code(&mut self) -> i32 {
+    pub(crate) fn exit_code(&mut self) -> i32 {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -110,7 +110,7 @@ impl Proc {
     }
 
     #[cfg(unix)]
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     }
@@ -124,7 +124,7 @@ impl Drop for Proc {
 }
 
 /// Starts `ocm server` on free loopback ports and parses its one stdout line.
-fn server(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
+pub(crate) fn server(extra: &[&str]) -> (Proc, SocketAddr, SocketAddr) {
     server_logging(extra, "info")
 }
 
@@ -146,7 +146,7 @@ fn server_logging(extra: &[&str], log: &str) -> (Proc, SocketAddr, SocketAddr) {
     (server, tcp, udp)
 }
 
-fn client(tcp: SocketAddr, udp: SocketAddr, args: &[&str]) -> Proc {
+pub(crate) fn client(tcp: SocketAddr, udp: SocketAddr, args: &[&str]) -> Proc {
     let (t, u) = (tcp.port().to_string(), udp.port().to_string());
     let mut all = vec![
         "client",

@@ -140,10 +140,16 @@ fn junk_floods_change_nothing_for_the_members(runtime: Runtime) {
         eprintln!("note: cannot bind 127.0.0.2; stolen-token junk is sent as wrong tokens");
     }
 
-    // 7 real clients and one raw member, in join order.
-    let mut members = vec![Member::Client(server.create(ROOM, "m0"))];
+    // 7 real clients and one raw member, in join order. No liveness probes: then every
+    // datagram the server sends is a line a member reads.
+    let quiet = |operation, name: &str| {
+        let mut options = server.target(operation, ROOM, name, None);
+        options.liveness = false;
+        Member::Client(server.client(options))
+    };
+    let mut members = vec![quiet(ocm_core::Operation::Create, "m0")];
     for i in 1..7 {
-        members.push(Member::Client(server.join(ROOM, &format!("m{i}"))));
+        members.push(quiet(ocm_core::Operation::Join, &format!("m{i}")));
     }
     let socket = raw::udp("127.0.0.1").unwrap();
     let port = socket.local_addr().unwrap().port();

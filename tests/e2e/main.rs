@@ -16,6 +16,7 @@
 mod common;
 
 mod bad_input;
+mod chat_client;
 mod cli;
 mod eviction;
 mod flood;
@@ -26,4 +27,5 @@ mod relay;
 mod rooms;
 mod shutdown;
 mod slowloris;
+mod terminal;
 mod tokens;

@@ -21,8 +21,7 @@ fn terminal_escapes_and_invisible_names_never_reach_other_members(runtime: Runti
     let guest = raw::udp("127.0.0.1").unwrap();
     let port = |s: &std::net::UdpSocket| s.local_addr().unwrap().port();
     raw::handshake(tcp, raw::CREATE, "esc", "host", "", Some(port(&host))).unwrap();
-    // The host's port step ends at its EOF, which the server may read after the join
-    // below has arrived on another connection: wait until the host is known.
+    // The port step counts at the host's EOF, which races the guest's join: wait for it.
     server.wait_known("esc", "host");
     let guest_token =
         raw::handshake(tcp, raw::JOIN, "esc", "guest", "", Some(port(&guest))).unwrap();

@@ -1,6 +1,7 @@
 //! Client state machine tests: handshake answers, framing, keepalives, notices.
 
 use super::*;
+use crate::probe::Lost;
 use crate::token::Token;
 use crate::wire::tcrp::{encode_complete, encode_response};
 
@@ -180,4 +181,98 @@ fn an_eviction_notice_ends_the_session_as_disconnected() {
     assert_eq!(chat.ended(), None);
     chat.handle_datagram(b"* disconnected: 3 failed sends, join again");
     assert_eq!(chat.ended(), Some(SessionEnd::Disconnected));
+}
+
+#[test]
+fn liveness_probes_replace_keepalives_and_their_answers_keep_the_session() {
+    let t0 = Instant::now();
+    let k = Duration::from_secs(10);
+    let mut chat = ChatSession::room(t0, "r", b"tok", k).unwrap();
+    chat.poll_transmit();
+    chat.enable_liveness(t0);
+    assert_eq!(
+        chat.poll_transmit().as_deref(),
+        Some(&b"\x00\x03tokping"[..])
+    );
+    assert_eq!(
+        chat.handle_datagram(b"* alive: 2 members"),
+        Some(Incoming::Notice(Notice::Alive(2)))
+    );
+    assert!(chat.is_liveness_confirmed());
+    assert_eq!(chat.room_size(), Some(2));
+    assert_eq!(chat.poll_timeout(), Some(t0 + k));
+    chat.handle_timeout(t0 + k);
+    assert_eq!(
+        chat.poll_transmit().as_deref(),
+        Some(&b"\x00\x03tokping"[..])
+    );
+    // Silence: a retry, then lost, within two intervals of the last answer.
+    chat.handle_timeout(t0 + k + k / 2);
+    assert!(chat.poll_transmit().is_some());
+    assert!(!chat.is_ended());
+    chat.handle_timeout(t0 + 2 * k);
+    assert!(chat.is_ended());
+    assert_eq!(chat.ended(), Some(SessionEnd::Lost(Lost::NoAnswer)));
+    assert_eq!(chat.poll_timeout(), None);
+}
+
+#[test]
+fn not_a_member_ends_the_session_only_for_a_client_that_probes() {
+    let t0 = Instant::now();
+    let k = Duration::from_secs(10);
+    let mut chat = ChatSession::room(t0, "r", b"tok", k).unwrap();
+    chat.handle_datagram(b"* not a member");
+    assert!(!chat.is_ended(), "no probe was sent: not an answer");
+    chat.enable_liveness(t0);
+    chat.handle_datagram(b"* not a member");
+    assert_eq!(chat.ended(), Some(SessionEnd::Lost(Lost::NotMember)));
+    assert!(chat.is_ended());
+}
+
+#[test]
+fn a_server_without_the_extension_gets_keepalives_again() {
+    let t0 = Instant::now();
+    let k = Duration::from_secs(10);
+    let mut chat = ChatSession::relay(t0, "bob", k).unwrap();
+    chat.poll_transmit();
+    chat.enable_liveness(t0);
+    assert_eq!(chat.poll_transmit().as_deref(), Some(&b"\x00ping"[..]));
+    for at in [k, k + k / 2] {
+        chat.handle_timeout(t0 + at);
+        assert_eq!(chat.poll_transmit().as_deref(), Some(&b"\x00ping"[..]));
+    }
+    chat.handle_timeout(t0 + 2 * k);
+    assert!(!chat.is_ended(), "never answered: no extension, not lost");
+    assert!(!chat.is_liveness_on());
+    assert_eq!(chat.poll_transmit().as_deref(), Some(&b"\x03bob"[..]));
+    assert_eq!(chat.poll_timeout(), Some(t0 + 3 * k));
+}
+
+#[test]
+fn a_lost_session_can_be_tried_again_and_is_confirmed_by_an_answer() {
+    let t0 = Instant::now();
+    let k = Duration::from_secs(10);
+    let mut chat = ChatSession::room(t0, "r", b"tok", k).unwrap();
+    assert!(!chat.resume(t0), "not lost: nothing to resume");
+    chat.enable_liveness(t0);
+    chat.handle_datagram(b"* alive: 1 members");
+    for at in [k, k + k / 2, 2 * k] {
+        chat.handle_timeout(t0 + at);
+    }
+    assert_eq!(chat.ended(), Some(SessionEnd::Lost(Lost::NoAnswer)));
+    while chat.poll_transmit().is_some() {}
+    assert!(chat.resume(t0 + 3 * k));
+    assert!(!chat.is_ended());
+    assert_eq!(
+        chat.poll_transmit().as_deref(),
+        Some(&b"\x00\x03tokping"[..])
+    );
+    assert!(
+        !chat.is_liveness_confirmed(),
+        "not until the server answers"
+    );
+    chat.handle_datagram(b"* alive: 1 members");
+    assert!(chat.is_liveness_confirmed());
+    chat.leave(t0 + 3 * k);
+    assert!(!chat.resume(t0 + 3 * k), "a session that left stays left");
 }

@@ -51,7 +51,9 @@ fn ensure(ok: bool, rule: &'static str) -> Result<(), InvariantViolation> {
 ///
 /// A datagram may go to an address that was a member's before the input, or that
 /// became one during it (an address learnt from a port step that reached its deadline
-/// may be told of its own eviction in the same step).
+/// may be told of its own eviction in the same step), or answer the input's source:
+/// one it made a member, or a liveness probe with no more bytes than the probe had
+/// (`not a member`).
 pub fn check_step<M: Machine + ?Sized>(
     machine: &M,
     now: Instant,
@@ -65,7 +67,8 @@ pub fn check_step<M: Machine + ?Sized>(
         match output {
             Output::Event(Event::MemberAddress { addr, .. }) => learnt.push(*addr),
             Output::Datagram { to, payload } => {
-                if !before.contains(to) && !learnt.contains(to) {
+                let known = before.contains(to) || learnt.contains(to);
+                if !known && !answers_sender(machine, input, *to, payload) {
                     return Err(format!("datagram to {to}, not a member address"));
                 }
                 if payload.is_empty() || payload.len() > MAX_DATAGRAM_LEN {
@@ -96,6 +99,25 @@ pub fn check_step<M: Machine + ?Sized>(
         _ => {}
     }
     Ok(())
+}
+
+/// An answer to the datagram's own source, which was no member's address before it:
+/// to a sender the datagram made a member (a relay client registered by its `/who`),
+/// or to a rooms liveness probe, no larger than the probe (`not a member`).
+fn answers_sender<M: Machine + ?Sized>(
+    machine: &M,
+    input: &Input<&[u8]>,
+    to: SocketAddr,
+    payload: &[u8],
+) -> bool {
+    let Input::Datagram { from, data } = input else {
+        return false;
+    };
+    if crate::rooms::canonical_addr(*from) != to {
+        return false;
+    }
+    let probe = crate::probe::room_probe_token(data).is_some() && payload.len() <= data.len();
+    probe || machine.member_addrs().contains(&to)
 }
 
 /// Feeds `input` at `now`, drains every output into `outputs` (cleared first) and runs

@@ -21,6 +21,7 @@ use crate::stats::Stats;
 use crate::timers::TimerQueue;
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
 use crate::wire::relay_datagram::RelayDatagram;
+use crate::wire::MAX_DATAGRAM_LEN;
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -77,6 +78,9 @@ impl RelayServer {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.out.stats.datagrams_received += 1;
         let from = canonical_addr(from);
+        if crate::probe::is_relay_probe(data) {
+            return self.answer_probe(now, from);
+        }
         let (username, message) = match parse(data) {
             Ok(parts) => parts,
             Err(reason) => return self.out.drop_datagram(from, reason),
@@ -102,12 +106,33 @@ impl RelayServer {
         match message {
             "" => self.out.stats.keepalives += 1,
             "/exit" => self.unregister(from, None),
+            "/who" => {
+                let names = self
+                    .order
+                    .iter()
+                    .map(|a| (&*self.clients[a].username, false));
+                let notice = crate::wire::notice::member_list(names, 1, MAX_DATAGRAM_LEN);
+                self.out.datagram(from, notice_datagram(&notice));
+            }
             _ => {
                 self.out.stats.messages_relayed += 1;
                 let payload = Bytes::copy_from_slice(data);
                 self.fan_out(Some(from), payload);
             }
         }
+    }
+
+    /// A liveness probe (see [`crate::probe`]): from a registered client it counts as
+    /// its keepalive and is answered `alive: N members`; from anyone else it is dropped
+    /// (as any datagram without a username is): its next datagram registers it again.
+    fn answer_probe(&mut self, now: Instant, from: SocketAddr) {
+        let Some(client) = self.clients.get_mut(&from) else {
+            return self.out.drop_datagram(from, DropReason::BadUsername);
+        };
+        client.liveness.heard(now);
+        self.out.stats.keepalives += 1;
+        let alive = notice_datagram(&Notice::Alive(self.clients.len()));
+        self.out.datagram(from, alive);
     }
 
     /// A send to `to` failed; at `max_send_failures` in a row the client is evicted (an

@@ -13,7 +13,7 @@ use crate::password::PasswordHash;
 use crate::token::Token;
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
 use crate::wire::request::Credentials;
-use crate::wire::room_datagram::{relayed_line, RoomDatagram};
+use crate::wire::room_datagram::{relayed_line, RoomDatagram, MAX_RELAYED_LEN};
 use crate::wire::tcrp::Status;
 use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
@@ -198,6 +198,9 @@ impl RoomServer {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.out.stats.datagrams_received += 1;
         let from = canonical_addr(from);
+        if let Some(token) = crate::probe::room_probe_token(data) {
+            return self.answer_probe(now, from, token, data.len());
+        }
         let (id, message) = match self.authorize(from, data) {
             Ok(found) => found,
             Err(reason) => return self.out.drop_datagram(from, reason),
@@ -210,6 +213,7 @@ impl RoomServer {
         match message {
             "" => self.out.stats.keepalives += 1,
             "/exit" => self.remove_member(id, Removal::Left),
+            "/who" => self.answer_who(id, from),
             text => {
                 self.out.stats.messages_relayed += 1;
                 let member = &self.members[&id];
@@ -218,6 +222,53 @@ impl RoomServer {
                 self.notify_room(&room, Some(id), line);
             }
         }
+    }
+
+    /// `/who`: the member list, to the asker only (its address was just verified).
+    fn answer_who(&mut self, id: MemberId, from: SocketAddr) {
+        let room = &self.rooms[&self.members[&id].room];
+        let names = room
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (&*self.members[m].username, i == 0));
+        let notice = crate::wire::notice::member_list(names, 2, MAX_RELAYED_LEN);
+        self.out.datagram(from, Bytes::from(notice.room_text()));
+    }
+
+    /// A liveness probe (see [`crate::probe`]): a member's counts as its keepalive and
+    /// is answered `alive: N members`; any other is answered `not a member` when that
+    /// is no larger than the probe and within the global rate, else dropped. Either way
+    /// nothing else changes.
+    fn answer_probe(&mut self, now: Instant, from: SocketAddr, token: &[u8], len: usize) {
+        let member = Token::parse(token)
+            .and_then(|t| self.tokens.get(&t).copied())
+            .ok_or(DropReason::UnknownToken)
+            .and_then(|id| match self.members[&id].ip == canonical_ip(from.ip()) {
+                true => Ok(id),
+                false => Err(DropReason::WrongAddress),
+            });
+        let id = match member {
+            Ok(id) => id,
+            Err(reason) => {
+                let answer = Notice::NotMember.room_text();
+                if crate::probe::may_answer_unverified(len, answer.len())
+                    && self.unverified_answers.try_take(now)
+                {
+                    self.out.stats.probes_refused += 1;
+                    self.out.datagram(from, Bytes::from(answer));
+                    return;
+                }
+                return self.out.drop_datagram(from, reason);
+            }
+        };
+        self.set_udp(id, from);
+        let member = self.members.get_mut(&id).expect("authorized member exists");
+        member.liveness.heard(now);
+        self.out.stats.keepalives += 1;
+        let size = self.rooms[&member.room].members.len();
+        self.out
+            .datagram(from, Bytes::from(Notice::Alive(size).room_text()));
     }
 
     /// Finds the member a datagram speaks for, or why it must be dropped.

@@ -103,6 +103,8 @@ pub struct RoomServer {
     next_member: u64,
     timers: TimerQueue<TimerKey>,
     out: Outbox,
+    /// Answers to probes from sources that are no member's (see [`crate::probe`]).
+    pub(crate) unverified_answers: crate::rate::TokenBucket,
 }
 
 impl RoomServer {
@@ -127,6 +129,10 @@ impl RoomServer {
             next_member: 0,
             timers: TimerQueue::default(),
             out: Outbox::default(),
+            unverified_answers: crate::rate::TokenBucket::new(
+                crate::probe::UNVERIFIED_ANSWERS_PER_SEC,
+                crate::probe::UNVERIFIED_ANSWERS_PER_SEC,
+            ),
         })
     }
 

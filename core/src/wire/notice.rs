@@ -12,11 +12,76 @@
 //! | a member was evicted (to the others) | `NAME was disconnected` |
 //! | you were evicted | `disconnected: REASON, join again` |
 //! | the room closed | `room closed: REASON` |
+//! | the answer to `/who` (to the asker only) | `members: alice (host), bob` |
+//! | the answer to a member's liveness probe | `alive: N members` |
+//! | the answer to a probe with a token that is no member's | `not a member` |
 
 use std::time::Duration;
 
 /// Prefix of every notice in rooms.
 pub const NOTICE_PREFIX: &str = "* ";
+
+/// How the answer to `/who` starts.
+pub const MEMBERS_PREFIX: &str = "members: ";
+/// The answer to a liveness probe whose token is no member's.
+pub const NOT_MEMBER: &str = "not a member";
+/// The mark after the host's name in the answer to `/who`.
+pub const HOST_MARK: &str = " (host)";
+
+/// The `/who` answer for `names` in join order (`true` marks the host), in at most
+/// `max_len` bytes of notice text (`* ` or the relay's zero byte included as
+/// `prefix_len`): names that do not fit are left out and counted, `..., and N more`.
+pub fn member_list<'a>(
+    names: impl ExactSizeIterator<Item = (&'a str, bool)>,
+    prefix_len: usize,
+    max_len: usize,
+) -> Notice {
+    let total = names.len();
+    // Room for the longest ", and N more" this list could need.
+    let tail = ", and  more".len() + total.to_string().len();
+    let budget = max_len.saturating_sub(prefix_len + MEMBERS_PREFIX.len() + tail);
+    let mut list = String::new();
+    let mut shown = 0;
+    for (name, host) in names {
+        let mark = if host { HOST_MARK } else { "" };
+        let sep = if shown == 0 { "" } else { ", " };
+        if list.len() + sep.len() + name.len() + mark.len() > budget {
+            break;
+        }
+        list.push_str(sep);
+        list.push_str(name);
+        list.push_str(mark);
+        shown += 1;
+    }
+    if shown < total {
+        let sep = if shown == 0 { "" } else { ", " };
+        list.push_str(&format!("{sep}and {} more", total - shown));
+    }
+    Notice::Members(list)
+}
+
+/// Reads the list of a `members: ...` answer: the names (with `true` for the host) and
+/// how many more the server left out (`..., and N more`). Names that themselves
+/// contain `, ` cannot be told apart from two names; the list is for display.
+pub fn read_member_list(list: &str) -> (Vec<(String, bool)>, usize) {
+    let mut names = Vec::new();
+    let mut more = 0;
+    for item in list.split(", ") {
+        if let Some(n) = item
+            .strip_prefix("and ")
+            .and_then(|r| r.strip_suffix(" more"))
+            .and_then(|n| n.parse().ok())
+        {
+            more = n;
+            continue;
+        }
+        match item.strip_suffix(HOST_MARK) {
+            Some(name) => names.push((name.to_owned(), true)),
+            None => names.push((item.to_owned(), false)),
+        }
+    }
+    (names, more)
+}
 
 /// Why a member was evicted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -71,6 +136,12 @@ pub enum Notice {
     Disconnected(String),
     /// `room closed: REASON`: the receiver's room is gone.
     RoomClosed(String),
+    /// `members: LIST`: the answer to `/who`, the list as the server wrote it.
+    Members(String),
+    /// `alive: N members`: the answer to a member's liveness probe.
+    Alive(usize),
+    /// `not a member`: the answer to a liveness probe whose token is no member's.
+    NotMember,
     /// Any other notice text (from a newer or different server).
     Other(String),
 }
@@ -84,6 +155,9 @@ impl Notice {
             Notice::WasDisconnected(name) => format!("{name} was disconnected"),
             Notice::Disconnected(reason) => format!("disconnected: {reason}, join again"),
             Notice::RoomClosed(reason) => format!("room closed: {reason}"),
+            Notice::Members(list) => format!("{MEMBERS_PREFIX}{list}"),
+            Notice::Alive(n) => format!("alive: {n} members"),
+            Notice::NotMember => NOT_MEMBER.to_owned(),
             Notice::Other(text) => text.clone(),
         }
     }
@@ -104,6 +178,20 @@ impl Notice {
         }
         if let Some(reason) = body.strip_prefix("room closed: ") {
             return Notice::RoomClosed(reason.to_owned());
+        }
+        if body == NOT_MEMBER {
+            return Notice::NotMember;
+        }
+        if let Some(n) = body
+            .strip_prefix("alive: ")
+            .and_then(|r| r.strip_suffix(" members"))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse().ok())
+        {
+            return Notice::Alive(n);
+        }
+        if let Some(list) = body.strip_prefix(MEMBERS_PREFIX) {
+            return Notice::Members(list.to_owned());
         }
         type Make = fn(String) -> Notice;
         let suffixes: [(&str, Make); 3] = [
@@ -161,11 +249,44 @@ mod tests {
             Notice::WasDisconnected("y".into()),
             Notice::Disconnected("idle for 5 s".into()),
             Notice::RoomClosed("host left".into()),
+            Notice::Members("alice (host), bob".into()),
+            Notice::Alive(3),
+            Notice::NotMember,
             Notice::Other("maintenance at noon".into()),
         ] {
             assert_eq!(Notice::parse_body(&notice.body()), notice);
         }
         assert!(Notice::parse_body("room closed: host left").ends_session());
         assert!(!Notice::parse_body("bob left").ends_session());
+        assert_eq!(
+            Notice::parse_body("alive: x members"),
+            Notice::Other("alive: x members".into())
+        );
+    }
+
+    #[test]
+    fn a_member_list_fits_in_one_datagram_and_counts_what_it_left_out() {
+        let small = member_list([("alice", true), ("bob", false)].into_iter(), 2, 4094);
+        assert_eq!(small.room_text(), "* members: alice (host), bob");
+        let names: Vec<String> = (0..1000).map(|i| format!("{i:0>255}")).collect();
+        let list = member_list(names.iter().map(|n| (n.as_str(), false)), 2, 4094);
+        let text = list.room_text();
+        assert!(text.len() <= 4094, "{}", text.len());
+        let (shown, more) = read_member_list(list.body().strip_prefix(MEMBERS_PREFIX).unwrap());
+        assert_eq!(shown.len() + more, 1000);
+        assert!(more > 900 && !shown.is_empty());
+        let none_fit = member_list([("x", true)].into_iter(), 2, 16);
+        assert_eq!(none_fit.body(), "members: and 1 more");
+    }
+
+    #[test]
+    fn member_lists_read_back() {
+        let (names, more) = read_member_list("alice (host), bob, and 12 more");
+        assert_eq!(names, vec![("alice".into(), true), ("bob".into(), false)]);
+        assert_eq!(more, 12);
+        assert_eq!(
+            read_member_list("solo (host)").0,
+            vec![("solo".into(), true)]
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! One file per area; they read as the protocol's specification.
 
 mod common;
+mod extensions;
 mod relay;
 mod rooms_chat;
 mod rooms_properties;

@@ -13,6 +13,9 @@ use std::time::Duration;
 const MAX_DATAGRAM: usize = 4096;
 /// Most bytes of a relayed line.
 const MAX_LINE: usize = 4094;
+/// Answers to strangers' probes a second, and at once (docs/PROTOCOL.md).
+pub(crate) const STRANGER_ANSWERS: u32 = 64;
+const NOT_A_MEMBER: &[u8] = b"* not a member";
 
 #[derive(Clone, Copy)]
 enum Removal {
@@ -37,6 +40,23 @@ pub fn relayed_line(username: &str, message: &str) -> Bytes {
     }
     line.truncate(cut);
     Bytes::from(line)
+}
+
+/// The token of a probe: a well-formed datagram with an empty room name and the
+/// message `ping`.
+fn probe_token(data: &[u8]) -> Option<&[u8]> {
+    if data.len() > MAX_DATAGRAM {
+        return None;
+    }
+    let [0, token_len, rest @ ..] = data else {
+        return None;
+    };
+    let token_len = usize::from(*token_len);
+    if rest.len() < token_len {
+        return None;
+    }
+    let (token, message) = rest.split_at(token_len);
+    (message == b"ping").then_some(token)
 }
 
 impl Model {
@@ -93,6 +113,9 @@ impl Model {
         self.stats.datagrams_received += 1;
         // One member, one address: the server keys everything by the canonical form.
         let from = canonical_addr(from);
+        if let Some(token) = probe_token(data) {
+            return self.probe(now, from, token, data.len());
+        }
         let (id, message) = match self.authorize(from, data) {
             Ok(found) => found,
             Err(reason) => {
@@ -106,6 +129,7 @@ impl Model {
         member.last_seen = now;
         member.failures = 0;
         let verdict = Verdict::Authorized {
+            from,
             room: member.room.clone(),
             username: member.username.clone(),
             message: message.to_owned(),
@@ -113,6 +137,10 @@ impl Model {
         match message {
             "" => self.stats.keepalives += 1,
             "/exit" => self.remove_member(&mut out, id, Removal::Left),
+            "/who" => {
+                let answer = self.member_list(id);
+                self.send_to_member(&mut out, id, answer);
+            }
             text => {
                 self.stats.messages_relayed += 1;
                 let line = relayed_line(&member.username, text);
@@ -121,6 +149,105 @@ impl Model {
             }
         }
         (out, verdict)
+    }
+
+    /// `* members: host (host), b, c`, cut with `, and N more` to fit 4094 bytes.
+    fn member_list(&self, id: u64) -> Bytes {
+        let room = &self.rooms[&self.members[&id].room];
+        let total = room.members.len();
+        let head = "* members: ";
+        let reserve = format!(", and {total} more").len();
+        let mut text = head.to_owned();
+        let mut shown = 0;
+        for (i, m) in room.members.iter().enumerate() {
+            let name = &self.members[m].username;
+            let item = if i == 0 {
+                format!("{name} (host)")
+            } else {
+                format!(", {name}")
+            };
+            if text.len() + item.len() + reserve > MAX_LINE {
+                break;
+            }
+            text.push_str(&item);
+            shown += 1;
+        }
+        if shown < total {
+            let sep = if shown == 0 { "" } else { ", " };
+            text.push_str(&format!("{sep}and {} more", total - shown));
+        }
+        Bytes::from(text)
+    }
+
+    /// A liveness probe: a member's refreshes it and is answered with the room's size;
+    /// anyone else's is answered `not a member` if the answer is no larger and the
+    /// 64-a-second allowance has one left, else dropped.
+    fn probe(
+        &mut self,
+        now: Duration,
+        from: SocketAddr,
+        token: &[u8],
+        len: usize,
+    ) -> (Expected, Verdict) {
+        let mut out = Expected::default();
+        let found = TokenHex::try_from(token)
+            .ok()
+            .and_then(|t| self.tokens.get(&t))
+            .copied();
+        let refusal = match found {
+            Some(id) if self.members[&id].ip == canonical(from.ip()) => None,
+            Some(_) => Some(DropReason::WrongAddress),
+            None => Some(DropReason::UnknownToken),
+        };
+        if let Some(reason) = refusal {
+            if NOT_A_MEMBER.len() <= len && self.take_stranger_answer(now) {
+                self.stats.probes_refused += 1;
+                self.stats.datagrams_sent += 1;
+                out.datagrams
+                    .entry(from)
+                    .or_default()
+                    .push(Bytes::from_static(NOT_A_MEMBER));
+            } else {
+                self.stats.dropped[reason.index()] += 1;
+                out.events.push(Event::DatagramDropped { from, reason });
+            }
+            return (out, Verdict::ProbeRefused { from, len });
+        }
+        let id = found.expect("a member");
+        self.set_udp(&mut out, id, from);
+        let member = self.members.get_mut(&id).expect("member exists");
+        member.last_seen = now;
+        member.failures = 0;
+        self.stats.keepalives += 1;
+        let verdict = Verdict::Authorized {
+            from,
+            room: member.room.clone(),
+            username: member.username.clone(),
+            message: String::new(),
+        };
+        let size = self.rooms[&member.room].members.len();
+        self.send_to_member(
+            &mut out,
+            id,
+            Bytes::from(format!("* alive: {size} members")),
+        );
+        (out, verdict)
+    }
+
+    fn take_stranger_answer(&mut self, now: Duration) -> bool {
+        const ONE: u128 = 1_000_000_000;
+        let full = u128::from(STRANGER_ANSWERS) * ONE;
+        let (left, at) = self.stranger_allowance;
+        let earned = now.saturating_sub(at).as_nanos() * u128::from(STRANGER_ANSWERS);
+        let left = (left + earned).min(full);
+        let at = at.max(now);
+        if left >= ONE {
+            self.stranger_allowance = (left - ONE, at);
+            true
+        } else {
+            self.stranger_allowance = (left, at);
+            false
+        }
     }
 
     /// A send to `to` failed: each member there counts a failure, and goes at the limit.

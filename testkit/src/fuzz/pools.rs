@@ -71,7 +71,7 @@ pub fn password(index: u8) -> Option<&'static str> {
 /// one multi-byte and as long as fits with room `lobby`, cut when the username is
 /// long), invalid UTF-8, and a near-`/exit`.
 pub fn message(index: u8) -> Vec<u8> {
-    match index % 8 {
+    match index % 10 {
         0 => Vec::new(),
         1 => b"/exit".to_vec(),
         2 => b"hi".to_vec(),
@@ -79,7 +79,10 @@ pub fn message(index: u8) -> Vec<u8> {
         4 => vec![b'x'; 4000],
         5 => "é".repeat(2028).into_bytes(),
         6 => vec![0xff, 0xfe],
-        _ => b"/exit ".to_vec(),
+        7 => b"/exit ".to_vec(),
+        // The ocm extensions: with an empty room name, `ping` is a liveness probe.
+        8 => b"/who".to_vec(),
+        _ => b"ping".to_vec(),
     }
 }
 

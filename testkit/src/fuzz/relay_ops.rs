@@ -18,6 +18,7 @@ use super::pools::{address, message, send_failure, username};
 use arbitrary::{Arbitrary, Unstructured};
 use ocm_core::output::{DropReason, Event, Output};
 use ocm_core::relay::RelayServer;
+use ocm_core::rooms::canonical_addr;
 use ocm_core::wire::relay_datagram::RelayDatagram;
 use ocm_core::{invariants, Input, Machine};
 use std::time::{Duration, Instant};
@@ -143,10 +144,12 @@ pub(super) fn run(data: &[u8], record: bool) -> Vec<Output> {
         for output in &outputs {
             match output {
                 Output::Datagram { to, payload } => {
-                    let source = received.as_ref().map(|(from, _)| from);
-                    assert_ne!(
-                        Some(to),
-                        source,
+                    // Only the answers of the ocm extensions go back to the sender.
+                    let source = received.as_ref().map(|(from, _)| canonical_addr(*from));
+                    let answer = payload.starts_with(b"\x00members: ")
+                        || payload.starts_with(b"\x00alive: ");
+                    assert!(
+                        Some(*to) != source || answer,
                         "datagram sent back to its sender ({op:?})"
                     );
                     match RelayDatagram::decode(payload) {

@@ -89,6 +89,9 @@ impl Harness {
         let before = self.members();
         let mut must_drop = false;
         let mut is_datagram = false;
+        // A liveness probe: (its source, its size, true when it carries the token of
+        // the member at that IP).
+        let mut probe = None;
         let mut accepted = None;
         let mut peer_closed = None;
         let mut outputs = Vec::new();
@@ -166,9 +169,15 @@ impl Harness {
                 } else {
                     room_name(room - 1)
                 };
-                must_drop = room != token_room || ip != canonical_ip(from.ip());
-                is_datagram = true;
                 let message = self::message(*message);
+                let same_ip = ip == canonical_ip(from.ip());
+                if room.is_empty() && message == ocm_core::probe::PROBE {
+                    let from = ocm_core::rooms::canonical_addr(from);
+                    probe = Some((from, 2 + token.len() + message.len(), same_ip));
+                } else {
+                    must_drop = room != token_room || !same_ip;
+                    is_datagram = true;
+                }
                 let mut datagram = vec![room.len() as u8, token.len() as u8];
                 for part in [&room[..], &token, &message] {
                     datagram.extend_from_slice(part);
@@ -224,6 +233,42 @@ impl Harness {
                 before,
                 "a dropped datagram changed a member ({op:?})"
             );
+        }
+        if let Some((from, len, same_ip)) = probe {
+            let sent: Vec<&[u8]> = outputs
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Datagram { to, payload } => {
+                        assert_eq!(*to, from, "a probe was answered elsewhere ({op:?})");
+                        Some(&payload[..])
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                sent.len() <= 1,
+                "a probe got {} answers ({op:?})",
+                sent.len()
+            );
+            match sent.first() {
+                Some(answer) if answer.starts_with(b"* alive: ") => {
+                    assert!(
+                        same_ip,
+                        "a probe from another IP was answered alive ({op:?})"
+                    );
+                }
+                answer => {
+                    if let Some(answer) = answer {
+                        assert_eq!(*answer, b"* not a member", "({op:?})");
+                        assert!(answer.len() <= len, "the answer outgrew the probe");
+                    }
+                    assert_eq!(
+                        self.members(),
+                        before,
+                        "a stranger's probe changed a member"
+                    );
+                }
+            }
         }
         self.check_state(op);
     }

@@ -38,6 +38,7 @@ impl TestClient {
                 }
                 ClientEvent::Unsent(error) => panic!("a test line was not sent: {error}"),
                 ClientEvent::BadInput => panic!("a test line was not UTF-8"),
+                _ => {}
             };
             let input = Box::pin(smol::stream::StreamExt::map(input, Ok));
             let outcome = smol::block_on(ocm_smol::client::run(&options, input, on_event));
