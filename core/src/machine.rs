@@ -120,6 +120,14 @@ impl AnyServer {
         }
     }
 
+    /// See [`RoomServer::report_drops`].
+    pub fn report_drops(&mut self, report: bool) {
+        match self {
+            AnyServer::Rooms(server) => server.report_drops(report),
+            AnyServer::Relay(relay) => relay.report_drops(report),
+        }
+    }
+
     fn machine(&self) -> &dyn Machine {
         match self {
             AnyServer::Rooms(server) => server.as_ref(),

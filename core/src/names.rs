@@ -57,6 +57,10 @@ pub fn room_name(bytes: &[u8]) -> Result<&str, NameError> {
         return Err(NameError::TooLong);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| NameError::NotUtf8)?;
+    if printable_ascii(bytes) {
+        // no control character, and every format character is outside ASCII
+        return Ok(text);
+    }
     if text.chars().any(char::is_control) {
         return Err(NameError::ControlCharacter);
     }
@@ -64,6 +68,21 @@ pub fn room_name(bytes: &[u8]) -> Result<&str, NameError> {
         return Err(NameError::FormatCharacter);
     }
     Ok(text)
+}
+
+/// True when every byte is printable ASCII (space to `~`) or TAB (if `tab`): text that
+/// holds no control character (C1 controls are two bytes in UTF-8) and no format
+/// character, told apart without decoding a char. The fold has no early exit, so the
+/// compiler checks many bytes per instruction.
+fn printable_ascii_or(bytes: &[u8], tab: bool) -> bool {
+    // ' '..='~' is 0x20..=0x7E: subtracting 0x20 maps it onto 0..0x5F
+    bytes.iter().fold(true, |all, &b| {
+        all & ((b.wrapping_sub(b' ') < 0x5f) | (tab & (b == b'\t')))
+    })
+}
+
+fn printable_ascii(bytes: &[u8]) -> bool {
+    printable_ascii_or(bytes, false)
 }
 
 /// The code points of Unicode's general category Cf (format), as of Unicode 15.1.
@@ -99,6 +118,9 @@ pub fn is_format(c: char) -> bool {
 
 /// Checks a chat message's text: no control character but TAB.
 pub fn message(text: &str) -> Result<&str, NameError> {
+    if printable_ascii_or(text.as_bytes(), true) {
+        return Ok(text);
+    }
     if text.chars().any(|c| c.is_control() && c != '\t') {
         return Err(NameError::ControlCharacter);
     }
@@ -160,6 +182,31 @@ mod tests {
         }
         // Visible marks and scripts stay allowed.
         assert_eq!(username("Zoë ✓ جميل".as_bytes()), Ok("Zoë ✓ جميل"));
+    }
+
+    #[test]
+    fn the_ascii_shortcut_agrees_with_the_char_rules_for_every_byte() {
+        for b in 0u8..0x80 {
+            let name = [b'a', b, b'z'];
+            let by_chars = std::str::from_utf8(&name)
+                .unwrap()
+                .chars()
+                .any(|c| c.is_control() || is_format(c));
+            assert_eq!(room_name(&name).is_err(), by_chars, "byte {b:#x} in a name");
+            let text = std::str::from_utf8(&name).unwrap();
+            let by_chars = text.chars().any(|c| c.is_control() && c != '\t');
+            assert_eq!(message(text).is_err(), by_chars, "byte {b:#x} in a message");
+        }
+        // a C1 control and a format character are caught past an ASCII prefix
+        let long = "x".repeat(200);
+        assert_eq!(
+            message(&format!("{long}\u{85}")),
+            Err(NameError::ControlCharacter)
+        );
+        assert_eq!(
+            room_name(format!("{}\u{200B}", &long[..100]).as_bytes()),
+            Err(NameError::FormatCharacter)
+        );
     }
 
     #[test]

@@ -9,11 +9,23 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 /// Outputs not yet polled, and the counters since start.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Outbox {
     queue: VecDeque<Output>,
     /// Counters; the server bumps the ones no output stands for (keepalives, ...).
     pub(crate) stats: Stats,
+    /// Whether a dropped datagram is reported as an event, or only counted.
+    pub(crate) report_drops: bool,
+}
+
+impl Default for Outbox {
+    fn default() -> Outbox {
+        Outbox {
+            queue: VecDeque::new(),
+            stats: Stats::default(),
+            report_drops: true,
+        }
+    }
 }
 
 impl Outbox {
@@ -33,17 +45,25 @@ impl Outbox {
         self.queue.push_back(Output::Datagram { to, payload });
     }
 
-    /// The same payload to each address (one shared buffer), each counted as sent.
-    pub(crate) fn fan_out(&mut self, to: impl IntoIterator<Item = SocketAddr>, payload: &Bytes) {
-        for to in to {
-            self.datagram(to, payload.clone());
+    /// The same payload to each address (one shared buffer), each counted as sent. The
+    /// last address gets `payload` itself: a buffer sent to one member is never shared.
+    pub(crate) fn fan_out(&mut self, to: impl IntoIterator<Item = SocketAddr>, payload: Bytes) {
+        let mut to = to.into_iter().peekable();
+        while let Some(addr) = to.next() {
+            if to.peek().is_none() {
+                return self.datagram(addr, payload);
+            }
+            self.datagram(addr, payload.clone());
         }
     }
 
-    /// A dropped inbound datagram: counted by reason and reported.
+    /// A dropped inbound datagram: counted by reason, and reported unless
+    /// [`Outbox::report_drops`] is off.
     pub(crate) fn drop_datagram(&mut self, from: SocketAddr, reason: DropReason) {
         self.stats.dropped[reason.index()] += 1;
-        self.emit(Event::DatagramDropped { from, reason });
+        if self.report_drops {
+            self.emit(Event::DatagramDropped { from, reason });
+        }
     }
 
     /// Bytes for a connection.

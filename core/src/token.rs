@@ -33,11 +33,15 @@ impl Token {
         if text.len() != TOKEN_HEX_LEN {
             return None;
         }
+        // Table lookups without a branch per character; one check at the end.
         let mut bytes = [0u8; 16];
+        let mut bad = 0u8;
         for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-            *byte = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+            let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+            bad |= high | low;
+            *byte = (high << 4) | (low & 0x0f);
         }
-        Some(Token(bytes))
+        (bad & INVALID == 0).then_some(Token(bytes))
     }
 
     /// The wire form: 32 lowercase hex characters.
@@ -52,18 +56,40 @@ impl Token {
     }
 }
 
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// Set in [`HEX`] for a byte that is not a lowercase hex digit.
+const INVALID: u8 = 0x80;
+
+/// The value of each lowercase hex digit; [`INVALID`] for every other byte.
+const HEX: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = match c as u8 {
+            d @ b'0'..=b'9' => d - b'0',
+            d @ b'a'..=b'f' => d - b'a' + 10,
+            _ => INVALID,
+        };
+        c += 1;
+    }
+    table
+};
+
+/// Constant-time: every byte is compared whatever the earlier ones were (as two 64-bit
+/// words, each compared by `subtle`).
+impl PartialEq for Token {
+    fn eq(&self, other: &Token) -> bool {
+        let (a, b) = (self.words(), other.words());
+        (a[0].ct_eq(&b[0]) & a[1].ct_eq(&b[1])).into()
     }
 }
 
-/// Constant-time: every byte is compared whatever the earlier ones were.
-impl PartialEq for Token {
-    fn eq(&self, other: &Token) -> bool {
-        self.0.ct_eq(&other.0).into()
+impl Token {
+    fn words(&self) -> [u64; 2] {
+        let (high, low) = self.0.split_at(8);
+        [
+            u64::from_le_bytes(high.try_into().expect("8 bytes")),
+            u64::from_le_bytes(low.try_into().expect("8 bytes")),
+        ]
     }
 }
 
@@ -73,7 +99,9 @@ impl Eq for Token {}
 /// placement reveals nothing an outsider could use.
 impl Hash for Token {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
+        let [a, b] = self.words();
+        state.write_u64(a);
+        state.write_u64(b);
     }
 }
 
@@ -108,6 +136,35 @@ mod tests {
         assert!(Token::parse(&[b'a'; 31]).is_none());
         assert!(Token::parse(&[b'a'; 33]).is_none());
         assert!(Token::parse(b"gbababababababababababababababab").is_none());
+    }
+
+    #[test]
+    fn parse_takes_exactly_the_lowercase_hex_digits() {
+        for c in 0..=255u8 {
+            let mut text = *b"0123456789abcdef0123456789abcdef";
+            text[17] = c;
+            let digit = c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+            assert_eq!(Token::parse(&text).is_some(), digit, "byte {c:#x}");
+        }
+        let token = Token::parse(b"00ff10a0b1c2d3e4f5060708090a0b0c").unwrap();
+        assert_eq!(
+            token,
+            Token::from_bytes([
+                0x00, 0xff, 0x10, 0xa0, 0xb1, 0xc2, 0xd3, 0xe4, 0xf5, 0x06, 0x07, 0x08, 0x09, 0x0a,
+                0x0b, 0x0c
+            ])
+        );
+    }
+
+    #[test]
+    fn tokens_differing_in_any_byte_are_different() {
+        let base = Token::from_bytes([0x5a; 16]);
+        for i in 0..16 {
+            let mut bytes = [0x5a; 16];
+            bytes[i] ^= 1;
+            assert_ne!(Token::from_bytes(bytes), base, "byte {i}");
+        }
+        assert_eq!(Token::from_bytes([0x5a; 16]), base);
     }
 
     #[test]

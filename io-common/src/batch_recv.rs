@@ -18,6 +18,9 @@ pub struct Receiver {
     bufs: Vec<u8>,
     /// Source, buffer slot and length of each datagram of the last receive.
     received: Vec<(SocketAddr, usize, usize)>,
+    /// How many datagrams the kernel returned in the last receive (some may have been
+    /// skipped, see `linux::Headers::recv`).
+    got: usize,
     #[cfg(target_os = "linux")]
     inner: linux::Headers,
 }
@@ -27,6 +30,7 @@ impl Default for Receiver {
         Receiver {
             bufs: vec![0; RECV_BATCH * DATAGRAM_BUFFER],
             received: Vec::with_capacity(RECV_BATCH),
+            got: 0,
             #[cfg(target_os = "linux")]
             inner: linux::Headers::default(),
         }
@@ -43,9 +47,11 @@ impl Receiver {
     /// how many. `WouldBlock` when nothing is waiting.
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         self.received.clear();
+        self.got = 0;
         #[cfg(target_os = "linux")]
         {
-            self.inner
+            self.got = self
+                .inner
                 .recv(socket, &mut self.bufs, &mut self.received)?;
         }
         #[cfg(not(target_os = "linux"))]
@@ -54,6 +60,13 @@ impl Receiver {
             self.received.push((from, 0, len));
         }
         Ok(self.received.len())
+    }
+
+    /// True when the last receive took fewer datagrams than it had room for: the queue
+    /// was empty then, and asking again at once would most likely find nothing. (Always
+    /// false where datagrams are taken one at a time.)
+    pub fn last_batch_short(&self) -> bool {
+        cfg!(target_os = "linux") && self.got < RECV_BATCH
     }
 
     /// Datagram `i` of the last [`Receiver::recv`]: its source and bytes.
@@ -75,10 +88,16 @@ mod linux {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
     use std::os::fd::AsRawFd;
 
-    /// Address slots the kernel writes, kept between calls.
+    /// Address slots the kernel writes, and the iovecs and headers pointing at them and
+    /// at the buffers, all allocated once and kept between calls.
     pub(super) struct Headers {
         addrs: Vec<libc::sockaddr_storage>,
+        iovecs: Vec<libc::iovec>,
+        headers: Vec<libc::mmsghdr>,
     }
+
+    // The raw pointers in `iovecs` and `headers` are written and used only within `recv`.
+    unsafe impl Send for Headers {}
 
     impl std::fmt::Debug for Headers {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,51 +107,53 @@ mod linux {
 
     impl Default for Headers {
         fn default() -> Headers {
-            // SAFETY: `sockaddr_storage` is a plain C struct; all-zero bytes are valid.
-            let zero: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            // SAFETY: `sockaddr_storage`, `iovec` and `mmsghdr` are plain C structs; all-zero
+            // bytes are a valid value for each (null pointers, zero lengths).
+            let (addr, iov, header) = unsafe { std::mem::zeroed() };
             Headers {
-                addrs: vec![zero; RECV_BATCH],
+                addrs: vec![addr; RECV_BATCH],
+                iovecs: vec![iov; RECV_BATCH],
+                headers: vec![header; RECV_BATCH],
             }
         }
     }
 
     impl Headers {
+        /// Receives into `bufs` (RECV_BATCH chunks of DATAGRAM_BUFFER bytes); pushes each
+        /// datagram kept to `received`; returns how many the kernel returned.
         pub(super) fn recv(
             &mut self,
             socket: &UdpSocket,
             bufs: &mut [u8],
             received: &mut Vec<(SocketAddr, usize, usize)>,
-        ) -> io::Result<()> {
-            let mut iovecs: Vec<libc::iovec> = bufs
-                .chunks_exact_mut(DATAGRAM_BUFFER)
-                .map(|buf| libc::iovec {
+        ) -> io::Result<usize> {
+            // Point each header at its slots again: two stores a datagram, no allocation.
+            let slots = self
+                .headers
+                .iter_mut()
+                .zip(self.iovecs.iter_mut())
+                .zip(self.addrs.iter_mut())
+                .zip(bufs.chunks_exact_mut(DATAGRAM_BUFFER));
+            for (((header, iov), addr), buf) in slots {
+                *iov = libc::iovec {
                     iov_base: buf.as_mut_ptr().cast(),
                     iov_len: buf.len(),
-                })
-                .collect();
-            let mut headers: Vec<libc::mmsghdr> = iovecs
-                .iter_mut()
-                .zip(self.addrs.iter_mut())
-                .map(|(iov, addr)| {
-                    // SAFETY: `msghdr`/`mmsghdr` are plain C structs; all-zero is valid.
-                    let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    header.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-                    header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
-                    header.msg_hdr.msg_iov = iov;
-                    header.msg_hdr.msg_iovlen = 1;
-                    header
-                })
-                .collect();
+                };
+                header.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+                header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+                header.msg_hdr.msg_iov = iov;
+                header.msg_hdr.msg_iovlen = 1;
+            }
             // SAFETY: each header points at one iovec (a distinct DATAGRAM_BUFFER-sized
-            // chunk of `bufs`) and one `sockaddr_storage` slot with its true size; all of
-            // them are exclusively borrowed and outlive the call. The kernel writes at most
-            // `iov_len` bytes into each buffer, at most `msg_namelen` into each address,
-            // and the lengths into the headers, which are ours.
+            // chunk of `bufs`) and one `sockaddr_storage` slot with its true size, all set
+            // just above; they are exclusively borrowed and outlive the call. The kernel
+            // writes at most `iov_len` bytes into each buffer, at most `msg_namelen` into
+            // each address, and the lengths into the headers, which are ours.
             let got = unsafe {
                 libc::recvmmsg(
                     socket.as_raw_fd(),
-                    headers.as_mut_ptr(),
-                    headers.len() as libc::c_uint,
+                    self.headers.as_mut_ptr(),
+                    self.headers.len() as libc::c_uint,
                     libc::MSG_DONTWAIT,
                     std::ptr::null_mut(),
                 )
@@ -140,14 +161,14 @@ mod linux {
             if got < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let filled = headers.iter().zip(&self.addrs).take(got as usize);
+            let filled = self.headers.iter().zip(&self.addrs).take(got as usize);
             for (slot, (header, addr)) in filled.enumerate() {
                 // A UDP socket only hears from IPv4 and IPv6 sources; anything else is skipped.
                 if let Some(from) = socket_addr(addr) {
                     received.push((from, slot, header.msg_len as usize));
                 }
             }
-            Ok(())
+            Ok(got as usize)
         }
     }
 
@@ -220,6 +241,28 @@ mod tests {
             "oversize is cut to 4097, not 4096"
         );
         assert_eq!(got[2], (from, Vec::new()));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_batch_is_not_short_and_the_rest_is() {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..RECV_BATCH + 3 {
+            a.send_to(i.to_string().as_bytes(), to).unwrap();
+        }
+        let mut receiver = Receiver::new();
+        let mut counts: Vec<(usize, bool)> = Vec::new();
+        while counts.iter().map(|(n, _)| n).sum::<usize>() < RECV_BATCH + 3 {
+            match receiver.recv(&socket) {
+                Ok(n) => counts.push((n, receiver.last_batch_short())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // loopback delivers before send_to returns: all are waiting at the first call
+        assert_eq!(counts, [(RECV_BATCH, false), (3, true)]);
     }
 
     #[test]

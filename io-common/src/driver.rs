@@ -83,7 +83,7 @@ impl Driver {
     /// [`crate::seed::os_seed`]. With [`Options::record`], the trace file is created now.
     pub fn new(options: &Options, seed: [u8; 32], udp_local: SocketAddr) -> io::Result<Driver> {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
-        let server = match &options.cluster {
+        let mut server = match &options.cluster {
             None => AnyServer::new(options.protocol, options.config.clone(), seed)
                 .map_err(|e| invalid(e.to_string()))?,
             Some(cluster) => {
@@ -118,13 +118,19 @@ impl Driver {
             }
             None => None,
         };
+        let log = EventLog::default();
+        // A drop event nobody logs or records would be queued and thrown away for every
+        // junk datagram: the core only counts drops then.
+        if !log.wants_drops() && !recorder.as_ref().is_some_and(Recorder::records_outputs) {
+            server.report_drops(false);
+        }
         let now = Instant::now();
         Ok(Driver {
             server,
             conns: HashMap::new(),
             udp_local,
             now,
-            log: EventLog::default(),
+            log,
             stats_interval: options.stats_interval,
             next_summary: options.stats_interval.map(|every| now + every),
             recorder,
@@ -349,6 +355,23 @@ mod tests {
         // A late owner skips the missed beats instead of logging them all at once.
         driver.handle_timeout(first + 5 * every + Duration::from_secs(1));
         assert_eq!(driver.poll_timeout(), Some(first + 6 * every));
+    }
+
+    #[test]
+    fn with_no_debug_log_a_dropped_datagram_is_counted_and_queues_nothing() {
+        // no tracing subscriber in this test: debug lines are off, nothing records
+        let mut driver = driver(Protocol::Rooms, None);
+        let from = "127.0.0.1:5000".parse().unwrap();
+        driver.handle(
+            Instant::now(),
+            Input::Datagram {
+                from,
+                data: b"junk",
+            },
+        );
+        assert_eq!(driver.stats().dropped_total(), 1);
+        assert_eq!(driver.counts().queued_outputs, 0);
+        assert_eq!(driver.poll_datagram(), None);
     }
 
     #[test]

@@ -148,6 +148,13 @@ impl EventLog {
         }
     }
 
+    /// Whether [`EventLog::log`] would ever write a line for a dropped datagram: only
+    /// when debug lines are enabled (asked once, of the subscriber installed now). A
+    /// driver tells the core not to report drops otherwise (they are still counted).
+    pub fn wants_drops(&self) -> bool {
+        tracing::enabled!(tracing::Level::DEBUG)
+    }
+
     /// Reports the lines suppressed in windows that are over at `now`.
     pub fn flush(&mut self, now: Instant) {
         if let Some(n) = self.udp.flush(now) {

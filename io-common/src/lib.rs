@@ -28,10 +28,13 @@
 //!
 //! ```text
 //! loop {
-//!     wait for: shutdown, a question, a TcpEvent, a readable UDP socket, or driver.poll_timeout()
-//!     driver.handle_tcp(Instant::now(), event)   // or udp.read_ready(..), up to 64 datagrams
+//!     stop if shutdown is ready; now = Instant::now()
+//!     answer waiting questions; driver.handle_tcp(now, ..) for up to 64 waiting TcpEvents
+//!     udp.read_ready(..)                     // non-blocking recvmmsg, up to 64 datagrams
 //!     driver.handle_timeout(now)
 //!     udp.flush(..)                          // sendmmsg batches of what the core queued
+//!     if nothing was waiting: wait for shutdown, a question, a TcpEvent, a readable
+//!         UDP socket, or driver.poll_timeout() (a timer kept while it does not move)
 //! }
 //! ```
 

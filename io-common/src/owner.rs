@@ -1,10 +1,20 @@
 //! [`Endpoint`]: the bound sockets and the driver, and the owner loop both shells run.
 //!
-//! The loop waits for whichever comes first: the shutdown signal, a question from an
-//! [`Inspector`], a TCP input from the shell's connection tasks, a readable UDP socket,
-//! or the core's next deadline; handles it with `Instant::now()`; fires due timers; and
-//! sends what the core queued. On shutdown it handles what is already waiting, tells
-//! every member, and sends those notices.
+//! Each turn of the loop reads the clock once and handles what is ready without
+//! waiting: a question from an [`Inspector`], up to [`CHANNEL_BATCH`] TCP inputs from
+//! the shell's connection tasks (and, in cluster mode, as many registry answers and bus
+//! messages from the [`ClusterLink`]), up to [`crate::udp::READ_BATCH`] datagrams (read with a
+//! non-blocking `recvmmsg`, whether or not the reactor said the socket is readable,
+//! except in the turn right after a wait that a TCP input or a question ended: the
+//! socket was empty just before);
+//! then it fires due timers and sends what the core queued. Only a turn that found
+//! nothing waits, for whichever comes first: the shutdown signal, a question, a TCP
+//! input, a cluster input, a readable UDP socket, or the core's next deadline. So a busy server goes
+//! from batch to batch in system calls of its own (`recvmmsg`, `sendmmsg`), and pays
+//! for the reactor (its `epoll` calls, timer registration, wake-ups) only when it runs
+//! dry; the deadline's timer is registered again only when the deadline moves. On
+//! shutdown it handles what is already waiting, tells every member, sends those
+//! notices, and (cluster mode) gives what it owes Redis a second to get there.
 //!
 //! Waiting uses `async_io` (the reactor and timers under both smol and async-std), so
 //! the loop runs unchanged on either; a shell only spawns its TCP tasks on its own
@@ -14,12 +24,14 @@ use crate::{errqueue, Driver, Inspection, Inspector, Options, Protocol, TcpEvent
 use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::future::{self, Future};
+use futures_lite::Stream;
 use ocm_cluster::{Answer, BusEvent, ClusterLink};
 use ocm_core::cluster::node::ClusterInput;
 use ocm_core::Stats;
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// A bound server: sockets, core, and the channel its [`Inspector`]s ask through.
@@ -35,16 +47,6 @@ pub struct Endpoint {
     cluster: Option<crate::ClusterOptions>,
 }
 
-enum Step {
-    Tcp(TcpEvent),
-    Answer(Answer),
-    Bus(BusEvent),
-    Readable,
-    Inspect(Inspection),
-    Timer,
-    Stop,
-}
-
 impl Endpoint {
     /// Binds the UDP socket (and, in rooms mode, the TCP listener) and seeds the core
     /// from OS entropy. Errors name the address that could not be bound.
@@ -57,6 +59,7 @@ impl Endpoint {
             ),
             Protocol::Relay => None,
         };
+        let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
         // Both bound: now the socket options, and their log lines.
         if let Err(error) = errqueue::enable(&udp) {
             tracing::warn!(%error, "cannot enable the socket error queue; only send_to errors will count");
@@ -64,7 +67,6 @@ impl Endpoint {
         if options.udp_buffer > 0 {
             crate::sockbuf::apply(&udp, options.udp_buffer);
         }
-        let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
         let driver = Driver::new(options, crate::seed::os_seed()?, udp_addr)?;
         let (inspector, inspections) = Inspector::new();
         Ok(Endpoint {
@@ -119,36 +121,77 @@ impl Endpoint {
             inspections,
             ..
         } = self;
-        let from_cluster = cluster
-            .as_ref()
-            .map(|link| (link.answers().clone(), link.bus().clone()));
+        // A single node listens to two closed channels: never ready, never in the way.
+        let (answers, bus) = match &cluster {
+            Some(link) => (link.answers().clone(), link.bus().clone()),
+            None => (async_channel::bounded(1).1, async_channel::bounded(1).1),
+        };
         if let Some(link) = cluster {
             driver.attach_cluster(link);
         }
         let mut shutdown = pin!(shutdown);
+        // Receivers are streams that keep their listener between waits; streams are pinned.
+        let mut inputs = pin!(inputs);
+        let mut inspections = pin!(inspections);
+        let mut answers = pin!(answers);
+        let mut bus = pin!(bus);
+        let mut timer = Wakeup::default();
+        // After a wait that ended for a TCP input (or a question), the socket was found
+        // empty just before: that one turn does not ask it again.
+        let mut skip_udp = false;
         loop {
-            let deadline = driver.poll_timeout();
-            let sources = Sources {
-                inspections: &inspections,
-                inputs: &inputs,
-                cluster: from_cluster.as_ref(),
-                udp: &udp,
-            };
-            let step = next_step(&mut shutdown, sources, deadline).await;
+            // First what is ready now, without the reactor: while datagrams or TCP
+            // inputs keep coming, the loop never waits (and never registers anything).
+            if future::poll_once(shutdown.as_mut()).await.is_some() {
+                break;
+            }
             let now = Instant::now();
-            match step {
-                Step::Tcp(event) => driver.handle_tcp(now, event),
-                Step::Answer(Answer { id, answer }) => {
-                    driver.handle_cluster(now, ClusterInput::Answer { id, answer })
-                }
-                Step::Bus(event) => driver.handle_bus(now, event),
-                Step::Readable => udp.read_ready(&mut driver, now),
-                Step::Inspect(question) => question(&driver),
-                Step::Timer => {}
-                Step::Stop => break,
+            while let Ok(question) = inspections.try_recv() {
+                question(&driver);
+            }
+            let mut handled = drain(&inputs, |event| driver.handle_tcp(now, event));
+            handled += drain(&answers, |Answer { id, answer }| {
+                driver.handle_cluster(now, ClusterInput::Answer { id, answer })
+            });
+            handled += drain(&bus, |event| driver.handle_bus(now, event));
+            if !std::mem::take(&mut skip_udp) {
+                handled += udp.read_ready(&mut driver, now);
             }
             driver.handle_timeout(now);
             udp.flush(&mut driver).await;
+            if handled > 0 {
+                continue;
+            }
+            // Nothing was waiting: sleep until something is.
+            timer.set(driver.poll_timeout());
+            let sources = Sources {
+                inspections: inspections.as_mut(),
+                inputs: inputs.as_mut(),
+                answers: answers.as_mut(),
+                bus: bus.as_mut(),
+                udp: &udp,
+            };
+            let woken = wait(&mut shutdown, sources, &mut timer).await;
+            match woken {
+                Woken::Stop => break,
+                Woken::Inspect(question) => {
+                    question(&driver);
+                    skip_udp = true;
+                }
+                Woken::Tcp(event) => {
+                    driver.handle_tcp(Instant::now(), event);
+                    skip_udp = true;
+                }
+                Woken::Answer(Answer { id, answer }) => {
+                    driver.handle_cluster(Instant::now(), ClusterInput::Answer { id, answer });
+                    skip_udp = true;
+                }
+                Woken::Bus(event) => {
+                    driver.handle_bus(Instant::now(), event);
+                    skip_udp = true;
+                }
+                Woken::Ready => {}
+            }
         }
         tracing::info!("shutting down");
         // What is already waiting is handled first (a bounded amount: the channel's
@@ -171,87 +214,122 @@ impl Endpoint {
     }
 }
 
-/// Waits for what the owner does next: stop, answer a question, handle a TCP input,
-/// read datagrams, or fire the core's timers. Earlier branches win when several are ready.
+/// Most inputs taken from each channel (TCP, registry answers, bus) in one turn, before
+/// the owner reads datagrams again.
+const CHANNEL_BATCH: usize = 64;
+
+/// Handles up to [`CHANNEL_BATCH`] of what `channel` already holds; returns how many.
+fn drain<T>(channel: &Receiver<T>, mut handle: impl FnMut(T)) -> usize {
+    let mut handled = 0;
+    while handled < CHANNEL_BATCH {
+        let Ok(item) = channel.try_recv() else { break };
+        handle(item);
+        handled += 1;
+    }
+    handled
+}
+
+/// The reactor timer for the core's next deadline, kept across waits and registered
+/// again only when the deadline moves (registering wakes the reactor).
+#[derive(Default)]
+struct Wakeup {
+    timer: Option<Timer>,
+    at: Option<Instant>,
+}
+
+impl Wakeup {
+    fn set(&mut self, at: Option<Instant>) {
+        if self.at == at && self.timer.is_some() {
+            return;
+        }
+        self.at = at;
+        match (at, &mut self.timer) {
+            (Some(at), Some(timer)) => timer.set_at(at),
+            (Some(at), None) => self.timer = Some(Timer::at(at)),
+            (None, timer) => *timer = None,
+        }
+    }
+
+    /// Ready once the deadline has passed (never without one).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(timer) = &mut self.timer else {
+            return Poll::Pending;
+        };
+        match Pin::new(timer).poll_next(cx) {
+            Poll::Ready(_) => {
+                // fired (a one-shot timer is spent): the next `set` makes a new one
+                self.timer = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Why a wait ended.
+enum Woken {
+    Stop,
+    Inspect(Inspection),
+    Tcp(TcpEvent),
+    Answer(Answer),
+    Bus(BusEvent),
+    /// The socket is readable or the deadline has passed: the loop looks again.
+    Ready,
+}
+
+/// What the owner waits on besides shutdown and its timer.
 struct Sources<'a> {
-    inspections: &'a Receiver<Inspection>,
-    inputs: &'a Receiver<TcpEvent>,
-    cluster: Option<&'a (Receiver<Answer>, Receiver<BusEvent>)>,
+    inspections: Pin<&'a mut Receiver<Inspection>>,
+    inputs: Pin<&'a mut Receiver<TcpEvent>>,
+    answers: Pin<&'a mut Receiver<Answer>>,
+    bus: Pin<&'a mut Receiver<BusEvent>>,
     udp: &'a UdpPath,
 }
 
-async fn next_step(
+/// Sleeps until the owner has something to do: stop, answer a question, a TCP input, a
+/// cluster input, a readable socket, or the core's deadline. Earlier sources win when several are ready.
+/// The channel receivers keep their listeners between waits (as streams), and the
+/// timer stays registered while the deadline does not move.
+async fn wait(
     shutdown: &mut Pin<&mut impl Future<Output = ()>>,
     sources: Sources<'_>,
-    deadline: Option<Instant>,
-) -> Step {
+    timer: &mut Wakeup,
+) -> Woken {
     let Sources {
-        inspections,
-        inputs,
-        cluster,
+        mut inspections,
+        mut inputs,
+        mut answers,
+        mut bus,
         udp,
     } = sources;
-    let stop = async {
-        shutdown.await;
-        Step::Stop
-    };
-    let inspect = async {
-        match inspections.recv().await {
-            Ok(question) => Step::Inspect(question),
-            Err(_) => future::pending().await,
+    future::poll_fn(|cx| {
+        if shutdown.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Woken::Stop);
         }
-    };
-    // In relay mode no task sends inputs and the channel is closed from the start.
-    let input = async {
-        match inputs.recv().await {
-            Ok(event) => Step::Tcp(event),
-            Err(_) => future::pending().await,
+        // A closed channel (no inspector left; relay mode has no TCP tasks; a single
+        // node has no cluster) is never ready again: `Ready(None)` is ignored.
+        if let Poll::Ready(Some(question)) = inspections.as_mut().poll_next(cx) {
+            return Poll::Ready(Woken::Inspect(question));
         }
-    };
-    let answer = async {
-        match cluster.map(|(answers, _)| answers.recv()) {
-            Some(recv) => match recv.await {
-                Ok(answer) => Step::Answer(answer),
-                Err(_) => future::pending().await,
-            },
-            None => future::pending().await,
+        if let Poll::Ready(Some(event)) = inputs.as_mut().poll_next(cx) {
+            return Poll::Ready(Woken::Tcp(event));
         }
-    };
-    let bus = async {
-        match cluster.map(|(_, bus)| bus.recv()) {
-            Some(recv) => match recv.await {
-                Ok(event) => Step::Bus(event),
-                Err(_) => future::pending().await,
-            },
-            None => future::pending().await,
+        if let Poll::Ready(Some(answer)) = answers.as_mut().poll_next(cx) {
+            return Poll::Ready(Woken::Answer(answer));
         }
-    };
-    let readable = async {
-        match udp.readable().await {
-            Ok(()) => Step::Readable,
-            Err(error) => {
+        if let Poll::Ready(Some(event)) = bus.as_mut().poll_next(cx) {
+            return Poll::Ready(Woken::Bus(event));
+        }
+        match udp.poll_readable(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Woken::Ready),
+            Poll::Ready(Err(error)) => {
                 tracing::warn!(%error, "udp socket failed");
-                Step::Stop
+                return Poll::Ready(Woken::Stop);
             }
+            Poll::Pending => {}
         }
-    };
-    let timer = async {
-        match deadline {
-            Some(at) => Timer::at(at).await,
-            None => Timer::never().await,
-        };
-        Step::Timer
-    };
-    future::or(
-        stop,
-        future::or(
-            inspect,
-            future::or(
-                input,
-                future::or(answer, future::or(bus, future::or(readable, timer))),
-            ),
-        ),
-    )
+        timer.poll(cx).map(|()| Woken::Ready)
+    })
     .await
 }
 

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use ocm_core::{Input, SendFailure};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Most datagrams read before the owner looks at its other inputs again.
@@ -39,31 +40,39 @@ impl UdpPath {
         })
     }
 
-    /// Waits until a datagram (or a queued error) can be read.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.socket.readable().await
+    /// Registers the current task to be woken when a datagram (or a queued error) can be
+    /// read; ready at once if the reactor has said so since the last time.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.socket.poll_readable(cx)
     }
 
-    /// Reads what is waiting, up to [`READ_BATCH`] datagrams, into the driver. Errors
-    /// queued on the socket become send failures.
-    pub fn read_ready(&mut self, driver: &mut Driver, now: Instant) {
-        let mut read = 0;
-        while read < READ_BATCH {
+    /// Reads what is waiting, up to [`READ_BATCH`] datagrams, into the driver, without
+    /// waiting; returns how many datagrams and queued errors it handled (0: nothing was
+    /// there). A receive that comes back with less than a full batch found the queue
+    /// empty, so reading stops there instead of asking again only to hear `WouldBlock`.
+    /// Errors queued on the socket become send failures.
+    pub fn read_ready(&mut self, driver: &mut Driver, now: Instant) -> usize {
+        let mut handled = 0;
+        while handled < READ_BATCH {
             match self.receiver.recv(self.socket.get_ref()) {
                 Ok(n) => {
                     for i in 0..n {
                         let (from, data) = self.receiver.datagram(i);
                         driver.handle(now, Input::Datagram { from, data });
                     }
-                    read += n.max(1);
+                    handled += n.max(1);
+                    if self.receiver.last_batch_short() {
+                        break;
+                    }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) => {
                     let failed = errqueue::drain(self.socket.get_ref());
                     if failed.is_empty() {
                         tracing::debug!(%error, "recv_from failed");
-                        return;
+                        break;
                     }
+                    handled += failed.len();
                     for to in failed {
                         let cause = SendFailure::Icmp;
                         driver.handle(now, Input::SendFailed { to, cause });
@@ -71,6 +80,7 @@ impl UdpPath {
                 }
             }
         }
+        handled
     }
 
     /// Sends every datagram the core has queued, in batches, waiting for the socket to

@@ -159,7 +159,13 @@ fn zero_negative_huge_and_non_numeric_limits_are_usage_errors() {
 #[test]
 fn a_limit_of_the_other_mode_is_a_usage_error() {
     refused(
-        &["server", "--protocol", "relay", "--max-members-per-room", "5"],
+        &[
+            "server",
+            "--protocol",
+            "relay",
+            "--max-members-per-room",
+            "5",
+        ],
         USAGE,
         &["--max-members-per-room", "--max-members"],
     );

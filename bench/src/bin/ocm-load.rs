@@ -1,28 +1,44 @@
-//! `ocm-load`: delivered datagrams per second through a real `ocm server` on loopback,
-//! on each runtime, against the raw-UDP fan-out baseline measured in the same run.
+//! `ocm-load`: a real `ocm server` on loopback, on each runtime and in both protocols,
+//! against plain-socket baselines measured in the same run, each server in a process of
+//! its own.
 //!
 //! ```sh
 //! cargo build --release -p ocm -p ocm-bench
-//! target/release/ocm-load --members 2,8,64
+//! target/release/ocm-load --members 2,8,64 --runs 3
 //! ```
 //!
-//! Prints a markdown table: per room size and target, delivered datagrams per second,
-//! the ratio to the baseline, loss and latency percentiles.
+//! Three measurements, each repeated `--runs` times with the targets interleaved, printed
+//! as markdown tables of median (min–max):
+//!
+//! 1. **fan-out**: one sender and *members − 1* receivers; deliveries per second and the
+//!    server's CPU time (user + system, all threads, from `/proc`) per delivery, against
+//!    the batched raw relay ([`ocm_bench::batched`]) and the naive one
+//!    ([`ocm_bench::baseline`]);
+//! 2. **junk**: a flood of datagrams the server drops (rooms: an unknown room; relay: no
+//!    username); CPU per datagram read, against a `recvmmsg` loop that drops everything;
+//! 3. **handshakes**: creates and joins over loopback TCP; handshakes per second and CPU
+//!    per handshake, against a minimal accept–answer–close server
+//!    ([`ocm_bench::handshake`]).
+//!
+//! Ratios are computed within each run (the same minute of the same machine), then
+//! summarised.
 
-use clap::Parser;
-use ocm_bench::baseline;
-use ocm_bench::load::{self, Framing, Load, Report, Sockets};
+use clap::{Parser, ValueEnum};
+use ocm_bench::load::{self, Framing, Load, Sockets};
+use ocm_bench::profile::{Probe, Profiler};
+use ocm_bench::{baseline, batched, handshake, junk, procfs};
 use ocm_core::client::{port_bytes, ChatSession, Handshake};
 use ocm_core::wire::room_datagram::RoomDatagram;
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(about = "Loopback load test of ocm server against a raw-UDP fan-out baseline")]
+#[command(about = "Loopback load test of ocm server against plain-socket baselines")]
 struct Args {
     /// Room sizes to measure (one sender, the rest receive).
     #[arg(long, value_delimiter = ',', default_value = "2,8,64")]
@@ -30,34 +46,182 @@ struct Args {
     /// Runtimes of ocm server to measure.
     #[arg(long, value_delimiter = ',', default_value = "smol,async-std")]
     runtimes: Vec<String>,
-    /// Messages per run (each delivered to members - 1 receivers).
-    #[arg(long, default_value_t = 50_000)]
-    messages: u64,
+    /// Protocols of ocm server to measure.
+    #[arg(long, value_delimiter = ',', default_value = "rooms,relay")]
+    protocols: Vec<Protocol>,
+    /// Times every measurement is repeated.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Deliveries per fan-out run (messages = deliveries / receivers).
+    #[arg(long, default_value_t = 400_000)]
+    deliveries: u64,
     /// Messages in flight ahead of the slowest receiver.
     #[arg(long, default_value_t = 64)]
     window: u64,
     /// Message size in bytes.
     #[arg(long, default_value_t = 100)]
     size: usize,
+    /// Junk datagrams per junk run (0: no junk measurement).
+    #[arg(long, default_value_t = 500_000)]
+    junk: u64,
+    /// Create+join pairs per client thread per handshake run (0: none).
+    #[arg(long, default_value_t = 1000)]
+    handshakes: usize,
+    /// Client threads of the handshake load.
+    #[arg(long, default_value_t = 2)]
+    handshake_threads: usize,
     /// The ocm binary (default: next to this one).
     #[arg(long)]
     ocm: Option<PathBuf>,
-    /// Instead of the runtimes: cluster mode, the room spread over this many nodes
-    /// (`ocm server --cluster` on a private redis-server; host and sender on the first
-    /// node, receiver i on node i mod N), against one node without a cluster in the same
-    /// run; prints the CPU time Redis used per message.
+    /// Count what each server does in each measured phase (see `ocm_bench::profile`):
+    /// `callgrind` (instructions and system calls, under valgrind: the CPU figures are
+    /// then valgrind's) or `perf` (native system calls and context switches). Counts per
+    /// unit of work go to the progress lines on stderr and a table at the end.
+    #[arg(long)]
+    profile: Option<ProfileKind>,
+    /// Where profiles are written.
+    #[arg(long, default_value = "target/profile")]
+    profile_dir: PathBuf,
+    /// Instead of the measurements above: cluster mode, a rooms room spread over this many
+    /// nodes (`ocm server --cluster` on a private redis-server; host and sender on the
+    /// first node, receiver i on node i mod N), against one node without a cluster in the
+    /// same run; prints the CPU time Redis used per message.
     #[arg(long, value_delimiter = ',')]
     cluster_nodes: Vec<usize>,
-    /// Internal: serve the baseline and print its address.
+    /// Internal: serve a baseline and print its address.
     #[arg(long, hide = true)]
-    serve_baseline: bool,
+    serve: Option<Baseline>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum Protocol {
+    Rooms,
+    Relay,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProfileKind {
+    Callgrind,
+    Perf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Baseline {
+    /// One `recv_from`, then one `send_to` per receiver.
+    Naive,
+    /// `recvmmsg` and `sendmmsg` batches.
+    Batched,
+    /// A `recvmmsg` loop that drops everything.
+    Drain,
+    /// The minimal TCRP server.
+    Tcp,
+}
+
+/// A server under test.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Target {
+    Batched,
+    Naive,
+    Drain,
+    MinimalTcp,
+    Ocm(Protocol, String),
+}
+
+impl Target {
+    /// A file name for the target.
+    fn slug(&self) -> String {
+        self.name()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+            .replace("--", "-")
+            .trim_matches('-')
+            .to_string()
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Target::Batched => "batched raw relay".into(),
+            Target::Naive => "naive raw relay".into(),
+            Target::Drain => "recvmmsg drain loop".into(),
+            Target::MinimalTcp => "minimal TCP server".into(),
+            Target::Ocm(Protocol::Rooms, runtime) => format!("ocm rooms ({runtime})"),
+            Target::Ocm(Protocol::Relay, runtime) => format!("ocm relay ({runtime})"),
+        }
+    }
 }
 
 /// A child server that is killed when dropped.
 struct Server {
     child: Child,
-    udp: SocketAddr,
+    udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
+    slug: String,
+}
+
+/// What a server spent on a measured phase.
+#[derive(Clone, Debug, Default)]
+struct Spent {
+    cpu: procfs::CpuTime,
+    /// Profile counters, totals for the phase.
+    counters: Vec<(String, u64)>,
+}
+
+impl Spent {
+    /// CPU nanoseconds per unit, for `units` units of work.
+    fn cpu_per(&self, units: u64) -> f64 {
+        self.cpu.total().as_nanos() as f64 / units.max(1) as f64
+    }
+
+    /// The share of the CPU time spent in user space.
+    fn user_share(&self) -> f64 {
+        self.cpu.user.as_secs_f64() / self.cpu.total().as_secs_f64().max(1e-9)
+    }
+
+    /// The counters per unit.
+    fn counters_per(&self, units: u64) -> Counts {
+        let units = units.max(1) as f64;
+        self.counters
+            .iter()
+            .map(|(name, n)| (name.clone(), *n as f64 / units))
+            .collect()
+    }
+}
+
+/// A measured phase under way.
+struct Phase {
+    cpu: procfs::CpuTime,
+    probe: Probe,
+}
+
+impl Server {
+    /// Starts a measured phase.
+    fn begin(&self, profiler: &Profiler) -> io::Result<Phase> {
+        let probe = profiler.begin(self.child.id(), &self.slug)?;
+        Ok(Phase {
+            cpu: procfs::cpu_time(self.child.id())?,
+            probe,
+        })
+    }
+
+    /// Ends a measured phase.
+    fn end(&self, phase: Phase) -> io::Result<Spent> {
+        let cpu = procfs::cpu_time(self.child.id())?.since(phase.cpu);
+        Ok(Spent {
+            cpu,
+            counters: phase.probe.end()?,
+        })
+    }
+
+    fn udp(&self) -> io::Result<SocketAddr> {
+        self.udp
+            .ok_or_else(|| io::Error::other("the server has no UDP address"))
+    }
+
+    fn tcp(&self) -> io::Result<SocketAddr> {
+        self.tcp
+            .ok_or_else(|| io::Error::other("the server has no TCP address"))
+    }
 }
 
 impl Drop for Server {
@@ -67,7 +231,62 @@ impl Drop for Server {
     }
 }
 
-fn spawn(mut command: Command) -> io::Result<Server> {
+struct Context {
+    exe: PathBuf,
+    ocm: PathBuf,
+    profiler: Profiler,
+}
+
+impl Context {
+    fn spawn(&self, target: &Target) -> io::Result<Server> {
+        let mut command = match target {
+            Target::Ocm(protocol, runtime) => {
+                let mut command = self.command(&self.ocm, target);
+                command.args(["server", "--runtime", runtime, "--udp", "127.0.0.1:0"]);
+                command.args(["--idle-timeout", "3600"]);
+                match protocol {
+                    Protocol::Rooms => command.args([
+                        "--tcp",
+                        "127.0.0.1:0",
+                        "--max-rooms",
+                        "1000000",
+                        "--max-members-total",
+                        "1000000",
+                        "--max-members-per-ip",
+                        "1000000",
+                    ]),
+                    Protocol::Relay => command.args(["--protocol", "relay"]),
+                };
+                command
+            }
+            baseline => {
+                let name = match baseline {
+                    Target::Naive => "naive",
+                    Target::Batched => "batched",
+                    Target::Drain => "drain",
+                    _ => "tcp",
+                };
+                let mut command = self.command(&self.exe, target);
+                command.args(["--serve", name]);
+                command
+            }
+        };
+        let mut server = spawn(&mut command)?;
+        server.slug = target.slug();
+        Ok(server)
+    }
+
+    fn command(&self, program: &Path, target: &Target) -> Command {
+        self.profiler.command(program, &target.slug())
+    }
+
+    /// How long registrations take to reach a server (longer under valgrind).
+    fn settle(&self) -> Duration {
+        Duration::from_millis(if self.profiler.is_slow() { 1000 } else { 50 })
+    }
+}
+
+fn spawn(command: &mut Command) -> io::Result<Server> {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -80,13 +299,34 @@ fn spawn(mut command: Command) -> io::Result<Server> {
             .find_map(|w| w.strip_prefix(name))
             .and_then(|a| a.parse().ok())
     };
-    let udp =
-        field("udp=").ok_or_else(|| io::Error::other(format!("no listening line: {line:?}")))?;
-    Ok(Server {
+    let server = Server {
         child,
-        udp,
+        udp: field("udp="),
         tcp: field("tcp="),
-    })
+        slug: String::new(),
+    };
+    if server.udp.is_none() && server.tcp.is_none() {
+        return Err(io::Error::other(format!("no listening line: {line:?}")));
+    }
+    Ok(server)
+}
+
+/// Serves a baseline in this process, after printing its address.
+fn serve(baseline: Baseline) -> io::Result<()> {
+    if baseline == Baseline::Tcp {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        println!("listening tcp={}", listener.local_addr()?);
+        io::stdout().flush()?;
+        return handshake::serve_minimal(listener);
+    }
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    println!("listening udp={}", socket.local_addr()?);
+    io::stdout().flush()?;
+    match baseline {
+        Baseline::Naive => baseline::serve(socket),
+        Baseline::Batched => batched::serve(socket),
+        _ => batched::drain(socket),
+    }
 }
 
 struct Raw;
@@ -121,6 +361,30 @@ impl Framing for Room {
     }
 }
 
+/// Relay mode: `usernamelen | username | message`, relayed unchanged; notices have an
+/// empty username.
+struct Relay {
+    username: &'static str,
+}
+
+impl Framing for Relay {
+    fn encode(&self, text: &str) -> Vec<u8> {
+        relay_datagram(self.username, text)
+    }
+    fn decode<'a>(&self, datagram: &'a [u8]) -> Option<&'a str> {
+        let (&len, rest) = datagram.split_first()?;
+        let message = rest.get(usize::from(len)..).filter(|_| len > 0)?;
+        std::str::from_utf8(message).ok()
+    }
+}
+
+fn relay_datagram(username: &str, text: &str) -> Vec<u8> {
+    let mut out = vec![username.len() as u8];
+    out.extend_from_slice(username.as_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
 fn udp_socket(server: SocketAddr) -> io::Result<UdpSocket> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.connect(server)?;
@@ -128,7 +392,7 @@ fn udp_socket(server: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 /// Creates or joins over TCRP with the port step; returns the token.
-fn handshake(
+fn room_handshake(
     tcp: SocketAddr,
     create: bool,
     room: &str,
@@ -145,6 +409,8 @@ fn handshake(
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.write_all(hs.request())?;
     stream.write_all(&port_bytes(udp_port))?;
+    // EOF ends the port step at once (instead of at the server's 1 s deadline)
+    stream.shutdown(Shutdown::Write)?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer)?;
     match hs.handle_data(&answer) {
@@ -153,50 +419,96 @@ fn handshake(
     }
 }
 
-/// [`handshake`], again for up to 5 s while a cluster node is not registered yet.
-fn handshake_retrying(
-    tcp: SocketAddr,
-    create: bool,
-    room: &str,
-    name: &str,
-    udp_port: u16,
-) -> io::Result<Vec<u8>> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match handshake(tcp, create, room, name, udp_port) {
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            other => return other,
+/// The sender and registered receivers of one fan-out run, and how to frame messages.
+fn fan_out_sockets(
+    target: &Target,
+    server: &Server,
+    members: usize,
+) -> io::Result<(Sockets, Arc<dyn Framing>)> {
+    let udp = server.udp()?;
+    let sender = udp_socket(udp)?;
+    let mut receivers = Vec::new();
+    let framing: Arc<dyn Framing> = match target {
+        Target::Ocm(Protocol::Rooms, _) => {
+            return room_sockets(std::slice::from_ref(server), members)
         }
+        Target::Ocm(Protocol::Relay, _) => {
+            for i in 1..members {
+                let socket = udp_socket(udp)?;
+                socket.send(&relay_datagram(&format!("r{i}"), ""))?;
+                receivers.push(socket);
+            }
+            Arc::new(Relay { username: "s" })
+        }
+        _ => {
+            for _ in 1..members {
+                let socket = udp_socket(udp)?;
+                socket.send(baseline::REGISTER)?;
+                receivers.push(socket);
+            }
+            Arc::new(Raw)
+        }
+    };
+    Ok((Sockets { sender, receivers }, framing))
+}
+
+/// A room of `members` over `servers`: host and sender on the first, receiver i on server
+/// i mod n. A handshake is retried for up to 5 s while a cluster node is not registered.
+fn room_sockets(servers: &[Server], members: usize) -> io::Result<(Sockets, Arc<dyn Framing>)> {
+    let room = "bench";
+    let handshake = |server: &Server, create: bool, name: &str, port: u16| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match room_handshake(server.tcp()?, create, room, name, port) {
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                other => return other,
+            }
+        }
+    };
+    let sender = udp_socket(servers[0].udp()?)?;
+    let token = handshake(&servers[0], true, "s", sender.local_addr()?.port())?;
+    let mut receivers = Vec::new();
+    for i in 1..members {
+        let server = &servers[i % servers.len()];
+        let socket = udp_socket(server.udp()?)?;
+        let token = handshake(server, false, &format!("r{i}"), socket.local_addr()?.port())?;
+        let mut chat = ChatSession::room(Instant::now(), room, &token, Duration::from_secs(60))
+            .map_err(io::Error::other)?;
+        socket.send(&chat.poll_transmit().expect("registration"))?;
+        receivers.push(socket);
     }
+    let framing = Arc::new(Room {
+        name: room.into(),
+        token,
+    });
+    Ok((Sockets { sender, receivers }, framing))
 }
 
-/// CPU time (user + system) of a process so far, from /proc (Linux), in clock ticks of
-/// 10 ms.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-/// The cluster runs: one node without a cluster, then the room over each node count.
-fn cluster_runs(args: &Args, ocm: &PathBuf, load: Load) -> io::Result<()> {
-    println!("| members | target | delivered/s | ratio to one node | loss | Redis CPU | Redis CPU per message |");
+/// The cluster runs: per room size, one node without a cluster, then the room over each
+/// node count on a private redis-server, with the CPU time Redis used.
+fn cluster_runs(args: &Args, cx: &Context) -> io::Result<()> {
+    println!("| members | target | deliveries/s | ratio to one node | loss | Redis CPU | Redis CPU per message |");
     println!("|---:|---|---:|---:|---:|---:|---:|");
-    let server_command = |extra: &[String]| {
-        let mut command = Command::new(ocm);
+    let server = |extra: &[String]| {
+        let mut command = Command::new(&cx.ocm);
         command.args(["server", "--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0"]);
         command.args(["--idle-timeout", "3600"]);
         command.args(extra);
-        command
+        spawn(&mut command)
     };
     for &members in &args.members {
         let members = members.max(2);
-        let single = spawn(server_command(&[]))?;
-        let (sockets, framing) = ocm_sockets(&single, members)?;
-        std::thread::sleep(Duration::from_millis(50));
-        let base = load::run(load, sockets, Arc::new(framing))?;
+        let load = Load {
+            messages: (args.deliveries / (members as u64 - 1)).max(1000),
+            window: args.window,
+            size: args.size.max(33),
+        };
+        let single = server(&[])?;
+        let (sockets, framing) = room_sockets(std::slice::from_ref(&single), members)?;
+        std::thread::sleep(cx.settle());
+        let base = load::run(load, sockets, framing)?;
         println!(
             "| {members} | one node, no cluster | {:.0} | 1.00 (baseline) | {:.2}% | - | - |",
             base.rate(),
@@ -207,162 +519,448 @@ fn cluster_runs(args: &Args, ocm: &PathBuf, load: Load) -> io::Result<()> {
             let redis = ocm_cluster::test_server::RedisServer::start()?;
             let servers = (0..nodes.max(1))
                 .map(|i| {
-                    spawn(server_command(&[
+                    server(&[
                         "--cluster".into(),
                         redis.url(),
                         "--node-id".into(),
                         format!("bench-{i}"),
-                    ]))
+                    ])
                 })
                 .collect::<io::Result<Vec<_>>>()?;
-            let (sockets, framing) = spread_sockets(&servers, members)?;
+            let (sockets, framing) = room_sockets(&servers, members)?;
             std::thread::sleep(Duration::from_millis(200)); // joins and subscriptions settle
-            let pid = redis.pid().expect("redis runs");
-            let before = cpu_ticks(pid);
-            let report = load::run(load, sockets, Arc::new(framing))?;
-            let used = cpu_ticks(pid).zip(before).map(|(a, b)| (a - b) * 10);
-            let (cpu, per) = match used {
-                Some(ms) => (
-                    format!("{ms} ms"),
-                    format!("{:.1} µs", ms as f64 * 1000.0 / load.messages as f64),
-                ),
-                None => ("?".into(), "?".into()),
-            };
+            let pid = redis
+                .pid()
+                .ok_or_else(|| io::Error::other("redis-server is not running"))?;
+            let before = procfs::cpu_time(pid)?;
+            let report = load::run(load, sockets, framing)?;
+            let used = procfs::cpu_time(pid)?.since(before).total();
             println!(
-                "| {members} | {nodes} nodes (cluster) | {:.0} | {:.2} | {:.2}% | {cpu} | {per} |",
+                "| {members} | {nodes} nodes (cluster) | {:.0} | {:.2} | {:.2}% | {} ms | {:.1} µs |",
                 report.rate(),
                 report.rate() / base.rate(),
-                report.loss() * 100.0
+                report.loss() * 100.0,
+                used.as_millis(),
+                used.as_secs_f64() * 1e6 / load.messages as f64
             );
         }
     }
     Ok(())
 }
 
-fn ocm_sockets(server: &Server, members: usize) -> io::Result<(Sockets, Room)> {
-    spread_sockets(std::slice::from_ref(server), members)
+/// Profile counters per unit of work: `(name, count)`.
+type Counts = Vec<(String, f64)>;
+
+/// A profiled phase: what was measured, the target, its counters per unit.
+type Profiled = (String, String, Counts);
+
+/// One fan-out run.
+#[derive(Clone, Debug)]
+struct FanOut {
+    rate: f64,
+    /// Server CPU per delivery, in nanoseconds.
+    cpu: f64,
+    /// The share of it in user space.
+    user: f64,
+    loss: f64,
+    p50: Duration,
+    p99: Duration,
+    /// Profile counters per delivery.
+    profile: Counts,
 }
 
-/// The room over `servers`: host and sender on the first, receiver i on server i mod n.
-fn spread_sockets(servers: &[Server], members: usize) -> io::Result<(Sockets, Room)> {
-    let tcp = |s: &Server| s.tcp.expect("rooms server has a TCP address");
-    let room = "bench";
-    let sender = udp_socket(servers[0].udp)?;
-    let token = handshake_retrying(
-        tcp(&servers[0]),
-        true,
-        room,
-        "s",
-        sender.local_addr()?.port(),
-    )?;
-    let mut receivers = Vec::new();
-    for i in 1..members {
-        let server = &servers[i % servers.len()];
-        let socket = udp_socket(server.udp)?;
-        let token = handshake_retrying(
-            tcp(server),
-            false,
-            room,
-            &format!("r{i}"),
-            socket.local_addr()?.port(),
-        )?;
-        let mut chat = ChatSession::room(
-            std::time::Instant::now(),
-            room,
-            &token,
-            Duration::from_secs(60),
-        )
-        .map_err(io::Error::other)?;
-        socket.send(&chat.poll_transmit().expect("registration"))?;
-        receivers.push(socket);
-    }
-    let framing = Room {
-        name: room.into(),
-        token,
+fn fan_out(cx: &Context, target: &Target, members: usize, load: Load) -> io::Result<FanOut> {
+    let server = cx.spawn(target)?;
+    let (sockets, framing) = fan_out_sockets(target, &server, members)?;
+    std::thread::sleep(cx.settle());
+    let phase = server.begin(&cx.profiler)?;
+    let report = load::run(load, sockets, framing)?;
+    let spent = server.end(phase)?;
+    Ok(FanOut {
+        rate: report.rate(),
+        cpu: spent.cpu_per(report.delivered),
+        user: spent.user_share(),
+        loss: report.loss(),
+        p50: report.p50,
+        p99: report.p99,
+        profile: spent.counters_per(report.delivered),
+    })
+}
+
+/// One junk run: server CPU per junk datagram it read, in nanoseconds, and the profile
+/// counters per datagram.
+fn junk_run(cx: &Context, target: &Target, count: u64) -> io::Result<(f64, Counts)> {
+    let server = cx.spawn(target)?;
+    let SocketAddr::V4(udp) = server.udp()? else {
+        return Err(io::Error::other("the server is bound to IPv4"));
     };
-    Ok((Sockets { sender, receivers }, framing))
-}
-
-fn baseline_sockets(server: &Server, members: usize) -> io::Result<Sockets> {
-    let sender = udp_socket(server.udp)?;
-    let mut receivers = Vec::new();
-    for _ in 1..members {
-        let socket = udp_socket(server.udp)?;
-        socket.send(baseline::REGISTER)?;
-        receivers.push(socket);
-    }
-    Ok(Sockets { sender, receivers })
-}
-
-fn row(members: usize, target: &str, report: &Report, baseline: Option<f64>) {
-    let ratio = baseline.map_or("1.00 (baseline)".to_string(), |b| {
-        format!("{:.2}", report.rate() / b)
-    });
-    println!(
-        "| {members} | {target} | {:.0} | {ratio} | {:.2}% | {:?} | {:?} |",
-        report.rate(),
-        report.loss() * 100.0,
-        report.p50,
-        report.p99,
+    let datagram = match target {
+        Target::Ocm(Protocol::Relay, _) => vec![0u8; 100], // empty username: dropped
+        _ => RoomDatagram {
+            room: b"no-such-room",
+            token: b"00112233445566778899aabbccddeeff",
+            message: &[b'x'; 100],
+        }
+        .encode()
+        .expect("fits")
+        .to_vec(),
+    };
+    std::thread::sleep(cx.settle());
+    let phase = server.begin(&cx.profiler)?;
+    let read = junk::flood(server.child.id(), udp, &datagram, count)?;
+    std::thread::sleep(Duration::from_millis(20)); // the last batch is handled
+    let spent = server.end(phase)?;
+    eprintln!(
+        "  junk, {}: {read} datagrams read, {:.0}% of the CPU time in user space",
+        target.name(),
+        spent.user_share() * 100.0
     );
+    Ok((spent.cpu_per(read), spent.counters_per(read)))
+}
+
+/// One handshake run: handshakes per second, server CPU per handshake (ns), and the
+/// profile counters per handshake.
+fn handshake_run(
+    cx: &Context,
+    target: &Target,
+    threads: usize,
+    pairs: usize,
+) -> io::Result<(f64, f64, Counts)> {
+    let server = cx.spawn(target)?;
+    let tcp = server.tcp()?;
+    // a short warm-up (thread pools, first allocations), not counted
+    handshake::run(tcp, 1, 10, "warm")?;
+    let phase = server.begin(&cx.profiler)?;
+    let report = handshake::run(tcp, threads, pairs, "h")?;
+    std::thread::sleep(Duration::from_millis(20));
+    let spent = server.end(phase)?;
+    eprintln!(
+        "  handshakes, {}: {} handshakes, {:.0}% of the CPU time in user space",
+        target.name(),
+        report.handshakes,
+        spent.user_share() * 100.0
+    );
+    Ok((
+        report.rate(),
+        spent.cpu_per(report.handshakes),
+        spent.counters_per(report.handshakes),
+    ))
+}
+
+/// The profile part of a progress line.
+fn profile_note(profile: &[(String, f64)], unit: &str) -> String {
+    if profile.is_empty() {
+        return String::new();
+    }
+    let counts: Vec<String> = profile
+        .iter()
+        .map(|(name, n)| format!("{name} {n:.2}"))
+        .collect();
+    format!("; per {unit}: {}", counts.join(", "))
+}
+
+/// `median (min–max)` of `values`, each written with `format`.
+fn spread(values: &[f64], format: impl Fn(f64) -> String) -> String {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.as_slice() {
+        [] => "—".into(),
+        [one] => format(*one),
+        _ => format!(
+            "{} ({}–{})",
+            format(sorted[sorted.len() / 2]),
+            format(sorted[0]),
+            format(sorted[sorted.len() - 1])
+        ),
+    }
+}
+
+fn rate(x: f64) -> String {
+    format!("{x:.0}")
+}
+
+fn nanos(x: f64) -> String {
+    if x >= 10_000.0 {
+        format!("{:.1} µs", x / 1000.0)
+    } else {
+        format!("{x:.0} ns")
+    }
+}
+
+fn ratio(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+/// Per target, the runs' values; per target, the ratios to the anchor within each run.
+struct Table<T> {
+    runs: BTreeMap<Target, Vec<T>>,
+    ratios: BTreeMap<Target, Vec<f64>>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Table<T> {
+        Table {
+            runs: BTreeMap::new(),
+            ratios: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Table<T> {
+    fn add_run(&mut self, anchor: &Target, run: Vec<(Target, T)>, cost: impl Fn(&T) -> f64) {
+        let base = run.iter().find(|(t, _)| t == anchor).map(|(_, v)| cost(v));
+        for (target, value) in run {
+            if let Some(base) = base {
+                self.ratios
+                    .entry(target.clone())
+                    .or_default()
+                    .push(cost(&value) / base);
+            }
+            self.runs.entry(target).or_default().push(value);
+        }
+    }
+
+    fn column(&self, target: &Target, f: impl Fn(&T) -> f64) -> Vec<f64> {
+        self.runs[target].iter().map(f).collect()
+    }
+}
+
+fn targets(args: &Args, baselines: &[Target], protocols: &[Protocol]) -> Vec<Target> {
+    let mut targets = baselines.to_vec();
+    for protocol in protocols.iter().filter(|p| args.protocols.contains(p)) {
+        for runtime in args.runtimes.iter().filter(|r| !r.is_empty()) {
+            targets.push(Target::Ocm(*protocol, runtime.clone()));
+        }
+    }
+    targets
 }
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
+    if let Some(baseline) = args.serve {
+        return serve(baseline);
+    }
     let exe = std::env::current_exe()?;
-    if args.serve_baseline {
-        let socket = UdpSocket::bind("127.0.0.1:0")?;
-        println!("listening udp={}", socket.local_addr()?);
-        io::stdout().flush()?;
-        return baseline::serve(socket);
-    }
-    let ocm = args
-        .ocm
-        .clone()
-        .unwrap_or_else(|| exe.with_file_name("ocm"));
-    let load = Load {
-        messages: args.messages,
-        window: args.window,
-        size: args.size.max(33),
+    let cx = Context {
+        ocm: args
+            .ocm
+            .clone()
+            .unwrap_or_else(|| exe.with_file_name("ocm")),
+        exe,
+        profiler: match args.profile {
+            None => Profiler::Off,
+            Some(kind) => {
+                std::fs::create_dir_all(&args.profile_dir)?;
+                let dir = std::path::absolute(&args.profile_dir)?;
+                match kind {
+                    ProfileKind::Callgrind => Profiler::Callgrind(dir),
+                    ProfileKind::Perf => Profiler::PerfStat(dir),
+                }
+            }
+        },
     };
+    check_binary(&cx.ocm)?;
     if !args.cluster_nodes.is_empty() {
-        return cluster_runs(&args, &ocm, load);
+        return cluster_runs(&args, &cx);
     }
-    println!("| members | target | delivered/s | ratio to baseline | loss | p50 | p99 |");
-    println!("|---:|---|---:|---:|---:|---:|---:|");
-    for &members in &args.members {
-        let members = members.max(2);
-        let mut command = Command::new(&exe);
-        command.arg("--serve-baseline");
-        let server = spawn(command)?;
-        let sockets = baseline_sockets(&server, members)?;
-        std::thread::sleep(Duration::from_millis(50)); // registrations reach the baseline
-        let base = load::run(load, sockets, Arc::new(Raw))?;
-        row(members, "raw UDP baseline", &base, None);
-        drop(server);
-        for runtime in args.runtimes.iter().filter(|r| !r.is_empty()) {
-            let mut command = Command::new(&ocm);
-            command.args([
-                "server",
-                "--runtime",
-                runtime,
-                "--tcp",
-                "127.0.0.1:0",
-                "--udp",
-                "127.0.0.1:0",
-            ]);
-            command.args(["--idle-timeout", "3600"]);
-            let server = spawn(command)?;
-            let (sockets, framing) = ocm_sockets(&server, members)?;
-            std::thread::sleep(Duration::from_millis(50)); // registrations reach the server
-            let report = load::run(load, sockets, Arc::new(framing))?;
-            row(
-                members,
-                &format!("ocm ({runtime})"),
-                &report,
-                Some(base.rate()),
+    let started = Instant::now();
+    let members: Vec<usize> = args.members.iter().map(|m| (*m).max(2)).collect();
+    let fan_targets = targets(
+        &args,
+        &[Target::Batched, Target::Naive],
+        &[Protocol::Rooms, Protocol::Relay],
+    );
+    let junk_targets = targets(&args, &[Target::Drain], &[Protocol::Rooms, Protocol::Relay]);
+    let tcp_targets = targets(&args, &[Target::MinimalTcp], &[Protocol::Rooms]);
+    let mut fan: BTreeMap<usize, Table<FanOut>> = BTreeMap::new();
+    let mut junk: Table<f64> = Table::default();
+    let mut tcp: Table<(f64, f64)> = Table::default();
+    // (what, target, counters per unit) of every profiled phase
+    let mut profiles: Vec<Profiled> = Vec::new();
+    for run in 1..=args.runs {
+        for &m in &members {
+            let load = Load {
+                messages: (args.deliveries / (m as u64 - 1)).max(1000),
+                window: args.window,
+                size: args.size.max(33),
+            };
+            let mut results = Vec::new();
+            for target in &fan_targets {
+                let r = fan_out(&cx, target, m, load)?;
+                eprintln!(
+                    "run {run}: {m} members, {}: {:.0}/s, {:.0} ns/delivery ({:.0}% user), loss {:.2}%{}",
+                    target.name(),
+                    r.rate,
+                    r.cpu,
+                    r.user * 100.0,
+                    r.loss * 100.0,
+                    profile_note(&r.profile, "delivery"),
+                );
+                profiles.push((
+                    format!("{m} members, per delivery"),
+                    target.name(),
+                    r.profile.clone(),
+                ));
+                results.push((target.clone(), r));
+            }
+            fan.entry(m)
+                .or_default()
+                .add_run(&Target::Batched, results, |r| r.cpu);
+        }
+        if args.junk > 0 {
+            let mut results = Vec::new();
+            for target in &junk_targets {
+                let (cpu, profile) = junk_run(&cx, target, args.junk)?;
+                eprintln!(
+                    "run {run}: junk, {}: {cpu:.0} ns/datagram{}",
+                    target.name(),
+                    profile_note(&profile, "datagram")
+                );
+                profiles.push(("junk, per datagram".into(), target.name(), profile));
+                results.push((target.clone(), cpu));
+            }
+            junk.add_run(&Target::Drain, results, |c| *c);
+        }
+        if args.handshakes > 0 {
+            let mut results = Vec::new();
+            for target in &tcp_targets {
+                let r = handshake_run(&cx, target, args.handshake_threads, args.handshakes)?;
+                eprintln!(
+                    "run {run}: handshakes, {}: {:.0}/s, {:.1} µs/handshake{}",
+                    target.name(),
+                    r.0,
+                    r.1 / 1000.0,
+                    profile_note(&r.2, "handshake")
+                );
+                profiles.push(("handshakes, per handshake".into(), target.name(), r.2));
+                results.push((target.clone(), (r.0, r.1)));
+            }
+            tcp.add_run(&Target::MinimalTcp, results, |r| r.1);
+        }
+    }
+
+    println!(
+        "{} run(s); each figure is the median (min–max) over the runs; ratios are taken within a run.",
+        args.runs
+    );
+    println!();
+    println!("### Fan-out: server CPU per delivery against the batched raw relay");
+    println!();
+    println!("| members | target | deliveries/s | server CPU per delivery | CPU ratio to batched relay | user share | loss | p50 | p99 |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (m, table) in &fan {
+        for target in &fan_targets {
+            let loss = table.column(target, |r| r.loss * 100.0);
+            let p50 = table.column(target, |r| r.p50.as_nanos() as f64);
+            let p99 = table.column(target, |r| r.p99.as_nanos() as f64);
+            println!(
+                "| {m} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
+                target.name(),
+                spread(&table.column(target, |r| r.rate), rate),
+                spread(&table.column(target, |r| r.cpu), nanos),
+                spread(&table.ratios[target], ratio),
+                spread(&table.column(target, |r| r.user * 100.0), |x| format!(
+                    "{x:.0} %"
+                )),
+                spread(&loss, |x| format!("{x:.2} %")),
+                spread(&p50, nanos),
+                spread(&p99, nanos),
             );
         }
     }
+    if args.junk > 0 {
+        println!();
+        println!("### Junk: server CPU per dropped datagram against a recvmmsg drain loop");
+        println!();
+        println!("| target | server CPU per datagram | ratio to drain loop |");
+        println!("|---|---:|---:|");
+        for target in &junk_targets {
+            println!(
+                "| {} | {} | **{}** |",
+                target.name(),
+                spread(&junk.column(target, |c| *c), nanos),
+                spread(&junk.ratios[target], ratio),
+            );
+        }
+    }
+    if args.handshakes > 0 {
+        println!();
+        println!(
+            "### Handshakes: creates + joins over loopback TCP ({} client threads) against a minimal server",
+            args.handshake_threads
+        );
+        println!();
+        println!(
+            "| target | handshakes/s | server CPU per handshake | CPU ratio to minimal server |"
+        );
+        println!("|---|---:|---:|---:|");
+        for target in &tcp_targets {
+            println!(
+                "| {} | {} | {} | **{}** |",
+                target.name(),
+                spread(&tcp.column(target, |r| r.0), rate),
+                spread(&tcp.column(target, |r| r.1), nanos),
+                spread(&tcp.ratios[target], ratio),
+            );
+        }
+    }
+    print_profiles(&profiles);
+    println!();
+    println!("ocm-load took {:.0} s.", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The profile counters, median over the runs, one line per phase and target.
+fn print_profiles(profiles: &[Profiled]) {
+    if profiles.iter().all(|(_, _, counters)| counters.is_empty()) {
+        return;
+    }
+    println!();
+    println!("### Profile counters (median over the runs)");
+    println!();
+    println!("| measurement | target | counts per unit |");
+    println!("|---|---|---|");
+    let mut seen: Vec<(&String, &String)> = Vec::new();
+    for (what, target, _) in profiles {
+        if seen.contains(&(what, target)) {
+            continue;
+        }
+        seen.push((what, target));
+        let runs: Vec<&Vec<(String, f64)>> = profiles
+            .iter()
+            .filter(|(w, t, _)| w == what && t == target)
+            .map(|(_, _, c)| c)
+            .collect();
+        let mut names: Vec<&String> = Vec::new();
+        for counters in &runs {
+            for (name, _) in counters.iter() {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        let cells: Vec<String> = names
+            .iter()
+            .map(|name| {
+                let mut values: Vec<f64> = runs
+                    .iter()
+                    .map(|c| c.iter().find(|(n, _)| n == *name).map_or(0.0, |(_, v)| *v))
+                    .collect();
+                values.sort_by(f64::total_cmp);
+                format!("{name} {:.2}", values[values.len() / 2])
+            })
+            .collect();
+        println!("| {what} | {target} | {} |", cells.join(", "));
+    }
+}
+
+fn check_binary(ocm: &Path) -> io::Result<()> {
+    if ocm.exists() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "no ocm binary at {} (cargo build --release -p ocm, or --ocm PATH)",
+            ocm.display()
+        )))
+    }
 }

@@ -84,6 +84,14 @@ impl RelayServer {
         })
     }
 
+    /// Whether a dropped datagram is reported as an [`Event::DatagramDropped`] output
+    /// (`true`, the default) or only counted in [`Stats::dropped`](crate::Stats). A shell
+    /// that would throw the event away (nothing logs it, nothing records it) turns it
+    /// off, so a flood of junk costs no queued output per datagram.
+    pub fn report_drops(&mut self, report: bool) {
+        self.out.report_drops = report;
+    }
+
     /// A datagram arrived.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.out.stats.datagrams_received += 1;
@@ -146,7 +154,7 @@ impl RelayServer {
             _ => {
                 self.out.stats.messages_relayed += 1;
                 let payload = Bytes::copy_from_slice(data);
-                self.fan_out(Some(from), &payload);
+                self.fan_out(Some(from), payload);
             }
         }
     }
@@ -213,7 +221,7 @@ impl RelayServer {
     /// Tells every client `server shutting down` and forgets them all.
     pub fn shutdown(&mut self, _now: Instant) {
         let notice = notice_datagram(&Notice::RoomClosed(CloseReason::ServerShutdown.to_string()));
-        self.fan_out(None, &notice);
+        self.fan_out(None, notice);
         self.clients.clear();
         self.order.clear();
         self.per_ip.clear();
@@ -283,7 +291,7 @@ impl RelayServer {
             .schedule(now + self.config.idle_timeout, (id, from));
         self.fan_out(
             Some(from),
-            &notice_datagram(&Notice::Joined(username.to_string())),
+            notice_datagram(&Notice::Joined(username.to_string())),
         );
         if verified {
             let welcome = notice_datagram(&Notice::Welcome(username.to_string()));
@@ -332,11 +340,11 @@ impl RelayServer {
                 )
             }
         };
-        self.fan_out(None, &notice_datagram(&to_others));
+        self.fan_out(None, notice_datagram(&to_others));
         self.out.emit(event);
     }
 
-    fn fan_out(&mut self, skip: Option<SocketAddr>, payload: &Bytes) {
+    fn fan_out(&mut self, skip: Option<SocketAddr>, payload: Bytes) {
         let to = self.order.iter().copied().filter(|to| Some(*to) != skip);
         self.out.fan_out(to, payload);
     }

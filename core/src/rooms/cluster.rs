@@ -641,7 +641,7 @@ impl RoomServer {
             .members
             .push(id);
         let notice = Bytes::from(Notice::Joined(waiting.username.to_string()).room_text());
-        self.notify_room(&room, Some(id), &notice);
+        self.notify_room(&room, Some(id), notice.clone());
         self.publish(&room, Body::Deliver(notice));
         self.out.emit(Event::MemberJoined {
             room: Some(room),
@@ -800,7 +800,7 @@ impl RoomServer {
             }
         }
         match envelope.body {
-            Body::Deliver(text) => self.notify_room(&envelope.room, None, &text),
+            Body::Deliver(text) => self.notify_room(&envelope.room, None, text),
             Body::Closed(by) => {
                 let reason = match by {
                     ClosedBy::HostLeft => CloseReason::HostLeft,

@@ -144,7 +144,7 @@ impl RoomServer {
         let room = self.rooms.get_mut(&name).expect("room exists");
         room.members.push(id);
         let notice = Bytes::from(Notice::Joined(username.to_string()).room_text());
-        self.notify_room(&name, Some(id), &notice);
+        self.notify_room(&name, Some(id), notice);
         self.out.emit(Event::MemberJoined {
             room: Some(name),
             username,
@@ -282,10 +282,12 @@ impl RoomServer {
                 return self.out.drop_datagram(from, DropReason::RateLimited);
             }
         }
-        self.set_udp(id, from);
         let member = self.members.get_mut(&id).expect("authorized member exists");
         member.reach = Reach::Proven;
         member.liveness.heard(now);
+        if member.udp != Some(from) {
+            self.set_udp(id, from);
+        }
         match message {
             "" => self.out.stats.keepalives += 1,
             "/exit" => self.remove_member(id, Removal::Left),
@@ -295,7 +297,7 @@ impl RoomServer {
                 let member = &self.members[&id];
                 let line = relayed_line(&member.username, text);
                 let room = member.room.clone();
-                self.notify_room(&room, Some(id), &line);
+                self.notify_room(&room, Some(id), line.clone());
                 self.publish(&room, Body::Deliver(line));
             }
         }
@@ -375,7 +377,7 @@ impl RoomServer {
     }
 
     /// Sends `payload` to every member of `room` with a known address, except `skip`.
-    pub(crate) fn notify_room(&mut self, room: &str, skip: Option<MemberId>, payload: &Bytes) {
+    pub(crate) fn notify_room(&mut self, room: &str, skip: Option<MemberId>, payload: Bytes) {
         let Some(entry) = self.rooms.get(room) else {
             return;
         };
@@ -483,7 +485,7 @@ impl RoomServer {
             Removal::Evicted(_) => Notice::WasDisconnected(member.username.to_string()),
         };
         let notice = Bytes::from(notice.room_text());
-        self.notify_room(&room, None, &notice);
+        self.notify_room(&room, None, notice.clone());
         self.publish(&room, Body::Deliver(notice));
         self.cluster_member_gone(&room, &member.username);
     }
@@ -491,7 +493,7 @@ impl RoomServer {
     /// Closes a room: every remaining member is told and loses its token.
     pub(crate) fn close_room(&mut self, room: &str, reason: CloseReason) {
         let notice = Bytes::from(Notice::RoomClosed(reason.to_string()).room_text());
-        self.notify_room(room, None, &notice);
+        self.notify_room(room, None, notice);
         let Some((name, entry)) = self.rooms.remove_entry(room) else {
             return;
         };

@@ -36,7 +36,7 @@ mod rates;
 pub use cluster::ClusterStats;
 
 use crate::config::{Config, ConfigError};
-use crate::hash::{keyed_map, KeyedMap, KeyedState};
+use crate::hash::{keyed_map, IdMap, KeyedMap, KeyedState};
 use crate::input::{Input, SendFailure};
 use crate::invariants::InvariantViolation;
 use crate::liveness::Failed;
@@ -104,7 +104,7 @@ pub struct RoomServer {
     pub(crate) conns: KeyedMap<ConnId, Conn>,
     pub(crate) conns_per_ip: KeyedMap<IpAddr, usize>,
     pub(crate) rooms: KeyedMap<Arc<str>, Room>,
-    pub(crate) members: KeyedMap<MemberId, Member>,
+    pub(crate) members: IdMap<MemberId, Member>,
     pub(crate) tokens: KeyedMap<crate::token::Token, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
     pub(crate) members_per_ip: KeyedMap<IpAddr, usize>,
@@ -134,7 +134,7 @@ impl RoomServer {
             conns: keyed_map(state),
             conns_per_ip: keyed_map(state),
             rooms: keyed_map(state),
-            members: keyed_map(state),
+            members: IdMap::default(),
             tokens: keyed_map(state),
             by_addr: keyed_map(state),
             members_per_ip: keyed_map(state),
@@ -171,6 +171,14 @@ impl RoomServer {
         server.cluster = Some(cluster::ClusterState::new(cluster, now));
         server.start_cluster();
         Ok(server)
+    }
+
+    /// Whether a dropped datagram is reported as an [`Event::DatagramDropped`](crate::Event::DatagramDropped) output
+    /// (`true`, the default) or only counted in [`Stats::dropped`](crate::Stats). A shell
+    /// that would throw the event away (nothing logs it, nothing records it) turns it
+    /// off, so a flood of junk costs no queued output per datagram.
+    pub fn report_drops(&mut self, report: bool) {
+        self.out.report_drops = report;
     }
 
     /// Fires every timer due at `now`: handshake and port deadlines, idle evictions.

@@ -356,3 +356,19 @@ fn relayed_messages_are_rate_limited_per_client() {
     h.relay_say(A, "alice", "one more a fifth of a second later");
     assert_eq!(h.take_bytes().len(), 1);
 }
+
+#[test]
+fn with_drop_reports_off_a_dropped_datagram_is_only_counted() {
+    let mut h = three();
+    h.server.report_drops(false);
+    h.events.clear();
+    h.datagram("10.0.0.9:1", b"\x00I am the server");
+    h.datagram("10.0.0.9:1", &[1; 4097]);
+    assert!(h.events.is_empty(), "{:?}", h.events);
+    assert_eq!(h.server.counts().queued_outputs, 0);
+    assert_eq!(h.server.stats().dropped(DropReason::BadUsername), 1);
+    assert_eq!(h.server.stats().dropped(DropReason::TooLarge), 1);
+    h.server.report_drops(true);
+    h.datagram("10.0.0.9:1", b"");
+    assert_eq!(h.dropped(), vec![DropReason::Truncated]);
+}

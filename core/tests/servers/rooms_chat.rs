@@ -635,3 +635,23 @@ fn an_address_from_the_port_step_alone_gets_a_few_datagrams_until_proven() {
     h.say(A, "lobby", &ta, "now");
     assert_eq!(h.received_by("10.0.0.2:6000"), vec!["alice: now"]);
 }
+
+#[test]
+fn with_drop_reports_off_a_dropped_datagram_is_counted_and_nothing_is_queued() {
+    let (mut h, ta, _) = lobby();
+    h.server.report_drops(false);
+    h.take();
+    h.events.clear();
+    h.datagram(A, &datagram(b"nope", &ta, b"x"));
+    h.datagram(A, &[]);
+    assert!(h.events.is_empty(), "{:?}", h.events);
+    assert_eq!(h.server.counts().queued_outputs, 0);
+    assert_eq!(h.server.stats().dropped(DropReason::UnknownRoom), 1);
+    assert_eq!(h.server.stats().dropped(DropReason::Truncated), 1);
+    // everything else is reported as before, and reports come back when asked
+    h.say(A, "lobby", &ta, "still here");
+    assert_eq!(h.received_by(B), vec!["alice: still here"]);
+    h.server.report_drops(true);
+    h.datagram(A, &[]);
+    assert_eq!(h.dropped(), vec![DropReason::Truncated]);
+}
