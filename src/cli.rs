@@ -25,6 +25,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// parsed once per process: the size of the server's arguments costs nothing
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a server; prints `listening tcp=ADDR udp=ADDR` on stdout, then logs on stderr
     #[command(after_help = crate::exit::HELP)]
@@ -103,10 +105,19 @@ pub struct ServerArgs {
     /// [default: 100000; relay: 1000]
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = positive)]
     pub max_members: Option<usize>,
-    /// Rooms mode: most members in all rooms whose tokens came from one IP address; a
-    /// create or join from that IP over it is answered SERVER_FULL (7)
+    /// Rooms mode: most members in all rooms whose tokens came from one source (an IPv4
+    /// address, or an IPv6 prefix: see --ipv6-source-prefix); a create or join from that
+    /// source over it is answered SERVER_FULL (7)
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_members_per_ip, value_parser = positive)]
     pub max_members_per_ip: usize,
+    /// Rooms mode: most rooms alive at once whose host came from one source; a create
+    /// from that source over it is answered SERVER_FULL (7)
+    #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_rooms_per_source, value_parser = positive)]
+    pub max_rooms_per_source: usize,
+    /// Every per-source limit counts an IPv6 address as its first BITS bits (64: one
+    /// /64 is one host; 128: every address on its own); IPv4 addresses count one by one
+    #[arg(long, value_name = "BITS", allow_negative_numbers = true, default_value_t = Config::default().ipv6_source_prefix, value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub ipv6_source_prefix: u8,
     /// Wrong passwords one source may send before each next try must wait (1 s,
     /// doubling, at most 60 s); a join during the wait is answered TRY_LATER (8)
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().password_failures_per_source, value_parser = clap::value_parser!(u32))]
@@ -142,12 +153,14 @@ pub struct ServerArgs {
     /// kernel's defaults); the effective sizes are logged
     #[arg(long, value_name = "BYTES", default_value_t = ocm_io::sockbuf::DEFAULT_BUFFER)]
     pub udp_buffer: usize,
-    /// Most TCP connections open at once (in handshake or port step); one over it is
-    /// closed at once, without an answer
+    /// Most TCP connections open at once (in handshake or port step, or lingering after
+    /// an answer); at it, a new connection takes the place of the oldest one still
+    /// sending its request (closed without an answer), or, with none, is closed at once.
+    /// Lowered at start, with a warning, if the file descriptor limit cannot hold it
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_handshakes, value_parser = positive)]
     pub max_handshakes: usize,
-    /// Most TCP connections open at once from one IP address; one over it is closed at
-    /// once, without an answer
+    /// Most TCP connections open at once from one source (see --ipv6-source-prefix); one
+    /// over it is closed at once, without an answer
     #[arg(long, value_name = "N", allow_negative_numbers = true, default_value_t = Config::default().max_handshakes_per_ip, value_parser = positive)]
     pub max_handshakes_per_ip: usize,
     /// A connection must complete its create/join request within this, or it is closed
@@ -162,10 +175,20 @@ pub struct ServerArgs {
     /// After the token, how long to wait for the optional 2-byte UDP port
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "1s", value_parser = duration_between(MILLISECOND, DAY))]
     pub port_wait: Duration,
-    /// Largest create/join request payload; a bigger one is answered PAYLOAD_TOO_LARGE
-    /// (6) without being read
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, default_value_t = Config::default().max_payload, value_parser = clap::value_parser!(u32).range(1..=1 << 29))]
+    /// After answering and closing, how long a socket may stay open reading and
+    /// discarding (at most 64 KiB) so that a reset cannot destroy the answer; it counts
+    /// against --max-handshakes and --max-handshakes-per-ip until it is closed
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "2s", value_parser = duration_between(MILLISECOND, DAY))]
+    pub linger: Duration,
+    /// Largest create/join request payload (at most 65536); a bigger one is answered
+    /// PAYLOAD_TOO_LARGE (6) without being read
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, default_value_t = Config::default().max_payload, value_parser = clap::value_parser!(u32).range(1..=i64::from(ocm_core::config::MAX_PAYLOAD)))]
     pub max_payload: u32,
+    /// Most bytes all unfinished create/join requests may hold together (at least
+    /// --max-payload + 287); over it, the connections holding the most are closed
+    /// without an answer
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true, default_value_t = Config::default().request_budget, value_parser = positive)]
+    pub request_budget: usize,
     /// Log a one-line summary of the counters at info level this often, and once on
     /// shutdown (0: only on shutdown)
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "60s", value_parser = duration_between(Duration::ZERO, YEAR))]
@@ -359,6 +382,8 @@ mod tests {
         assert_eq!(args.max_handshakes, config.max_handshakes);
         assert_eq!(args.max_handshakes_per_ip, config.max_handshakes_per_ip);
         assert_eq!(args.max_members_per_ip, config.max_members_per_ip);
+        assert_eq!(args.max_rooms_per_source, config.max_rooms_per_source);
+        assert_eq!(args.ipv6_source_prefix, config.ipv6_source_prefix);
         assert_eq!(args.handshake_timeout, config.handshake_timeout);
         assert_eq!(args.port_wait, config.port_wait);
         assert_eq!(args.registration_timeout, config.registration_timeout);
@@ -376,6 +401,12 @@ mod tests {
         assert_eq!(args.idle_timeout, config.idle_timeout);
         assert_eq!(args.max_send_failures, config.max_send_failures);
         assert_eq!(args.max_payload, config.max_payload);
+        assert_eq!(args.linger, config.linger);
+        assert_eq!(args.request_budget, config.request_budget);
+        assert_eq!(
+            (args.max_rooms_per_source, args.ipv6_source_prefix),
+            (config.max_rooms_per_source, config.ipv6_source_prefix)
+        );
         assert_eq!(
             Some(args.stats_interval),
             ocm_io::Options::default().stats_interval
@@ -399,8 +430,13 @@ mod tests {
             ["--port-wait", "-1s"],
             ["--port-wait", "inf"],
             ["--max-payload", "536870913"],
+            ["--max-payload", "65537"],
+            ["--request-budget", "0"],
             ["--max-rooms", "-1"],
             ["--port-wait", "soon"],
+            ["--linger", "0"],
+            ["--max-rooms-per-source", "0"],
+            ["--ipv6-source-prefix", "129"],
         ] {
             assert!(server(&bad).is_err(), "{bad:?} was accepted");
         }

@@ -53,6 +53,8 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         max_handshakes: args.max_handshakes,
         max_handshakes_per_ip: args.max_handshakes_per_ip,
         max_members_per_ip: args.max_members_per_ip,
+        max_rooms_per_source: args.max_rooms_per_source,
+        ipv6_source_prefix: args.ipv6_source_prefix,
         handshake_timeout: args.handshake_timeout,
         port_wait: args.port_wait,
         registration_timeout: args.registration_timeout,
@@ -70,6 +72,8 @@ fn options(args: &ServerArgs) -> Result<Options, String> {
         room_fanout_burst: args.room_fanout.1,
         unproven_datagrams: args.unproven_datagrams,
         relay_verify: args.relay_verify,
+        linger: args.linger,
+        request_budget: args.request_budget,
         ..Config::default()
     };
     config.max_members_per_room = args.max_members_per_room;

@@ -6,11 +6,23 @@ use std::time::Duration;
 /// `Instant` plus a huge `Duration` would overflow and panic.
 pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// The largest `max_payload` accepted: 64 KiB. A request is a name and a password; a
+/// bigger limit would only let a few connections hold a lot of memory.
+pub const MAX_PAYLOAD: u32 = 64 * 1024;
+
+/// What a request holds beyond its payload: the 32-byte header and a room name of up
+/// to 255 bytes.
+pub const REQUEST_OVERHEAD: usize = crate::wire::tcrp::HEADER_LEN + 255;
+
 /// Every limit and timeout of a server. `Config::default()` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Largest TCRP request payload accepted (default 4096, clamped to 2^29).
+    /// Largest TCRP request payload accepted (default 4096, at most [`MAX_PAYLOAD`]).
     pub max_payload: u32,
+    /// Most bytes the unfinished requests of all connections may hold together
+    /// (default 4 MiB, at least one whole request of `max_payload`). Over it, the
+    /// connections holding the most are closed without an answer until the rest fits.
+    pub request_budget: usize,
     /// A TCP connection must complete its request within this (default 10 s).
     pub handshake_timeout: Duration,
     /// After the token, how long to wait for the optional 2-byte UDP port (default 1 s).
@@ -32,8 +44,9 @@ pub struct Config {
     pub max_members_per_room: usize,
     /// Most members in all rooms together, or relay-mode clients (default 100 000).
     pub max_members: usize,
-    /// Most members, in all rooms together, whose tokens were obtained from one IP
-    /// address (default 256), so one host cannot take every room or seat.
+    /// Most members, in all rooms together, whose tokens were obtained from one source
+    /// (an IPv4 address or an IPv6 prefix, see [`Config::ipv6_source_prefix`]; default
+    /// 256), so one host cannot take every seat.
     pub max_members_per_ip: usize,
     /// Wrong passwords one source may send before each further attempt must wait
     /// (1 s, doubling, at most 60 s; default 5). See `crate::throttle`.
@@ -69,16 +82,28 @@ pub struct Config {
     /// a forged source cannot make the relay send to a victim (default on; off only on
     /// a trusted network). See `crate::relay`.
     pub relay_verify: bool,
+    /// Most rooms alive at once whose host's token came from one source (default 16):
+    /// one host cannot take every room.
+    pub max_rooms_per_source: usize,
     /// Most TCP connections open at once (default 1 024).
     pub max_handshakes: usize,
-    /// Most TCP connections open at once from one IP address (default 64).
+    /// Most TCP connections open at once from one source (default 64).
     pub max_handshakes_per_ip: usize,
+    /// IPv6 addresses count, for every per-source limit, as their first this-many bits
+    /// (default 64: a /64 is one host; at most 128). IPv4 addresses count one by one.
+    pub ipv6_source_prefix: u8,
+    /// How long the shell may keep a socket open after the server closed it following
+    /// an answer, reading and discarding so that a reset cannot destroy the answer
+    /// (default 2 s). The connection counts against the limits until the shell reports
+    /// the socket gone or this has passed; the shell never lingers longer.
+    pub linger: Duration,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
             max_payload: 4096,
+            request_budget: 4 << 20,
             handshake_timeout: Duration::from_secs(10),
             port_wait: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(300),
@@ -101,8 +126,11 @@ impl Default for Config {
             room_fanout_burst: 40_000,
             unproven_datagrams: 16,
             relay_verify: true,
+            max_rooms_per_source: 16,
             max_handshakes: 1_024,
             max_handshakes_per_ip: 64,
+            ipv6_source_prefix: 64,
+            linger: Duration::from_secs(2),
         }
     }
 }
@@ -112,12 +140,16 @@ impl Default for Config {
 pub enum ConfigError {
     /// A limit or timeout that must be positive is zero; the field is named.
     Zero(&'static str),
-    /// `max_payload` is above 2^29.
+    /// `max_payload` is above [`MAX_PAYLOAD`].
     PayloadLimitTooLarge,
+    /// `request_budget` cannot hold one whole request of `max_payload`.
+    BudgetBelowOneRequest,
     /// A timeout is above [`MAX_DURATION`]; the field is named.
     TooLong(&'static str),
     /// Cluster mode: the lease or registry timeout is out of range (says which).
     Cluster(&'static str),
+    /// `ipv6_source_prefix` is above 128.
+    PrefixTooLong,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -125,10 +157,18 @@ impl std::fmt::Display for ConfigError {
         match self {
             ConfigError::Zero(field) => write!(f, "{field} must be greater than zero"),
             ConfigError::PayloadLimitTooLarge => {
-                f.write_str("max payload must be at most 2^29 bytes")
+                write!(f, "max payload must be at most {MAX_PAYLOAD} bytes")
             }
+            ConfigError::BudgetBelowOneRequest => write!(
+                f,
+                "the request budget must hold one whole request: at least the max payload + {} bytes",
+                REQUEST_OVERHEAD
+            ),
             ConfigError::TooLong(field) => write!(f, "{field} must be at most a year"),
             ConfigError::Cluster(what) => f.write_str(what),
+            ConfigError::PrefixTooLong => {
+                f.write_str("the IPv6 source prefix must be at most 128 bits")
+            }
         }
     }
 }
@@ -147,6 +187,7 @@ impl Config {
         let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         vec![
             ("max_payload", u64::from(self.max_payload)),
+            ("request_budget", self.request_budget as u64),
             ("handshake_timeout", nanos(self.handshake_timeout)),
             ("port_wait", nanos(self.port_wait)),
             ("idle_timeout", nanos(self.idle_timeout)),
@@ -181,8 +222,11 @@ impl Config {
             ("room_fanout_burst", u64::from(self.room_fanout_burst)),
             ("unproven_datagrams", u64::from(self.unproven_datagrams)),
             ("relay_verify", u64::from(self.relay_verify)),
+            ("max_rooms_per_source", self.max_rooms_per_source as u64),
             ("max_handshakes", self.max_handshakes as u64),
             ("max_handshakes_per_ip", self.max_handshakes_per_ip as u64),
+            ("ipv6_source_prefix", u64::from(self.ipv6_source_prefix)),
+            ("linger", nanos(self.linger)),
         ]
     }
 
@@ -194,6 +238,7 @@ impl Config {
         let set = |slot: &mut usize, v: Option<usize>| v.map(|v| *slot = v).is_some();
         match name {
             "max_payload" => small(value).map(|v| self.max_payload = v).is_some(),
+            "request_budget" => set(&mut self.request_budget, count(value)),
             "handshake_timeout" => {
                 self.handshake_timeout = Duration::from_nanos(value);
                 true
@@ -248,8 +293,16 @@ impl Config {
                 self.relay_verify = value == 1;
                 true
             }
+            "max_rooms_per_source" => set(&mut self.max_rooms_per_source, count(value)),
             "max_handshakes" => set(&mut self.max_handshakes, count(value)),
             "max_handshakes_per_ip" => set(&mut self.max_handshakes_per_ip, count(value)),
+            "ipv6_source_prefix" => u8::try_from(value)
+                .map(|v| self.ipv6_source_prefix = v)
+                .is_ok(),
+            "linger" => {
+                self.linger = Duration::from_nanos(value);
+                true
+            }
             _ => false,
         }
     }
@@ -263,6 +316,7 @@ impl Config {
             ("max_members_per_room", self.max_members_per_room),
             ("max_members", self.max_members),
             ("max_members_per_ip", self.max_members_per_ip),
+            ("max_rooms_per_source", self.max_rooms_per_source),
             ("max_handshakes", self.max_handshakes),
             ("max_handshakes_per_ip", self.max_handshakes_per_ip),
             (
@@ -288,6 +342,7 @@ impl Config {
             ("port_wait", self.port_wait),
             ("idle_timeout", self.idle_timeout),
             ("registration_timeout", self.registration_timeout),
+            ("linger", self.linger),
         ];
         if let Some((field, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::Zero(field));
@@ -300,8 +355,14 @@ impl Config {
         {
             return Err(ConfigError::TooLong(field));
         }
-        if self.max_payload > crate::wire::tcrp::MAX_PAYLOAD_LIMIT {
+        if self.max_payload > MAX_PAYLOAD {
             return Err(ConfigError::PayloadLimitTooLarge);
+        }
+        if self.request_budget < self.max_payload as usize + REQUEST_OVERHEAD {
+            return Err(ConfigError::BudgetBelowOneRequest);
+        }
+        if self.ipv6_source_prefix > crate::source::MAX_IPV6_PREFIX {
+            return Err(ConfigError::PrefixTooLong);
         }
         Ok(())
     }
@@ -323,6 +384,7 @@ mod tests {
     fn every_field_is_named_and_set_back_by_its_name() {
         let changed = Config {
             max_payload: 17,
+            request_budget: 1000,
             handshake_timeout: Duration::from_millis(1500),
             port_wait: Duration::from_nanos(7),
             idle_timeout: Duration::from_secs(9),
@@ -345,8 +407,11 @@ mod tests {
             room_fanout_burst: 19,
             unproven_datagrams: 20,
             relay_verify: false,
+            max_rooms_per_source: 13,
             max_handshakes: 10,
             max_handshakes_per_ip: 11,
+            ipv6_source_prefix: 48,
+            linger: Duration::from_millis(12),
         };
         let mut rebuilt = Config::default();
         for (name, value) in changed.fields() {
@@ -381,10 +446,26 @@ mod tests {
         };
         assert_eq!(config.validate(), Err(ConfigError::Zero("idle_timeout")));
         let config = Config {
-            max_payload: (1 << 29) + 1,
+            max_payload: MAX_PAYLOAD + 1,
             ..Config::default()
         };
         assert_eq!(config.validate(), Err(ConfigError::PayloadLimitTooLarge));
+        let largest = Config {
+            max_payload: MAX_PAYLOAD,
+            ..Config::default()
+        };
+        assert_eq!(largest.validate(), Ok(()));
+        let config = Config {
+            request_budget: MAX_PAYLOAD as usize + REQUEST_OVERHEAD - 1,
+            ..largest
+        };
+        assert_eq!(config.validate(), Err(ConfigError::BudgetBelowOneRequest));
+        let config = Config {
+            ipv6_source_prefix: 129,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::PrefixTooLong));
+        assert!(!Config::default().set_field("ipv6_source_prefix", 256));
     }
 
     #[test]

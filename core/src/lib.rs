@@ -15,7 +15,8 @@
 //! - [`client`]: the client side of both, shared by the CLI and the simulator.
 //! - [`invariants`]: what must hold after every step, checked by every driver in tests.
 //!
-//! Layers, bottom up: [`wire`] (pure codecs), [`names`], [`token`], [`password`];
+//! Layers, bottom up: [`wire`] (pure codecs), [`names`], [`token`], [`password`],
+//! [`source`] (what the per-source limits count under);
 //! then the servers ([`rooms`], [`relay`]) on one output queue, liveness rule and
 //! [`timers`]; [`machine`] on top. The exact wire format is in `docs/PROTOCOL.md`.
 
@@ -39,6 +40,7 @@ pub mod rate;
 pub mod record;
 pub mod relay;
 pub mod rooms;
+pub mod source;
 pub mod stats;
 mod throttle;
 pub mod timers;
@@ -49,9 +51,10 @@ pub use config::{Config, ConfigError};
 pub use input::{Input, SendFailure};
 pub use invariants::InvariantViolation;
 pub use machine::{AnyServer, Machine, Protocol};
-pub use output::{ConnId, DropReason, Event, Output};
+pub use output::{ConnId, DropReason, Event, Output, ShedReason};
 pub use relay::RelayServer;
 pub use rooms::{canonical_ip, Counts, MemberInfo, RoomServer};
+pub use source::Source;
 pub use stats::Stats;
 pub use token::Token;
 pub use wire::tcrp::{Operation, State, Status};

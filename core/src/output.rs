@@ -69,6 +69,13 @@ pub enum Event {
         /// Peer of the refused connection.
         peer: SocketAddr,
     },
+    /// An unfinished connection was closed without an answer to protect the others.
+    ConnectionShed {
+        /// Peer of the closed connection.
+        peer: SocketAddr,
+        /// Why it was the one.
+        reason: ShedReason,
+    },
     /// A connection did not complete its request in time and was closed.
     HandshakeTimedOut {
         /// Peer of the connection.
@@ -128,6 +135,26 @@ pub enum Event {
         /// Why.
         reason: DropReason,
     },
+}
+
+/// Why an unfinished connection was closed without an answer ([`Event::ConnectionShed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShedReason {
+    /// At the total connection limit, a new connection came from a source below its
+    /// own limit: the oldest connection still sending its request made way for it.
+    Displaced,
+    /// The unfinished requests of all connections held more bytes than the global
+    /// budget: this one held the most.
+    RequestBudget,
+}
+
+impl std::fmt::Display for ShedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ShedReason::Displaced => "oldest unfinished request, displaced at the connection limit",
+            ShedReason::RequestBudget => "largest unfinished request, over the request budget",
+        })
+    }
 }
 
 /// Why an inbound datagram was dropped.

@@ -35,6 +35,12 @@ pub struct Stats {
     pub connections_refused: u64,
     /// Connections closed at the handshake deadline.
     pub handshake_timeouts: u64,
+    /// Unfinished connections closed at the connection limit to make way for a new one
+    /// ([`crate::ShedReason::Displaced`]).
+    pub connections_displaced: u64,
+    /// Unfinished connections closed because the requests of all connections held more
+    /// than the budget ([`crate::ShedReason::RequestBudget`]).
+    pub connections_over_budget: u64,
 }
 
 impl Stats {
@@ -59,7 +65,7 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "received={} relayed={} sent={} keepalives={} dropped={} evictions={} send_failures={} handshakes_ok={} handshakes_refused={} connections_refused={} handshake_timeouts={}",
+            "received={} relayed={} sent={} keepalives={} dropped={} evictions={} send_failures={} handshakes_ok={} handshakes_refused={} connections_refused={} handshake_timeouts={} connections_displaced={} connections_over_budget={}",
             self.datagrams_received,
             self.messages_relayed,
             self.datagrams_sent,
@@ -71,6 +77,8 @@ impl std::fmt::Display for Stats {
             self.handshakes.iter().sum::<u64>() - self.handshakes(Status::Ok),
             self.connections_refused,
             self.handshake_timeouts,
+            self.connections_displaced,
+            self.connections_over_budget,
         )
     }
 }

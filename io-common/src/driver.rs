@@ -54,8 +54,13 @@ pub enum ConnCmd {
     Send(Bytes),
     /// Send FIN once the writes before are done; keep reading.
     ShutdownWrite,
-    /// Write what is queued, then close (with a bounded linger, see [`crate::LINGER`]).
-    Close,
+    /// Write what is queued, then close. After an answer, while the peer is still
+    /// open, linger (read and discard, at most [`crate::LINGER_BYTES`]) until EOF or
+    /// `linger_until`, the core's own linger deadline; then report the socket gone.
+    Close {
+        /// The input's time plus `Config::linger`: when the core frees the slot anyway.
+        linger_until: Instant,
+    },
 }
 
 /// The core and the connections, owned by one task.
@@ -293,7 +298,8 @@ impl Driver {
                 Output::TcpSend { conn, data } => self.command(conn, ConnCmd::Send(data)),
                 Output::TcpShutdownWrite { conn } => self.command(conn, ConnCmd::ShutdownWrite),
                 Output::TcpClose { conn } => {
-                    self.command(conn, ConnCmd::Close);
+                    let linger_until = self.now + self.server.config().linger;
+                    self.command(conn, ConnCmd::Close { linger_until });
                     self.conns.remove(&conn);
                 }
                 Output::Event(event) => self.log.log(self.now, &event),

@@ -2,8 +2,8 @@
 //! handshakes, refused connections and dropped datagrams (with their reasons).
 //!
 //! Everything a peer can cause at will goes through a [`LogLimiter`]: dropped datagrams,
-//! refused or timed-out connections, refused handshakes, wrong passwords, and the info
-//! lines of joins, leaves, evictions and rooms (a spoofed relay registration or a
+//! refused, shed or timed-out connections, refused handshakes, wrong passwords, and the
+//! info lines of joins, leaves, evictions and rooms (a spoofed relay registration or a
 //! create-and-leave loop makes those at will too): at most [`LINES_PER_SECOND`] lines a
 //! second for each kind, then one line saying how many were left out. A flood cannot
 //! flood the log.
@@ -119,6 +119,11 @@ impl EventLog {
             Event::HandshakeTimedOut { peer } => {
                 if limited(&mut self.tcp, now, "connection") {
                     tracing::debug!(%peer, "handshake timed out");
+                }
+            }
+            Event::ConnectionShed { peer, reason } => {
+                if limited(&mut self.tcp, now, "connection") {
+                    tracing::debug!(%peer, %reason, "connection closed unanswered");
                 }
             }
             Event::Handshake { peer, status, .. }
@@ -244,6 +249,9 @@ pub fn log_event(event: &Event) {
             tracing::debug!(%peer, "connection refused: limit reached")
         }
         Event::HandshakeTimedOut { peer } => tracing::debug!(%peer, "handshake timed out"),
+        Event::ConnectionShed { peer, reason } => {
+            tracing::debug!(%peer, %reason, "connection closed unanswered")
+        }
         Event::DatagramDropped { from, reason } => {
             tracing::debug!(%from, %reason, "datagram dropped")
         }

@@ -20,6 +20,7 @@
 //!   batched receives and sends ([`batch_recv`]: `recvmmsg`, [`batch`]: `sendmmsg`, on
 //!   Linux).
 //! - [`tcp`]: the acceptor and the per-connection tasks, handed to the shell's `spawn`.
+//! - [`fd_limit`]: the connection limit fitted to `RLIMIT_NOFILE` at start.
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
 //! - [`Recorder`]: `--record FILE`, every input the core receives written to a trace
 //!   that `ocm replay` runs again ([`ocm_core::record`]).
@@ -48,6 +49,7 @@ pub mod batch_recv;
 mod driver;
 pub mod errqueue;
 mod events;
+pub mod fd_limit;
 mod inspect;
 mod options;
 mod owner;
@@ -76,12 +78,10 @@ pub const DATAGRAM_BUFFER: usize = ocm_core::wire::MAX_DATAGRAM_LEN + 1;
 /// Read buffer of a TCP connection task.
 pub const TCP_READ_BUFFER: usize = 1024;
 
-/// How long a connection the server has closed may take to send its FIN after ours.
-/// Unread bytes at close would make the kernel send a reset that can destroy the status
-/// the client has not read yet, so the shell reads and discards until EOF or this long.
-pub const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Most bytes read and discarded while lingering.
+/// Most bytes read and discarded while a closed connection lingers. Unread bytes at
+/// close would make the kernel send a reset that can destroy the answer the client has
+/// not read yet, so the shell reads and discards until EOF, this many bytes or the
+/// core's linger deadline (`ocm_core::Config::linger`, 2 s by default).
 pub const LINGER_BYTES: usize = 64 * 1024;
 
 /// Capacity of the channel from the TCP tasks to the owner task. When it is full, those

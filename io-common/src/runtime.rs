@@ -5,7 +5,7 @@
 //! names its server `ocm_io::Shell<ItsRuntime>`.
 
 use crate::tcp::{self, Task};
-use crate::{Endpoint, Inspector, Options};
+use crate::{fd_limit, Endpoint, Inspector, Options, Protocol};
 use async_io::Async;
 use futures_lite::future::{self, Future};
 use ocm_cluster::redis::{RedisPublisher, RedisRegistry, RedisSubscriber};
@@ -27,15 +27,26 @@ pub trait Runtime: 'static {
 #[derive(Debug)]
 pub struct Shell<R> {
     endpoint: Endpoint,
+    /// Most TCP connection sockets open at once (see [`tcp::accept`]).
+    max_sockets: usize,
     runtime: PhantomData<fn() -> R>,
 }
 
 impl<R: Runtime> Shell<R> {
     /// Binds the UDP socket (and, in rooms mode, the TCP listener) and seeds the core
     /// from OS entropy. Errors name the address that could not be bound.
+    ///
+    /// In rooms mode the connection limit is first fitted to the file descriptor limit
+    /// ([`fd_limit::fit`]: the soft limit raised if it can be, `max_handshakes` lowered
+    /// if it must be, with a warning).
     pub fn bind(options: &Options) -> io::Result<Shell<R>> {
+        let mut options = options.clone();
+        if options.protocol == Protocol::Rooms {
+            fd_limit::fit(&mut options.config);
+        }
         Ok(Shell {
-            endpoint: Endpoint::bind(options)?,
+            endpoint: Endpoint::bind(&options)?,
+            max_sockets: options.config.max_handshakes + fd_limit::ACCEPT_SLACK,
             runtime: PhantomData,
         })
     }
@@ -63,7 +74,7 @@ impl<R: Runtime> Shell<R> {
         // Dropping `stop` ends the acceptor (and closes the listener).
         let (stop, stopped) = async_channel::bounded::<()>(1);
         if let Some(listener) = endpoint.take_listener() {
-            let accept = tcp::accept(Async::new(listener)?, tx, R::spawn);
+            let accept = tcp::accept(Async::new(listener)?, tx, R::spawn, self.max_sockets);
             R::spawn(Box::pin(future::or(accept, async move {
                 let _ = stopped.recv().await;
             })));

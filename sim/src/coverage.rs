@@ -31,6 +31,10 @@ pub struct Coverage {
     pub statuses: BTreeMap<String, u64>,
     /// Connections refused at accept, and handshake timeouts.
     pub conns_refused: u64,
+    /// Unfinished connections closed unanswered, by reason.
+    pub shed: BTreeMap<String, u64>,
+    /// Creates refused for the rooms-per-source limit alone.
+    pub rooms_per_source_refusals: u64,
     /// Handshake deadlines hit.
     pub handshake_timeouts: u64,
     /// Send failures reported to the server.
@@ -41,6 +45,10 @@ pub struct Coverage {
     pub per_ip_refusals: u64,
     /// Strangers' liveness probes answered `not a member`.
     pub stranger_probes_answered: u64,
+    /// Connections closed after an answer that lingered until the linger deadline.
+    pub lingered_to_deadline: u64,
+    /// Connections closed after an answer whose linger the peer's close ended.
+    pub linger_ended_by_peer: u64,
 }
 
 impl Coverage {
@@ -58,10 +66,14 @@ impl Coverage {
         self.send_failures += other.send_failures;
         self.sessions_checked += other.sessions_checked;
         self.per_ip_refusals += other.per_ip_refusals;
+        self.rooms_per_source_refusals += other.rooms_per_source_refusals;
+        self.lingered_to_deadline += other.lingered_to_deadline;
+        self.linger_ended_by_peer += other.linger_ended_by_peer;
         for (mine, theirs) in [
             (&mut self.refused, &other.refused),
             (&mut self.evictions, &other.evictions),
             (&mut self.statuses, &other.statuses),
+            (&mut self.shed, &other.shed),
         ] {
             for (k, v) in theirs {
                 *mine.entry(k.clone()).or_default() += v;
@@ -76,6 +88,9 @@ impl Coverage {
                 *self.statuses.entry(format!("{status:?}")).or_default() += 1
             }
             Event::ConnectionRefused { .. } => self.conns_refused += 1,
+            Event::ConnectionShed { reason, .. } => {
+                *self.shed.entry(format!("{reason:?}")).or_default() += 1
+            }
             Event::HandshakeTimedOut { .. } => self.handshake_timeouts += 1,
             Event::RoomClosed { .. } => self.rooms_closed += 1,
             Event::MemberLeft { .. } => self.left += 1,

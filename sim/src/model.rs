@@ -121,7 +121,6 @@ pub struct Model {
     by_addr: BTreeMap<SocketAddr, Vec<u64>>,
     next_member: u64,
     conns: BTreeMap<ConnId, tcp::Conn>,
-    per_ip: BTreeMap<IpAddr, usize>,
     /// Tokens that were valid once and are not any more (left, evicted, room closed).
     pub(crate) retired: BTreeSet<TokenHex>,
     /// Rooms closed and not created again since.
@@ -134,11 +133,16 @@ pub struct Model {
     pub(crate) per_ip_refusals: std::cell::Cell<u64>,
     /// Answers left for probes from strangers, in billionths, and when it was counted.
     pub(crate) stranger_allowance: (u128, Duration),
-    /// Wrong passwords per source IP and per room: (count, time of the last).
+    /// Wrong passwords per source (its network address) and per room: (count, time of the last).
     pub(crate) wrong_by_ip: BTreeMap<IpAddr, (u32, Duration)>,
     pub(crate) wrong_by_room: BTreeMap<String, (u32, Duration)>,
-    /// The message bucket of each IP with members.
+    /// The message bucket of each source with members.
     pub(crate) source_rates: BTreeMap<IpAddr, rates::Allowance>,
+    /// Creates refused only for the rooms-per-source limit (coverage).
+    pub(crate) rooms_per_source_refusals: u64,
+    /// Lingering connections released at the linger deadline, and by the peer's close
+    /// (coverage).
+    pub(crate) lingers: (u64, u64),
 }
 
 impl Model {
@@ -152,7 +156,6 @@ impl Model {
             by_addr: BTreeMap::new(),
             next_member: 0,
             conns: BTreeMap::new(),
-            per_ip: BTreeMap::new(),
             retired: BTreeSet::new(),
             closed_rooms: BTreeSet::new(),
             inboxes: BTreeMap::new(),
@@ -165,6 +168,8 @@ impl Model {
             wrong_by_ip: BTreeMap::new(),
             wrong_by_room: BTreeMap::new(),
             source_rates: BTreeMap::new(),
+            rooms_per_source_refusals: 0,
+            lingers: (0, 0),
         }
     }
 
@@ -299,8 +304,10 @@ impl Model {
     /// Drops a member's token and address; returns it.
     fn forget(&mut self, id: u64) -> Option<Member> {
         let m = self.members.remove(&id)?;
-        if !self.members.values().any(|other| other.ip == m.ip) {
-            self.source_rates.remove(&m.ip);
+        let prefix = self.cfg.ipv6_source_prefix;
+        let gone = source(m.ip, prefix);
+        if !self.members.values().any(|o| source(o.ip, prefix) == gone) {
+            self.source_rates.remove(&gone);
         }
         if let Some(token) = m.token {
             self.tokens.remove(&token);
@@ -325,6 +332,24 @@ fn unindex(by_addr: &mut BTreeMap<SocketAddr, Vec<u64>>, addr: SocketAddr, id: u
 /// A socket address with its IP in [`canonical`] form: the one key the server uses.
 pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(canonical(addr.ip()), addr.port())
+}
+
+/// What the per-source limits count `ip` under, as docs/PROTOCOL.md says: an IPv4
+/// address is itself; an IPv6 address is its first `ipv6_prefix` bits (the rest zero).
+pub fn source(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let keep = u32::from(ipv6_prefix.min(128));
+            let bits = u128::from(v6);
+            let masked = if keep == 0 {
+                0
+            } else {
+                bits >> (128 - keep) << (128 - keep)
+            };
+            IpAddr::V6(masked.into())
+        }
+        v4 => v4,
+    }
 }
 
 /// IPv4-mapped IPv6 addresses count as the IPv4 address they carry.

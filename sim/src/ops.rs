@@ -15,8 +15,13 @@
 //! | 6 | payload not UTF-8 | INVALID_REQUEST |
 //! | 7 | 29-byte size with its top byte set | PAYLOAD_TOO_LARGE |
 //!
-//! `Flood` sends such requests one after another, 50 ms apart, so closed connections
-//! leave many stale timer entries behind (the timer table must still be swept).
+//! `Hoard` announces the largest payload and stops short of it, holding request bytes
+//! until the handshake deadline or the request budget closes it.
+//!
+//! `Flood` sends such requests one after another, 50 ms apart, each closed by the
+//! attacker right after its request, so closed connections leave many stale timer
+//! entries behind (the timer table must still be swept). A single `BadRequest` keeps
+//! its connection open: the server's close after the answer lingers until `linger`.
 
 use crate::host::Actor;
 use crate::model::tcp_frame;
@@ -28,7 +33,7 @@ use ocm_core::client::Handshake;
 use ocm_core::wire::room_datagram::RoomDatagram;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 fn pick<T: Copy>(pool: &[T], index: u8) -> T {
@@ -207,10 +212,24 @@ impl World {
                     .send_tcp(&mut self.rng, self.now, conn, true, &partial);
                 Ok(())
             }
-            Op::BadRequest { kind } => self.bad_request(kind),
+            Op::BadRequest { kind } => self.bad_request(kind, false),
+            Op::Hoard { fill } => {
+                let conn = self.open_conn(Owner::Attacker);
+                self.feed(Input::TcpAccepted {
+                    conn,
+                    peer: attacker_peer(conn.0),
+                })?;
+                let limit = self.model.cfg.max_payload as usize;
+                let payload = vec![b'x'; limit];
+                let frame = tcp_frame(b"lobby", 1, 0, &payload);
+                let sent = frame.slice(..frame.len() - 1 - usize::from(fill) % 64);
+                self.net
+                    .send_tcp(&mut self.rng, self.now, conn, true, &sent);
+                Ok(())
+            }
             Op::Flood { conns } => {
                 for i in 0..conns % 128 {
-                    self.bad_request(i)?;
+                    self.bad_request(i, true)?;
                     self.run_until(self.now + Duration::from_millis(50))?;
                 }
                 Ok(())
@@ -218,8 +237,10 @@ impl World {
         }
     }
 
-    /// The attacker opens a connection and sends a malformed request of this kind.
-    fn bad_request(&mut self, kind: u8) -> Result<(), Failure> {
+    /// The attacker opens a connection and sends a malformed request of this kind;
+    /// with `close`, it closes its side right after (so the server's socket does not
+    /// linger), else it keeps the connection open and lets the server's close linger.
+    fn bad_request(&mut self, kind: u8, close: bool) -> Result<(), Failure> {
         let conn = self.open_conn(Owner::Attacker);
         self.feed(Input::TcpAccepted {
             conn,
@@ -228,6 +249,9 @@ impl World {
         let request = bad_request(kind);
         self.net
             .send_tcp(&mut self.rng, self.now, conn, true, &request);
+        if close {
+            self.net.send_fin(&mut self.rng, self.now, conn, true);
+        }
         Ok(())
     }
 
@@ -310,8 +334,16 @@ impl World {
     }
 }
 
+/// Where the attacker's `n`-th connection comes from: its IPv4 address, or (every other
+/// one) another address of its IPv6 /64, which must count as the same source.
 fn attacker_peer(n: u64) -> SocketAddr {
-    SocketAddr::new(ATTACKER.ip(), 20_000 + (n % 40_000) as u16)
+    let port = 20_000 + (n % 40_000) as u16;
+    if n & 1 == 0 {
+        return SocketAddr::new(ATTACKER.ip(), port);
+    }
+    let interface = (n % 0xffff) as u16;
+    let ip = Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0x64, 0, 0, 0x66, interface);
+    SocketAddr::new(IpAddr::V6(ip), port)
 }
 
 fn bad_request(kind: u8) -> Bytes {

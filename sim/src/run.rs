@@ -80,6 +80,9 @@ pub fn run_with_setup(
         virtual_time: world.now(),
         coverage: Coverage {
             per_ip_refusals: world.model().per_ip_refusals.get(),
+            rooms_per_source_refusals: world.model().rooms_per_source_refusals,
+            lingered_to_deadline: world.model().lingers.0,
+            linger_ended_by_peer: world.model().lingers.1,
             ..world.coverage.clone()
         },
     })

@@ -36,12 +36,14 @@ pub const USERS: [&str; 4] = [
 pub const PASSWORD: &str = "s3cret";
 
 /// The server limits of every run: small, so that every limit is reached (two actors
-/// share each host, so a lingering member makes a third from one IP). Limits not named
+/// share each host, so a lingering member makes a third from one IP, and a host's
+/// second room is one too many). Limits not named
 /// here keep core's defaults, so a new one does not break the build.
 #[allow(clippy::needless_update)] // needless only while every limit is named here
 pub fn config() -> Config {
     Config {
         max_payload: 512,
+        request_budget: 900,
         handshake_timeout: Duration::from_secs(5),
         port_wait: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(20),
@@ -64,8 +66,11 @@ pub fn config() -> Config {
         room_fanout_per_sec: 12,
         room_fanout_burst: 16,
         unproven_datagrams: 2,
+        max_rooms_per_source: 1,
         max_handshakes: 4,
         max_handshakes_per_ip: 2,
+        linger: Duration::from_secs(2),
+        ipv6_source_prefix: 64,
         ..Config::default()
     }
 }
@@ -227,6 +232,13 @@ pub enum Op {
         /// Which kind.
         kind: u8,
     },
+    /// The attacker announces the largest payload allowed and sends all of it but 1 to
+    /// 64 bytes (`fill`), then nothing: its bytes count against the request budget,
+    /// and two such connections are over it.
+    Hoard {
+        /// How many bytes short of the whole request it stops (1 + `fill` % 64).
+        fill: u16,
+    },
 }
 
 /// A whole run.
@@ -282,6 +294,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Shutdown),
         1 => any::<u8>().prop_map(|conns| Op::Flood { conns }),
         1 => (0..8u8).prop_map(|kind| Op::BadRequest { kind }),
+        2 => any::<u16>().prop_map(|fill| Op::Hoard { fill }),
     ]
 }
 

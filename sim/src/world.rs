@@ -184,11 +184,11 @@ impl World {
 
     /// Resets a connection from the client side: in-flight bytes are lost and the
     /// server hears of the close at once.
+    ///
+    /// On a connection the server closed already, the close still reaches it: a real
+    /// shell, lingering on that socket, reports it gone, and the slot is free.
     pub(crate) fn reset_conn(&mut self, conn: ConnId) -> Result<(), Failure> {
         self.net.reset(conn);
-        if self.server_closed.contains(&conn) {
-            return Ok(());
-        }
         self.feed(Input::TcpClosed { conn })
     }
 
@@ -350,15 +350,13 @@ impl World {
                 conn,
                 to_server: true,
                 segment,
-            } => {
-                if self.server_closed.contains(&conn) {
-                    return Ok(());
-                }
-                match segment {
-                    Segment::Data(data) => self.feed(Input::TcpData { conn, data }),
-                    Segment::Fin => self.feed(Input::TcpClosed { conn }),
-                }
-            }
+            } => match segment {
+                // After the server's close, the shell passes on no more bytes...
+                Segment::Data(_) if self.server_closed.contains(&conn) => Ok(()),
+                Segment::Data(data) => self.feed(Input::TcpData { conn, data }),
+                // ... but the peer's close ends its linger: the socket is gone.
+                Segment::Fin => self.feed(Input::TcpClosed { conn }),
+            },
             Packet::Tcp {
                 conn,
                 to_server: false,

@@ -132,6 +132,21 @@ fn assert_covers_every_rule(c: &Coverage) {
         "no stranger's liveness probe was answered"
     );
     assert!(c.rooms_closed > 0 && c.left > 0 && c.conns_refused > 0 && c.handshake_timeouts > 0);
+    seen(
+        &c.shed,
+        &["Displaced", "RequestBudget"],
+        "connection shed as",
+    );
+    assert!(
+        c.rooms_per_source_refusals > 0,
+        "no create was refused for the rooms-per-source limit alone"
+    );
+    assert!(
+        c.lingered_to_deadline > 0 && c.linger_ended_by_peer > 0,
+        "lingering connections: {} to the deadline, {} ended by the peer",
+        c.lingered_to_deadline,
+        c.linger_ended_by_peer
+    );
     assert!(
         c.sessions_checked > 20,
         "few delivery logs checked: {}",

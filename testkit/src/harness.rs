@@ -184,10 +184,12 @@ impl Harness {
         };
         if result.is_ok() {
             assert!(self.tcp[&conn].shut_down, "write side shut after the token");
-            self.tcp_eof(conn);
         } else {
             assert!(self.tcp[&conn].closed, "closed after a refusal");
         }
+        // The client closes, as real ones do: after a refusal this ends the server's
+        // linger (the shell reports the socket gone), so the slot is free at once.
+        self.tcp_eof(conn);
         result
     }
 

@@ -2,7 +2,8 @@
 //! display of what members send, a 10 000-line pipe delivered whole and in order, and
 //! joining again after the server was killed and restarted.
 
-use crate::cli::{client, Proc};
+use crate::cli::client;
+use crate::common::process::Proc;
 use crate::common::{Runtime, TestServer, WAIT};
 use std::io::Write;
 use std::net::{TcpListener, UdpSocket};

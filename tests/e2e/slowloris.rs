@@ -1,7 +1,8 @@
 //! Slowloris over loopback: connections that dribble a byte every 250 ms, stall after a
 //! header announcing a huge payload, or stall before the payload are closed at the
 //! handshake deadline without an answer, while legitimate creates and joins get through;
-//! the per-IP and the global connection caps hold attackers to their share.
+//! the per-IP cap holds attackers to their share, and at the global cap the oldest
+//! unfinished connection makes way for a new one.
 
 use crate::common::hostile::{ip_available, poll_closed, tcp_from, wait_closed, wait_for};
 use crate::common::{config, raw, Runtime, TestServer, WAIT};
@@ -17,18 +18,9 @@ crate::on_both_runtimes!(
     legit_users_get_in_while_attackers_hold_their_caps,
 );
 
-/// A 32-byte header: room name of `room_len` bytes, create, request, then a 29-byte
-/// payload size whose low 8 bytes are `size` (`u64::MAX` fills all 29 with 0xff).
+/// A create request's header announcing `size` bytes of payload (see [`raw::request_header`]).
 fn header(room_len: u8, size: u64) -> Vec<u8> {
-    let mut out = vec![room_len, raw::CREATE, 0];
-    let mut field = [0u8; 29];
-    if size == u64::MAX {
-        field = [0xff; 29];
-    } else {
-        field[21..].copy_from_slice(&size.to_be_bytes());
-    }
-    out.extend_from_slice(&field);
-    out
+    raw::request_header(room_len, raw::CREATE, size)
 }
 
 struct Attacker {
@@ -218,27 +210,34 @@ fn legit_users_get_in_while_attackers_hold_their_caps(runtime: Runtime) {
     connections(16)();
     let from_4 = hold(ip(4), &server, 8);
     connections(24)();
-    // Now even a fresh IP is refused, and so is a legitimate join.
-    refused(ip(5), &server);
-    let target = server.target(ocm_core::Operation::Join, "safe", "carol", None);
-    let error = crate::common::TestClient::start(target)
-        .err()
-        .expect("a join while the server is full of connections is refused");
-    eprintln!("slowloris caps ({runtime:?}): carol while full: {error}");
-
-    // Attackers leave: the slots come back.
-    drop(from_4);
-    connections(16)();
+    // At the cap a fresh IP still gets in: the oldest incomplete connection (the first
+    // of 127.0.0.2's) is closed without an answer to make way for it.
+    let mut from_2 = from_2;
+    let from_5 = tcp_from(ip(5), server.tcp()).expect("connect from 127.0.0.5");
+    let closed = wait_closed(&mut from_2[0], WAIT);
+    assert!(
+        closed.received.is_empty(),
+        "the displaced connection gets no answer"
+    );
+    connections(24)();
+    // So does a legitimate join, though attackers hold every slot (it displaces the
+    // next oldest, the second of 127.0.0.2's).
     let carol = server.join("safe", "carol");
     alice.expect(&["* carol joined"]);
     bob.expect(&["* carol joined"]);
     carol.say("me too");
     bob.expect(&["carol: me too"]);
+    let closed = wait_closed(&mut from_2[1], WAIT);
+    assert!(closed.received.is_empty());
+    // A source at its own cap is still refused at once, even at the global cap.
+    refused(ip(4), &server);
 
     let stats = server.ask(|d| d.stats().clone());
-    // 4 from 127.0.0.2, 1 from 127.0.0.5, carol's first try.
-    assert_eq!(stats.connections_refused, 6);
+    eprintln!("slowloris caps ({runtime:?}): {stats}");
+    // 4 from 127.0.0.2 and 1 from 127.0.0.4 refused; 2 of 127.0.0.2's displaced.
+    assert_eq!(stats.connections_refused, 5);
+    assert_eq!(stats.connections_displaced, 2);
     assert_eq!(stats.handshakes(Status::Ok), 3);
-    drop((from_2, from_3));
+    drop((from_2, from_3, from_4, from_5));
     connections(0)();
 }

@@ -250,7 +250,7 @@ impl Context {
                         "127.0.0.1:0",
                         "--max-rooms",
                         "1000000",
-                        "--max-members-total",
+                        "--max-members",
                         "1000000",
                         "--max-members-per-ip",
                         "1000000",

@@ -3,10 +3,12 @@
 
 use super::{ensure, InvariantViolation};
 use crate::rooms::{canonical_ip, RoomServer};
-use std::collections::HashSet;
+use crate::source::{Source, SourceCounts};
+use std::collections::{HashMap, HashSet};
 
-/// Checks limits, token ↔ member ↔ room agreement, the address index and the per-IP
-/// connection counts. Cost is linear in what the server holds.
+/// Checks limits, token ↔ member ↔ room agreement, the address index and the
+/// per-source counts of connections, members and rooms. Cost is linear in what the
+/// server holds (the per-source checks: sources × what they count).
 pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
     let s = server;
     {
@@ -87,20 +89,26 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
             "member kept after max_send_failures",
         )?;
 
-        let members_by_ip: usize = s.members_per_ip.values().sum();
-        ensure(
-            members_by_ip == s.members.len(),
-            "per-IP member counts disagree",
+        let members = s.members.values().map(|m| s.source(m.ip));
+        counts_match(
+            &s.members_per_source,
+            members,
+            c.max_members_per_ip,
+            "per-source member counts are not the members' own",
         )?;
-        ensure(
-            s.members_per_ip
-                .values()
-                .all(|n| (1..=c.max_members_per_ip).contains(n)),
-            "per-IP member count out of range",
+        counts_match(
+            &s.rooms_per_source,
+            s.rooms.values().filter_map(|r| r.source),
+            c.max_rooms_per_source,
+            "per-source room counts are not the rooms' own",
         )?;
-        for (ip, n) in &s.members_per_ip {
-            let actual = s.members.values().filter(|m| m.ip == *ip).count();
-            ensure(actual == *n, "per-IP member count is not the members' own")?;
+        for room in s.rooms.values() {
+            let Some(source) = room.source else { continue };
+            let host = room.members.first().and_then(|id| s.members.get(id));
+            ensure(
+                host.is_some_and(|h| s.source(h.ip) == source),
+                "a room counts under another source than its host's",
+            )?;
         }
 
         ensure(
@@ -109,14 +117,49 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
             "password throttle over its bound",
         )?;
 
-        let per_ip: usize = s.conns_per_ip.values().sum();
-        ensure(per_ip == s.conns.len(), "per-IP connection counts disagree")?;
+        counts_match(
+            &s.conns_per_source,
+            s.conns.values().map(|conn| conn.source),
+            c.max_handshakes_per_ip,
+            "per-source connection counts are not the connections' own",
+        )?;
         ensure(
-            s.conns_per_ip
-                .values()
-                .all(|n| (1..=c.max_handshakes_per_ip).contains(n)),
-            "per-IP connection count out of range",
+            s.incomplete.iter().all(|(_, id)| s.conns.contains_key(id)),
+            "an unfinished connection that is not open",
+        )?;
+        let held: usize = s.conns.values().map(|conn| conn.held).sum();
+        ensure(
+            held == s.request_bytes,
+            "request bytes held disagree with the connections'",
+        )?;
+        ensure(
+            s.request_bytes <= c.request_budget,
+            "unfinished requests hold more than the request budget",
+        )?;
+        ensure(
+            s.holders.len() == s.conns.values().filter(|conn| conn.held > 0).count(),
+            "the largest-holder index misses a connection",
         )?;
         Ok(())
     }
+}
+
+/// `counts` holds, for every source, how many of `items` count under it, each between 1
+/// and `max`.
+fn counts_match(
+    counts: &SourceCounts,
+    items: impl Iterator<Item = Source>,
+    max: usize,
+    rule: &'static str,
+) -> Result<(), InvariantViolation> {
+    let mut actual: HashMap<Source, usize> = HashMap::new();
+    for source in items {
+        *actual.entry(source).or_insert(0) += 1;
+    }
+    let listed: HashMap<Source, usize> = counts.iter().map(|(s, n)| (*s, *n)).collect();
+    ensure(listed == actual, rule)?;
+    ensure(
+        actual.values().all(|n| *n <= max),
+        "a per-source count over its limit",
+    )
 }

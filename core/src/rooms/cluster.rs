@@ -528,7 +528,7 @@ impl RoomServer {
             Some(None)
         } else if self.rooms.contains_key(&room) {
             Some(Some(Status::RoomExists))
-        } else if self.rooms.len() >= self.config.max_rooms || !self.has_seat_for(waiting.ip) {
+        } else if self.rooms.len() >= self.config.max_rooms || !self.may_host(waiting.ip) {
             Some(Some(Status::ServerFull))
         } else {
             None
@@ -541,11 +541,14 @@ impl RoomServer {
             }
             return;
         }
+        let source = self.source(waiting.ip);
+        self.rooms_per_source.add(source);
         let (id, token) = self.add_member(now, room.clone(), waiting.username.clone(), waiting.ip);
         self.rooms.insert(
             room.clone(),
             Room {
                 password,
+                source: Some(source),
                 members: vec![id],
                 fanout: crate::rate::room_bucket(&self.config),
                 cluster: Some(RoomCluster {
@@ -622,6 +625,7 @@ impl RoomServer {
                 room.clone(),
                 Room {
                     password,
+                    source: None,
                     members: Vec::new(),
                     fanout: crate::rate::room_bucket(&self.config),
                     cluster: Some(RoomCluster {

@@ -45,6 +45,9 @@ pub(crate) struct Member {
 #[derive(Debug)]
 pub(crate) struct Room {
     pub(crate) password: Option<PasswordHash>,
+    /// The source of its host's token: the room counts toward its rooms-per-source
+    /// limit. `None` for a cluster mirror of a room hosted on another node.
+    pub(crate) source: Option<crate::source::Source>,
     /// In join order: the host is always the first (its going closes the room),
     /// except in a cluster mirror, which holds only the members served here.
     pub(crate) members: Vec<MemberId>,
@@ -79,9 +82,11 @@ impl RoomServer {
         if self.rooms.contains_key(room) {
             return Err(Status::RoomExists);
         }
-        if self.rooms.len() >= self.config.max_rooms || !self.has_seat_for(ip) {
+        if self.rooms.len() >= self.config.max_rooms || !self.may_host(ip) {
             return Err(Status::ServerFull);
         }
+        let source = self.source(ip);
+        self.rooms_per_source.add(source);
         let name: Arc<str> = room.into();
         let password = credentials
             .password
@@ -92,6 +97,7 @@ impl RoomServer {
             name.clone(),
             Room {
                 password,
+                source: Some(source),
                 members: vec![id],
                 fanout: room_bucket(&self.config),
                 cluster: None,
@@ -117,16 +123,18 @@ impl RoomServer {
         if let Some(stored) = &entry.password {
             // While this source or this room is made to wait, the password is not even
             // looked at: guessing faster than the backoff learns nothing.
-            if self.password_sources.blocked(now, &ip) || self.password_rooms.blocked(now, name) {
+            let source = self.source(ip);
+            if self.password_sources.blocked(now, &source) || self.password_rooms.blocked(now, name)
+            {
                 return Err(Status::TryLater);
             }
             if !stored.verify(credentials.password.as_deref().unwrap_or("")) {
                 let name = name.clone();
-                self.password_sources.failed(now, &ip);
+                self.password_sources.failed(now, &source);
                 self.password_rooms.failed(now, &name);
                 return Err(Status::InvalidPassword);
             }
-            self.password_sources.forget(&ip);
+            self.password_sources.forget(&source);
         }
         let taken = entry
             .members
@@ -167,7 +175,7 @@ impl RoomServer {
             if entry.is_some() {
                 return Err(Status::RoomExists);
             }
-            if self.rooms.len() >= self.config.max_rooms || !self.has_seat_for(ip) {
+            if self.rooms.len() >= self.config.max_rooms || !self.may_host(ip) {
                 return Err(Status::ServerFull);
             }
             return Ok(());
@@ -193,10 +201,19 @@ impl RoomServer {
         Ok(())
     }
 
-    /// True while both the total member limit and the per-IP limit leave room for one more.
+    /// True while both the total member limit and the per-source limit leave room for
+    /// one more.
     pub(crate) fn has_seat_for(&self, ip: IpAddr) -> bool {
-        let from_ip = self.members_per_ip.get(&ip).copied().unwrap_or(0);
-        self.members.len() < self.config.max_members && from_ip < self.config.max_members_per_ip
+        let source = self.source(ip);
+        self.members.len() < self.config.max_members
+            && self.members_per_source.get(source) < self.config.max_members_per_ip
+    }
+
+    /// True while a create from `ip` is under every limit of members and of rooms per
+    /// source (the total room limit apart).
+    pub(crate) fn may_host(&self, ip: IpAddr) -> bool {
+        self.has_seat_for(ip)
+            && self.rooms_per_source.get(self.source(ip)) < self.config.max_rooms_per_source
     }
 
     pub(crate) fn add_member(
@@ -215,7 +232,7 @@ impl RoomServer {
         let id = MemberId(self.next_member);
         self.next_member += 1;
         self.tokens.insert(token, id);
-        *self.members_per_ip.entry(ip).or_insert(0) += 1;
+        self.members_per_source.add(self.source(ip));
         self.members.insert(
             id,
             Member {
@@ -499,6 +516,9 @@ impl RoomServer {
         };
         self.password_rooms.forget(&name);
         self.cluster_room_closed(&entry);
+        if let Some(source) = entry.source {
+            self.rooms_per_source.remove(source);
+        }
         for id in entry.members {
             self.forget_member(id);
         }
@@ -509,12 +529,10 @@ impl RoomServer {
     fn forget_member(&mut self, id: MemberId) -> Option<Member> {
         let member = self.members.remove(&id)?;
         self.tokens.remove(&member.token);
-        if let Some(n) = self.members_per_ip.get_mut(&member.ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.members_per_ip.remove(&member.ip);
-                self.source_rates.remove(&member.ip);
-            }
+        let source = self.source(member.ip);
+        self.members_per_source.remove(source);
+        if self.members_per_source.get(source) == 0 {
+            self.source_rates.remove(&source);
         }
         if let Some(addr) = member.udp {
             unindex(&mut self.by_addr, addr, id);

@@ -43,11 +43,14 @@ use crate::liveness::Failed;
 use crate::machine::Machine;
 use crate::outbox::Outbox;
 use crate::output::{ConnId, Output};
+use crate::source::{Source, SourceCounts};
 use crate::stats::Stats;
 use crate::throttle::Throttle;
 use crate::timers::TimerQueue;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,7 +78,8 @@ pub struct Counts {
     pub rooms: usize,
     /// Members in all rooms (relay mode: its clients).
     pub members: usize,
-    /// TCP connections open (in handshake or waiting for the port).
+    /// TCP connections whose socket may be open: in handshake, waiting for the port,
+    /// or closed after an answer and still lingering in the shell.
     pub connections: usize,
     /// Outputs queued and not yet polled.
     pub queued_outputs: usize,
@@ -102,16 +106,25 @@ pub struct RoomServer {
     pub(crate) config: Config,
     rng: ChaCha20Rng,
     pub(crate) conns: KeyedMap<ConnId, Conn>,
-    pub(crate) conns_per_ip: KeyedMap<IpAddr, usize>,
+    pub(crate) conns_per_source: SourceCounts,
+    /// Connections still sending their request, oldest first (by accept time).
+    pub(crate) incomplete: BTreeSet<(Instant, ConnId)>,
+    /// Connections whose decoder holds request bytes, by bytes held and then age (the
+    /// last is the one that holds the most, the oldest among equals).
+    pub(crate) holders: BTreeSet<(usize, Reverse<(Instant, ConnId)>)>,
+    /// Bytes held by every unfinished request together (at most `request_budget`).
+    pub(crate) request_bytes: usize,
     pub(crate) rooms: KeyedMap<Arc<str>, Room>,
     pub(crate) members: IdMap<MemberId, Member>,
     pub(crate) tokens: KeyedMap<crate::token::Token, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
-    pub(crate) members_per_ip: KeyedMap<IpAddr, usize>,
+    pub(crate) members_per_source: SourceCounts,
+    /// Rooms alive by their host's source.
+    pub(crate) rooms_per_source: SourceCounts,
     /// The message bucket of every source with members (see `rates.rs`).
-    pub(crate) source_rates: KeyedMap<IpAddr, crate::rate::TokenBucket>,
+    pub(crate) source_rates: KeyedMap<Source, crate::rate::TokenBucket>,
     /// Wrong passwords per source and per room (see [`crate::throttle`]).
-    pub(crate) password_sources: Throttle<IpAddr>,
+    pub(crate) password_sources: Throttle<Source>,
     pub(crate) password_rooms: Throttle<Arc<str>>,
     next_member: u64,
     timers: TimerQueue<TimerKey>,
@@ -132,12 +145,16 @@ impl RoomServer {
         Ok(RoomServer {
             rng,
             conns: keyed_map(state),
-            conns_per_ip: keyed_map(state),
+            conns_per_source: SourceCounts::new(state),
+            incomplete: BTreeSet::new(),
+            holders: BTreeSet::new(),
+            request_bytes: 0,
             rooms: keyed_map(state),
             members: IdMap::default(),
             tokens: keyed_map(state),
             by_addr: keyed_map(state),
-            members_per_ip: keyed_map(state),
+            members_per_source: SourceCounts::new(state),
+            rooms_per_source: SourceCounts::new(state),
             source_rates: keyed_map(state),
             password_sources: Throttle::new(config.password_failures_per_source, state),
             password_rooms: Throttle::new(config.password_failures_per_room, state),
@@ -179,6 +196,11 @@ impl RoomServer {
     /// off, so a flood of junk costs no queued output per datagram.
     pub fn report_drops(&mut self, report: bool) {
         self.out.report_drops = report;
+    }
+
+    /// The source `ip` counts under for the per-source limits.
+    pub(crate) fn source(&self, ip: IpAddr) -> Source {
+        Source::of(ip, self.config.ipv6_source_prefix)
     }
 
     /// Fires every timer due at `now`: handshake and port deadlines, idle evictions.
@@ -244,11 +266,7 @@ impl RoomServer {
         for name in names {
             self.close_room(&name, crate::wire::notice::CloseReason::ServerShutdown);
         }
-        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        conns.sort();
-        for conn in conns {
-            self.close_conn(conn);
-        }
+        self.close_all_conns();
         self.timers = TimerQueue::default();
     }
 

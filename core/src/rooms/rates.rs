@@ -34,11 +34,12 @@ impl RoomServer {
         bytes: usize,
         fanout: usize,
     ) -> bool {
+        let key = self.source(self.members[&id].ip);
         let config = &self.config;
         let member = self.members.get_mut(&id).expect("a member");
         let source = self
             .source_rates
-            .entry(member.ip)
+            .entry(key)
             .or_insert_with(|| source_bucket(config));
         let room = &mut self
             .rooms

@@ -218,6 +218,59 @@ fn one_ip_holds_at_most_max_members_per_ip_seats() {
 }
 
 #[test]
+fn one_source_hosts_at_most_max_rooms_per_source_rooms() {
+    let mut h = Harness::rooms(Config {
+        max_rooms_per_source: 2,
+        ..Config::default()
+    });
+    let one = h.create(A_TCP, "one", "alice");
+    h.create("10.0.0.1:50001", "two", "alice");
+    assert_eq!(
+        h.handshake("10.0.0.1:50002", true, "three", "alice", None),
+        Err(Status::ServerFull)
+    );
+    // ROOM_EXISTS is checked first; joining is not hosting.
+    assert_eq!(
+        h.handshake("10.0.0.1:50003", true, "one", "al", None),
+        Err(Status::RoomExists)
+    );
+    h.create(B_TCP, "three", "bob");
+    h.join("10.0.0.1:50004", "three", "al");
+    // The host leaves, the room closes, the source may host another.
+    h.say(A, "one", &one, "/exit");
+    assert!(h
+        .handshake("10.0.0.1:50005", true, "four", "alice", None)
+        .is_ok());
+    assert_eq!(h.server.counts().rooms, 3);
+}
+
+#[test]
+fn an_ipv6_prefix_is_one_source_for_members_and_rooms() {
+    let mut h = Harness::rooms(Config {
+        max_members_per_ip: 3,
+        max_rooms_per_source: 2,
+        ..Config::default()
+    });
+    h.create("[2001:db8:1:2::1]:1", "one", "a");
+    h.create("[2001:db8:1:2::2]:1", "two", "b");
+    assert_eq!(
+        h.handshake("[2001:db8:1:2::3]:1", true, "three", "c", None),
+        Err(Status::ServerFull),
+        "the /64 hosts two rooms already"
+    );
+    h.join("[2001:db8:1:2:aaaa::4]:1", "one", "d");
+    assert_eq!(
+        h.handshake("[2001:db8:1:2::5]:1", false, "two", "e", None),
+        Err(Status::ServerFull),
+        "the /64 holds three seats already"
+    );
+    // Another /64 is another source.
+    h.create("[2001:db8:1:3::1]:1", "three", "f");
+    h.join("[2001:db8:1:3::1]:1", "two", "g");
+    assert_eq!(h.server.counts().members, 5);
+}
+
+#[test]
 fn checks_run_in_the_documented_order() {
     let mut h = Harness::rooms(Config {
         max_members_per_room: 2,
@@ -350,4 +403,34 @@ fn guesses_from_many_sources_slow_the_room_down() {
     assert!(h
         .handshake("10.7.1.1:5000", false, "open", "m", None)
         .is_ok());
+}
+
+#[test]
+fn password_guesses_from_one_ipv6_prefix_share_one_wait() {
+    let mut h = Harness::rooms(Config::default());
+    let ta = h
+        .handshake(A_TCP, true, "vault", "alice", Some("4821"))
+        .unwrap();
+    h.say(A, "vault", &ta, "");
+    // a new address of the same /64 for every guess: the host's network waits all the same
+    for i in 0..5 {
+        let peer = format!("[2001:db8:0:7::{:x}]:5000", i + 1);
+        let got = h.handshake(&peer, false, "vault", "m", Some("wrong")).err();
+        assert_eq!(got, Some(Status::InvalidPassword), "guess {i}");
+    }
+    let got = h
+        .handshake("[2001:db8:0:7::99]:5000", false, "vault", "m", Some("4821"))
+        .err();
+    assert_eq!(got, Some(Status::TryLater));
+    // another /64 is another source
+    let got = h
+        .handshake(
+            "[2001:db8:0:8::1]:5000",
+            false,
+            "vault",
+            "carol",
+            Some("4821"),
+        )
+        .err();
+    assert_eq!(got, None);
 }

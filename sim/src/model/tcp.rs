@@ -1,12 +1,17 @@
 //! The model's TCP half: connection limits, the TCRP request read from a byte stream,
 //! the admission rules (create, join, in the documented check order), the port step
 //! and the connection deadlines.
+//!
+//! A connection the server closes after an answer, while the peer has not closed,
+//! lingers: it keeps its slot (total and per IP) until the peer's close reaches the
+//! server (the shell's report that the socket is gone) or `linger` has passed, and
+//! nothing it sends matters any more.
 
-use super::{canonical, Expected, Member, Model, Room, TcpOut};
+use super::{canonical, source, Expected, Member, Model, Room, TcpOut};
 use bytes::{BufMut, Bytes, BytesMut};
-use ocm_core::output::{ConnId, Event};
+use ocm_core::output::{ConnId, Event, ShedReason};
 use ocm_core::{Operation, Status};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 const HEADER: usize = 32;
@@ -14,6 +19,7 @@ const HEADER: usize = 32;
 #[derive(Clone, Debug)]
 pub(super) struct Conn {
     peer: SocketAddr,
+    accepted: Duration,
     deadline: Duration,
     phase: Phase,
 }
@@ -28,6 +34,8 @@ enum Phase {
         got: Vec<u8>,
         requested: Option<u16>,
     },
+    /// Closed by the server after an answer; the socket may linger.
+    Lingering,
 }
 
 /// A TCRP frame as the model encodes it (header, room, payload).
@@ -104,13 +112,31 @@ fn read_request(buf: &mut Vec<u8>, input: &mut &[u8], limit: u32) -> Read {
 }
 
 impl Model {
-    /// A connection was accepted from `peer`.
+    /// The source (IPv4 address or IPv6 prefix) an IP counts under.
+    fn source_of(&self, ip: IpAddr) -> IpAddr {
+        source(ip, self.cfg.ipv6_source_prefix)
+    }
+
+    /// A connection was accepted from `peer`. Its source over its limit: refused. At the
+    /// total limit: the oldest connection still sending its request (by accept time,
+    /// then id) is closed unanswered to make way; with none, refused.
     pub fn tcp_accept(&mut self, now: Duration, conn: ConnId, peer: SocketAddr) -> Expected {
         let mut out = Expected::default();
-        let ip = canonical(peer.ip());
-        let from_ip = self.per_ip.get(&ip).copied().unwrap_or(0);
-        if self.conns.len() >= self.cfg.max_handshakes
-            || from_ip >= self.cfg.max_handshakes_per_ip
+        let src = self.source_of(peer.ip());
+        let from_source = self
+            .conns
+            .values()
+            .filter(|c| self.source_of(c.peer.ip()) == src)
+            .count();
+        let full = self.conns.len() >= self.cfg.max_handshakes;
+        let oldest = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.phase, Phase::Request(_)))
+            .min_by_key(|(id, c)| (c.accepted, **id))
+            .map(|(id, _)| *id);
+        if from_source >= self.cfg.max_handshakes_per_ip
+            || (full && oldest.is_none())
             || self.conns.contains_key(&conn)
         {
             self.stats.connections_refused += 1;
@@ -118,11 +144,20 @@ impl Model {
             out.events.push(Event::ConnectionRefused { peer });
             return out;
         }
-        *self.per_ip.entry(ip).or_default() += 1;
+        if let (true, Some(victim)) = (full, oldest) {
+            self.stats.connections_displaced += 1;
+            let peer = self.conns[&victim].peer;
+            out.events.push(Event::ConnectionShed {
+                peer,
+                reason: ShedReason::Displaced,
+            });
+            self.close_now(&mut out, victim);
+        }
         self.conns.insert(
             conn,
             Conn {
                 peer,
+                accepted: now,
                 deadline: now + self.cfg.handshake_timeout,
                 phase: Phase::Request(Vec::new()),
             },
@@ -140,18 +175,21 @@ impl Model {
                 phase: Phase::Request(buf),
                 ..
             }) => read_request(buf, &mut input, limit),
-            Some(_) => Read::More,
-            None => return out,
+            Some(Conn {
+                phase: Phase::AwaitPort { .. },
+                ..
+            }) => Read::More,
+            Some(_) | None => return out,
         };
         match read {
-            Read::More => {}
+            Read::More => self.keep_to_budget(&mut out),
             Read::TooLarge { op, state, room } => {
                 let status = if operation(op).is_some() && state == 0 {
                     Status::PayloadTooLarge
                 } else {
                     Status::InvalidRequest
                 };
-                self.refuse(&mut out, conn, op, &room, status);
+                self.refuse(&mut out, now, conn, op, &room, status);
             }
             Read::Frame {
                 op,
@@ -161,17 +199,52 @@ impl Model {
             } => self.answer(&mut out, now, conn, op, state, &room, &payload),
         }
         if !input.is_empty() {
-            self.port_bytes(&mut out, conn, input);
+            self.port_bytes(&mut out, now, conn, input);
         }
         out
     }
 
-    /// The peer closed the connection: a port step of exactly 2 bytes counts now.
+    /// While the unfinished requests together hold more than `request_budget` bytes, the
+    /// one holding the most (the oldest among equals) is closed unanswered.
+    fn keep_to_budget(&mut self, out: &mut Expected) {
+        loop {
+            let holding = |c: &Conn| match &c.phase {
+                Phase::Request(buf) => buf.len(),
+                _ => 0,
+            };
+            let total: usize = self.conns.values().map(holding).sum();
+            if total <= self.cfg.request_budget {
+                return;
+            }
+            let (victim, peer) = self
+                .conns
+                .iter()
+                .max_by_key(|(id, c)| (holding(c), std::cmp::Reverse((c.accepted, **id))))
+                .map(|(id, c)| (*id, c.peer))
+                .expect("bytes are held by some connection");
+            self.stats.connections_over_budget += 1;
+            out.events.push(Event::ConnectionShed {
+                peer,
+                reason: ShedReason::RequestBudget,
+            });
+            self.close_now(out, victim);
+        }
+    }
+
+    /// The peer closed the connection: a port step of exactly 2 bytes counts now. On a
+    /// connection the server closed already, the socket is gone: its slot is free.
     pub fn tcp_closed(&mut self, conn: ConnId) -> Expected {
         let mut out = Expected::default();
-        if self.conns.contains_key(&conn) {
-            self.finish_port_step(&mut out, conn);
-            self.close_conn(&mut out, conn);
+        match self.conns.get(&conn).map(|c| &c.phase) {
+            Some(Phase::Lingering) => {
+                self.lingers.1 += 1;
+                self.release(conn);
+            }
+            Some(_) => {
+                self.finish_port_step(&mut out, conn);
+                self.close_now(&mut out, conn);
+            }
+            None => {}
         }
         out
     }
@@ -187,20 +260,32 @@ impl Model {
             .collect();
         for conn in due {
             let c = &self.conns[&conn];
-            if let Phase::Request(_) = c.phase {
-                self.stats.handshake_timeouts += 1;
-                out.events.push(Event::HandshakeTimedOut { peer: c.peer });
+            match c.phase {
+                Phase::Request(_) => {
+                    self.stats.handshake_timeouts += 1;
+                    out.events.push(Event::HandshakeTimedOut { peer: c.peer });
+                    self.close_now(out, conn);
+                }
+                Phase::AwaitPort { .. } => {
+                    self.finish_port_step(out, conn);
+                    self.close_lingering(out, now, conn);
+                }
+                Phase::Lingering => {
+                    self.lingers.0 += 1;
+                    self.release(conn);
+                }
             }
-            self.finish_port_step(out, conn);
-            self.close_conn(out, conn);
         }
     }
 
-    /// Closes every connection, in id order.
+    /// Closes every connection, in id order (the lingering ones were closed already).
     pub(super) fn close_all_conns(&mut self, out: &mut Expected) {
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in conns {
-            self.close_conn(out, conn);
+            if !matches!(self.conns[&conn].phase, Phase::Lingering) {
+                out.tcp.entry(conn).or_default().push(TcpOut::Close);
+            }
+            self.release(conn);
         }
     }
 
@@ -209,21 +294,36 @@ impl Model {
         self.conns.values().map(|c| c.deadline)
     }
 
-    fn close_conn(&mut self, out: &mut Expected, conn: ConnId) {
-        let Some(c) = self.conns.remove(&conn) else {
-            return;
-        };
-        let ip = canonical(c.peer.ip());
-        if let Some(n) = self.per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_ip.remove(&ip);
-            }
-        }
+    /// The server closes `conn` with nothing to protect (no answer, or the peer closed
+    /// first): the slot is free at once.
+    fn close_now(&mut self, out: &mut Expected, conn: ConnId) {
         out.tcp.entry(conn).or_default().push(TcpOut::Close);
+        self.release(conn);
     }
 
-    fn refuse(&mut self, out: &mut Expected, conn: ConnId, op: u8, room: &[u8], status: Status) {
+    /// The server closes `conn` after answering it: the socket lingers, and keeps its
+    /// slot, for at most `linger`.
+    fn close_lingering(&mut self, out: &mut Expected, now: Duration, conn: ConnId) {
+        out.tcp.entry(conn).or_default().push(TcpOut::Close);
+        let c = self.conns.get_mut(&conn).expect("connection is open");
+        c.phase = Phase::Lingering;
+        c.deadline = now + self.cfg.linger;
+    }
+
+    /// Forgets `conn` and frees its slot.
+    fn release(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+    }
+
+    fn refuse(
+        &mut self,
+        out: &mut Expected,
+        now: Duration,
+        conn: ConnId,
+        op: u8,
+        room: &[u8],
+        status: Status,
+    ) {
         let peer = self.conns[&conn].peer;
         self.stats.handshakes[usize::from(status.code())] += 1;
         out.tcp
@@ -235,7 +335,7 @@ impl Model {
             operation: operation(op),
             status,
         });
-        self.close_conn(out, conn);
+        self.close_lingering(out, now, conn);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -253,7 +353,7 @@ impl Model {
         let admitted = self.admit(out, now, peer, op, state, room, payload);
         let member = match admitted {
             Ok(member) => member,
-            Err(status) => return self.refuse(out, conn, op, room, status),
+            Err(status) => return self.refuse(out, now, conn, op, room, status),
         };
         self.stats.handshakes[usize::from(Status::Ok.code())] += 1;
         let tcp = out.tcp.entry(conn).or_default();
@@ -302,7 +402,17 @@ impl Model {
                 if self.rooms.contains_key(room) {
                     return Err(Status::RoomExists);
                 }
-                if self.rooms.len() >= cfg.max_rooms || !self.has_seat_for(ip) {
+                let src = self.source_of(ip);
+                let hosted = self
+                    .rooms
+                    .values()
+                    .filter(|r| self.source_of(self.members[&r.host].ip) == src)
+                    .count();
+                let others_ok = self.rooms.len() < cfg.max_rooms && self.has_seat_for(ip);
+                if !others_ok || hosted >= cfg.max_rooms_per_source {
+                    if others_ok {
+                        self.rooms_per_source_refusals += 1;
+                    }
                     return Err(Status::ServerFull);
                 }
                 let id = self.add_member(now, room, &creds.username, ip);
@@ -333,13 +443,14 @@ impl Model {
                         cfg.password_failures_per_source,
                         cfg.password_failures_per_room,
                     );
-                    if must_wait(self.wrong_by_ip.get(&ip), per_ip, now)
+                    let src = self.source_of(ip);
+                    if must_wait(self.wrong_by_ip.get(&src), per_ip, now)
                         || must_wait(self.wrong_by_room.get(room), per_room, now)
                     {
                         return Err(Status::TryLater);
                     }
                     if creds.password.as_deref().unwrap_or("") != stored {
-                        let wrong = self.wrong_by_ip.entry(ip).or_insert((0, now));
+                        let wrong = self.wrong_by_ip.entry(src).or_insert((0, now));
                         *wrong = count_wrong(*wrong, now);
                         let wrong = self
                             .wrong_by_room
@@ -348,7 +459,7 @@ impl Model {
                         *wrong = count_wrong(*wrong, now);
                         return Err(Status::InvalidPassword);
                     }
-                    self.wrong_by_ip.remove(&ip);
+                    self.wrong_by_ip.remove(&src);
                 }
                 if entry
                     .members
@@ -377,10 +488,15 @@ impl Model {
         }
     }
 
-    /// Room for one more member in all, and for one more whose token came from `ip`.
-    /// A refusal for the per-IP limit alone is counted for coverage.
+    /// Room for one more member in all, and for one more whose token came from `ip`'s
+    /// source. A refusal for the per-source limit alone is counted for coverage.
     fn has_seat_for(&self, ip: std::net::IpAddr) -> bool {
-        let from_ip = self.members.values().filter(|m| m.ip == ip).count();
+        let src = self.source_of(ip);
+        let from_ip = self
+            .members
+            .values()
+            .filter(|m| self.source_of(m.ip) == src)
+            .count();
         let total_ok = self.members.len() < self.cfg.max_members;
         let ip_ok = from_ip < self.cfg.max_members_per_ip;
         if total_ok && !ip_ok {
@@ -424,7 +540,7 @@ impl Model {
 
     /// The optional port step: the bytes are kept until EOF or the deadline; a third byte
     /// voids the step and closes the connection at once.
-    fn port_bytes(&mut self, out: &mut Expected, conn: ConnId, data: &[u8]) {
+    fn port_bytes(&mut self, out: &mut Expected, now: Duration, conn: ConnId, data: &[u8]) {
         let Some(Conn {
             phase: Phase::AwaitPort { got, .. },
             ..
@@ -436,7 +552,7 @@ impl Model {
             got.clear();
             got.push(0); // never a step now: the JSON port, if any, decides
             self.finish_port_step(out, conn);
-            return self.close_conn(out, conn);
+            return self.close_lingering(out, now, conn);
         }
         got.extend_from_slice(data);
     }

@@ -178,7 +178,8 @@ impl Model {
     fn charge(&mut self, now: Duration, id: u64, bytes: usize, fanout: usize) -> bool {
         let cfg = &self.cfg;
         let m = self.members.get_mut(&id).expect("a member");
-        let source = self.source_rates.entry(m.ip).or_insert_with(|| {
+        let key = super::source(m.ip, cfg.ipv6_source_prefix);
+        let source = self.source_rates.entry(key).or_insert_with(|| {
             super::rates::Allowance::new(cfg.source_messages_per_sec, cfg.source_message_burst)
         });
         let room = &mut self.rooms.get_mut(&m.room).expect("its room").fanout;

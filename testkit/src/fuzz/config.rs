@@ -2,15 +2,18 @@
 //! a small range, so that limits are reached within a few inputs.
 
 use arbitrary::{Arbitrary, Unstructured};
+use ocm_core::config::REQUEST_OVERHEAD;
 use ocm_core::Config;
 use std::time::Duration;
 
 /// Eight bytes, one per limit; see [`FuzzConfig::config`] for the mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FuzzConfig {
-    /// `max_payload`: 4096, 64 or 16.
+    /// `max_payload`: 4096, 64 or 16; upper bits `request_budget`: 4 MiB (never
+    /// binding), or room for one, two or three whole requests.
     pub payload: u8,
-    /// `max_rooms`: 1 to 4.
+    /// `max_rooms`: 1 to 4; upper bits `max_rooms_per_source`: 16 (never binding), 1,
+    /// 2 or 3.
     pub rooms: u8,
     /// `max_members_per_room`: 1 to 4.
     pub per_room: u8,
@@ -56,8 +59,13 @@ impl FuzzConfig {
     /// The server configuration these bytes stand for.
     #[allow(clippy::needless_update)] // needless only while every limit is named here
     pub fn config(&self) -> Config {
+        let max_payload = [4096, 64, 16][usize::from(self.payload % 3)];
         Config {
-            max_payload: [4096, 64, 16][usize::from(self.payload % 3)],
+            max_payload,
+            request_budget: match (self.payload / 4) % 4 {
+                0 => 4 << 20,
+                whole => (max_payload as usize + REQUEST_OVERHEAD) * usize::from(whole),
+            },
             handshake_timeout: Duration::from_secs(10),
             port_wait: Duration::from_secs(1),
             idle_timeout: Duration::from_secs([300, 2][usize::from(self.idle % 2)]),
@@ -69,6 +77,9 @@ impl FuzzConfig {
             // bit 2 of the byte: ICMP errors trusted at once, or only after 1 s of silence
             icmp_grace: Duration::from_secs(u64::from((self.failures >> 2) & 1)),
             max_rooms: usize::from(1 + self.rooms % 4),
+            // upper bits as for `max_members_per_ip`: 0 keeps every older corpus file's
+            // meaning (16 rooms per source never binds before `max_rooms`)
+            max_rooms_per_source: [16, 1, 2, 3][usize::from((self.rooms / 4) % 4)],
             max_members_per_room: usize::from(1 + self.per_room % 4),
             max_members: usize::from(1 + self.members % 8),
             // the byte's upper bits: 0 (as in every older corpus file) leaves the limit at
@@ -119,7 +130,9 @@ impl<'a> Arbitrary<'a> for FuzzConfig {
     }
 }
 
-/// A clock jump after which every deadline of a server with `config` has passed.
+/// A clock jump after which every deadline of a server with `config` has passed,
+/// except the linger of a connection closed by that very jump (see
+/// `ServerOp::AdvanceFar`, which waits for it too).
 pub fn advance_far(config: &Config) -> Duration {
     config.handshake_timeout + config.port_wait + config.idle_timeout + Duration::from_secs(1)
 }

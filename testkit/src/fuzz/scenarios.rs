@@ -69,21 +69,29 @@ pub(super) fn server_scenarios() -> Vec<(&'static str, ServerOps)> {
     let mut statuses = hello.clone();
     statuses.extend([
         ServerOp::Accept { peer: 3 },
-        request(CREATE, 0, 2, 0), // 1 room exists
+        request(CREATE, 0, 2, 0),        // 1 room exists
+        ServerOp::TcpClosed { conn: 0 }, // the client closes: no linger
         ServerOp::Accept { peer: 3 },
-        request(JOIN, 1, 2, 0), // 2 room not found
+        request(JOIN, 1, 2, 0),          // 2 room not found
+        ServerOp::TcpClosed { conn: 0 }, // the client closes: no linger
         ServerOp::Accept { peer: 3 },
-        request(JOIN, 0, 2, 2), // 3 wrong password
+        request(JOIN, 0, 2, 2),          // 3 wrong password
+        ServerOp::TcpClosed { conn: 0 }, // the client closes: no linger
         ServerOp::Accept { peer: 3 },
-        request(JOIN, 0, 1, 1), // 4 username taken
+        request(JOIN, 0, 1, 1),          // 4 username taken
+        ServerOp::TcpClosed { conn: 0 }, // the client closes: no linger
         ServerOp::Accept { peer: 3 },
-        request(BAD_OP, 0, 2, 0), // 5 invalid operation
+        request(BAD_OP, 0, 2, 0),        // 5 invalid operation
+        ServerOp::TcpClosed { conn: 0 }, // the client closes: no linger
         ServerOp::Accept { peer: 3 },
-        request(CREATE, 4, 2, 0), // 5 empty room name
+        request(CREATE, 4, 2, 0),        // 5 empty room name
+        ServerOp::TcpClosed { conn: 0 }, // the client closes: no linger
         ServerOp::Accept { peer: 3 },
         request(CREATE | RAW, 2, 4, 0), // 5 username starting with '*'
+        ServerOp::TcpClosed { conn: 0 }, // the client closes: no linger
         ServerOp::Accept { peer: 3 },
         request(CREATE, 5, 2, 0), // 5 control character in the room name
+        ServerOp::TcpClosed { conn: 0 }, // the client closes: no linger
         ServerOp::Accept { peer: 3 },
         request(CREATE, 1, 2, 0), // 0: room "den"
         ServerOp::Port { conn: 0, port: 0 },

@@ -12,7 +12,7 @@ use ocm_core::rooms::{canonical_ip, MemberInfo, RoomServer};
 use ocm_core::token::Token;
 use ocm_core::wire::room_datagram::MAX_RELAYED_LEN;
 use ocm_core::wire::tcrp::{FrameDecoder, State, Status};
-use ocm_core::{invariants, Config, Input, Machine};
+use ocm_core::{invariants, Config, Input, Machine, Source};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -44,6 +44,10 @@ pub(super) struct Harness {
     /// Every connection id used, oldest first; ids are never reused.
     conns: Vec<ConnId>,
     open: HashMap<ConnId, ConnView>,
+    /// Connections the server closed after answering while the peer had not closed:
+    /// their sockets linger, and count against the limits, until the peer's close or
+    /// the linger deadline (the peer's source and the deadline).
+    lingering: HashMap<ConnId, (Source, Instant)>,
     issued: Vec<Issued>,
     /// Every output, when recording.
     recorded: Option<Vec<Output>>,
@@ -63,6 +67,7 @@ impl Harness {
             now: Instant::now(),
             conns: Vec::new(),
             open: HashMap::new(),
+            lingering: HashMap::new(),
             issued: Vec::new(),
             recorded: record.then(Vec::new),
         }
@@ -100,14 +105,20 @@ impl Harness {
                 let conn = ConnId(self.conns.len() as u64);
                 let peer = address(*peer);
                 self.conns.push(conn);
-                let ip = canonical_ip(peer.ip());
-                let from_ip = self
+                let source = self.source(peer);
+                let from_source = self
                     .open
                     .values()
-                    .filter(|c| canonical_ip(c.peer.ip()) == ip)
+                    .map(|c| self.source(c.peer))
+                    .chain(self.lingering.values().map(|(s, _)| *s))
+                    .filter(|other| *other == source)
                     .count();
-                let full = self.open.len() >= self.config.max_handshakes
-                    || from_ip >= self.config.max_handshakes_per_ip;
+                let held = self.open.len() + self.lingering.len();
+                // At the total limit the oldest connection without an answer yet makes
+                // way; only with none is the new one refused.
+                let unfinished = self.open.values().any(|c| c.response.is_none());
+                let full = (held >= self.config.max_handshakes && !unfinished)
+                    || from_source >= self.config.max_handshakes_per_ip;
                 accepted = Some((conn, full));
                 self.open.insert(conn, ConnView::new(peer));
                 self.feed(op, Input::TcpAccepted { conn, peer }, &mut outputs);
@@ -205,18 +216,36 @@ impl Harness {
             ServerOp::AdvanceFar => {
                 self.now += advance_far(&self.config);
                 self.feed(op, Input::Timeout, &mut outputs);
+                // What that closed after an answer lingers: wait for it too.
+                self.now += self.config.linger;
+                self.feed(op, Input::Timeout, &mut outputs);
             }
             ServerOp::Shutdown => self.feed(op, Input::Shutdown, &mut outputs),
         }
+        let timed_out = matches!(
+            op,
+            ServerOp::Timeout | ServerOp::FireNext | ServerOp::AdvanceFar
+        );
         let refused =
             accepted.is_some_and(|(conn, _)| outputs.first() == Some(&Output::TcpClose { conn }));
         if let Some((_, full)) = accepted {
             assert_eq!(refused, full, "accept refused ≠ limit reached ({op:?})");
         }
-        self.check_outputs(op, &outputs);
+        self.check_outputs(op, &outputs, peer_closed);
         if let Some(conn) = peer_closed {
-            // The server may or may not confirm with a close; either way it is gone.
+            // The server may or may not confirm with a close; either way it is gone,
+            // and so is a socket that was lingering.
             self.open.remove(&conn);
+            self.lingering.remove(&conn);
+        }
+        if timed_out {
+            let now = self.now;
+            self.lingering.retain(|_, (_, deadline)| *deadline > now);
+        }
+        if matches!(op, ServerOp::Shutdown | ServerOp::AdvanceFar) {
+            // Shutdown forgets every connection; AdvanceFar waited out every linger,
+            // those of the connections its first timeout closed included.
+            self.lingering.clear();
         }
         let dropped = outputs
             .iter()
@@ -273,6 +302,11 @@ impl Harness {
         self.check_state(op);
     }
 
+    /// The source a peer counts under.
+    fn source(&self, peer: SocketAddr) -> Source {
+        Source::of(peer.ip(), self.config.ipv6_source_prefix)
+    }
+
     /// Every member of every room, in a stable order.
     fn members(&self) -> Vec<MemberInfo> {
         let rooms = self.server.room_names();
@@ -285,7 +319,7 @@ impl Harness {
     /// What only a rooms server must do, beyond [`invariants::check_step`]: datagrams
     /// are UTF-8 of at most 4094 bytes, TCRP answers are well formed and a refusal
     /// closes its connection.
-    fn check_outputs(&mut self, op: &ServerOp, outputs: &[Output]) {
+    fn check_outputs(&mut self, op: &ServerOp, outputs: &[Output], peer_closed: Option<ConnId>) {
         let mut refusals = Vec::new();
         for output in outputs {
             match output {
@@ -318,10 +352,15 @@ impl Harness {
                     view.shut = true;
                 }
                 Output::TcpClose { conn } => {
-                    assert!(
-                        self.open.remove(conn).is_some(),
-                        "close of closed {conn:?} ({op:?})"
-                    );
+                    let view = self.open.remove(conn);
+                    let Some(view) = view else {
+                        panic!("close of closed {conn:?} ({op:?})");
+                    };
+                    if view.response.is_some() && peer_closed != Some(*conn) {
+                        let deadline = self.now + self.config.linger;
+                        let source = self.source(view.peer);
+                        self.lingering.insert(*conn, (source, deadline));
+                    }
                 }
                 Output::Event(_) => {}
                 Output::Cluster(output) => {
@@ -346,8 +385,8 @@ impl Harness {
         assert_eq!(counts.queued_outputs, 0);
         assert_eq!(
             counts.connections,
-            self.open.len(),
-            "shell and server disagree on open connections"
+            self.open.len() + self.lingering.len(),
+            "shell and server disagree on open and lingering connections after {op:?}"
         );
         if matches!(op, ServerOp::AdvanceFar) {
             assert_eq!(
@@ -430,7 +469,7 @@ mod tests {
             conn: ConnId(9),
             data: Bytes::from_static(b"x"),
         };
-        harness().check_outputs(&ServerOp::Timeout, &[send]);
+        harness().check_outputs(&ServerOp::Timeout, &[send], None);
     }
 
     #[test]
@@ -443,6 +482,6 @@ mod tests {
             conn: ConnId(0),
             data,
         };
-        harness.check_outputs(&ServerOp::Timeout, &[send]);
+        harness.check_outputs(&ServerOp::Timeout, &[send], None);
     }
 }

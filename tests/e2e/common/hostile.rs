@@ -5,7 +5,9 @@
 use super::WAIT;
 use ocm_io::{Driver, Inspector};
 use std::io::{self, ErrorKind, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+#[cfg(not(unix))]
+use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 /// Whether this system lets a socket bind `ip` (Linux: all of 127/8; macOS: only
@@ -15,30 +17,38 @@ pub fn ip_available(ip: &str) -> bool {
 }
 
 /// A TCP connection to `server` from `ip` (any port): bound before it connects, so the
-/// server sees that source address.
+/// server sees that source address. IPv4 or IPv6, as `server` is.
 #[cfg(unix)]
-pub fn tcp_from(ip: Ipv4Addr, server: SocketAddr) -> io::Result<TcpStream> {
-    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
-    use std::net::SocketAddrV4;
-    use std::os::fd::AsRawFd;
-    let SocketAddr::V4(server) = server else {
-        return Err(io::Error::new(ErrorKind::Unsupported, "IPv4 servers only"));
+pub fn tcp_from(ip: impl Into<IpAddr>, server: SocketAddr) -> io::Result<TcpStream> {
+    use nix::sys::socket::{
+        bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6,
     };
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(ip, 0)))?;
-    connect(fd.as_raw_fd(), &SockaddrIn::from(server))?;
+    use std::net::{SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+    let flags = SockFlag::SOCK_CLOEXEC;
+    let fd = match (ip.into(), server) {
+        (IpAddr::V4(ip), SocketAddr::V4(server)) => {
+            let fd = socket(AddressFamily::Inet, SockType::Stream, flags, None)?;
+            bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(ip, 0)))?;
+            connect(fd.as_raw_fd(), &SockaddrIn::from(server))?;
+            fd
+        }
+        (IpAddr::V6(ip), SocketAddr::V6(server)) => {
+            let fd = socket(AddressFamily::Inet6, SockType::Stream, flags, None)?;
+            let local = SocketAddrV6::new(ip, 0, 0, 0);
+            bind(fd.as_raw_fd(), &SockaddrIn6::from(local))?;
+            connect(fd.as_raw_fd(), &SockaddrIn6::from(server))?;
+            fd
+        }
+        _ => return Err(io::Error::new(ErrorKind::Unsupported, "mixed families")),
+    };
     Ok(TcpStream::from(fd))
 }
 
 /// Elsewhere only 127.0.0.1 is sure to work, and there the plain connect does.
 #[cfg(not(unix))]
-pub fn tcp_from(ip: Ipv4Addr, server: SocketAddr) -> io::Result<TcpStream> {
-    if ip != Ipv4Addr::LOCALHOST {
+pub fn tcp_from(ip: impl Into<IpAddr>, server: SocketAddr) -> io::Result<TcpStream> {
+    if ip.into() != IpAddr::V4(Ipv4Addr::LOCALHOST) {
         return Err(io::Error::new(
             ErrorKind::Unsupported,
             "no bind before connect",

@@ -4,6 +4,7 @@
 
 mod client;
 pub mod hostile;
+pub mod process;
 pub mod raw;
 
 pub use client::TestClient;

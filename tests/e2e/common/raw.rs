@@ -23,6 +23,20 @@ pub fn frame(room: &[u8], operation: u8, state: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A request header alone: room name of `room_len` bytes, `operation`, state 0, then a
+/// 29-byte payload size whose low 8 bytes are `size` (`u64::MAX` fills all 29 with 0xff).
+pub fn request_header(room_len: u8, operation: u8, size: u64) -> Vec<u8> {
+    let mut out = vec![room_len, operation, 0];
+    let mut field = [0u8; 29];
+    if size == u64::MAX {
+        field = [0xff; 29];
+    } else {
+        field[21..].copy_from_slice(&size.to_be_bytes());
+    }
+    out.extend_from_slice(&field);
+    out
+}
+
 /// Reads one TCRP frame: (operation, state, room, payload).
 pub fn read_frame(stream: &mut TcpStream) -> std::io::Result<(u8, u8, Vec<u8>, Vec<u8>)> {
     let mut header = [0u8; 32];
@@ -68,7 +82,18 @@ pub fn handshake_with(
     payload: &str,
     port: Option<u16>,
 ) -> Result<Vec<u8>, u8> {
-    let mut stream = connect(server);
+    handshake_on(connect(server), operation, room, payload, port)
+}
+
+/// [`handshake_with`] on a stream already connected (from another source address, say).
+pub fn handshake_on(
+    mut stream: TcpStream,
+    operation: u8,
+    room: &str,
+    payload: &str,
+    port: Option<u16>,
+) -> Result<Vec<u8>, u8> {
+    stream.set_read_timeout(Some(WAIT)).unwrap();
     stream
         .write_all(&frame(room.as_bytes(), operation, 0, payload.as_bytes()))
         .unwrap();
