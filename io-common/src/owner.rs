@@ -7,7 +7,9 @@
 //! non-blocking `recvmmsg`, whether or not the reactor said the socket is readable,
 //! except in the turn right after a wait that a TCP input or a question ended: the
 //! socket was empty just before);
-//! then it fires due timers and sends what the core queued. Only a turn that found
+//! then, when a timer is due, it reads the socket dry first (at most 64 batches: after a
+//! stall, what the kernel already received counts), fires due timers and sends what
+//! the core queued. Only a turn that found
 //! nothing waits, for whichever comes first: the shutdown signal, a question, a TCP
 //! input, a cluster input, a readable UDP socket, or the core's next deadline. So a busy server goes
 //! from batch to batch in system calls of its own (`recvmmsg`, `sendmmsg`), and pays
@@ -157,6 +159,9 @@ impl Endpoint {
             if !std::mem::take(&mut skip_udp) {
                 handled += udp.read_ready(&mut driver, now);
             }
+            if driver.poll_timeout().is_some_and(|at| at <= now) {
+                handled += read_before_timers(&mut udp, &mut driver, now).await;
+            }
             driver.handle_timeout(now);
             udp.flush(&mut driver).await;
             if handled > 0 {
@@ -212,6 +217,26 @@ impl Endpoint {
         }
         driver.stats().clone()
     }
+}
+
+/// Most datagram batches read before due timers fire (see [`read_before_timers`]).
+const READS_BEFORE_TIMERS: usize = 64;
+
+/// Reads the socket dry (at most [`READS_BEFORE_TIMERS`] batches, sending what they
+/// cause in between) before timers due at `now` fire: after a stall (SIGSTOP, a VM's
+/// steal time) a member whose datagrams were waiting in the kernel was heard, and must
+/// not be evicted as idle. Bounded, so that a flood cannot hold the timers off.
+async fn read_before_timers(udp: &mut UdpPath, driver: &mut Driver, now: Instant) -> usize {
+    let mut handled = 0;
+    for _ in 0..READS_BEFORE_TIMERS {
+        let read = udp.read_ready(driver, now);
+        handled += read;
+        if read < crate::udp::READ_BATCH {
+            break;
+        }
+        udp.flush(driver).await;
+    }
+    handled
 }
 
 /// Most inputs taken from each channel (TCP, registry answers, bus) in one turn, before

@@ -33,5 +33,6 @@ mod rooms;
 mod shutdown;
 mod slowloris;
 mod sources;
+mod stall;
 mod terminal;
 mod tokens;
