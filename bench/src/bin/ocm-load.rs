@@ -256,6 +256,8 @@ impl Context {
                         "1000000",
                         "--max-members-per-ip",
                         "1000000",
+                        "--max-rooms-per-source",
+                        "1000000",
                     ]),
                     // The address check costs one round trip when a client registers,
                     // nothing per message; the load's clients do not answer it.
