@@ -25,6 +25,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start: the size of the server's arguments costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a server; prints `listening tcp=ADDR udp=ADDR` on stdout, then logs on stderr
     #[command(after_help = crate::exit::HELP)]
@@ -81,6 +83,9 @@ pub struct ServerArgs {
     /// UDP address for the chat (port 0: any free port)
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8001")]
     pub udp: SocketAddr,
+    /// --metrics, --log-format (src/ops.rs)
+    #[command(flatten)]
+    pub ops: crate::ops::OpsArgs,
     /// Disconnect a member silent for this long (at most a year)
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "300s", value_parser = duration_between(SECOND, YEAR))]
     pub idle_timeout: Duration,

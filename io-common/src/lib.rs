@@ -21,6 +21,8 @@
 //!   Linux).
 //! - [`tcp`]: the acceptor and the per-connection tasks, handed to the shell's `spawn`.
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
+//! - [`metrics`]: what the owner loop measures beside the core's counters, and the
+//!   [`metrics::Snapshot`] an operator endpoint asks for through an [`Inspector`].
 //! - [`Recorder`]: `--record FILE`, every input the core receives written to a trace
 //!   that `ocm replay` runs again ([`ocm_core::record`]).
 //!
@@ -49,6 +51,7 @@ mod driver;
 pub mod errqueue;
 mod events;
 mod inspect;
+pub mod metrics;
 mod options;
 mod owner;
 pub mod recorder;
