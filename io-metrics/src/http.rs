@@ -178,21 +178,21 @@ async fn respond(
                 Some(tcp) => format!("tcp={tcp} udp={}", options.udp),
                 None => format!("udp={}", options.udp),
             };
-            let telemetry = &answer.snapshot.telemetry;
-            match (answer.cluster, telemetry.registry_failing) {
-                (true, Some(error)) => text(
+            let failing = answer.snapshot.telemetry.registry_failing;
+            match (answer.registered, failing) {
+                (None, _) => text(StatusCode::OK, &format!("ready: {bound} bound")),
+                (Some(_), Some(error)) => text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("not ready: {error} (latest registry answer)"),
                 ),
-                (true, None) if telemetry.registry_answered => text(
-                    StatusCode::OK,
-                    &format!("ready: {bound} bound, registry answering"),
+                (Some(false), None) => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: not registered with the cluster registry (yet, or fenced)",
                 ),
-                (true, None) => text(
+                (Some(true), None) => text(
                     StatusCode::OK,
-                    &format!("ready: {bound} bound, registry not asked yet"),
+                    &format!("ready: {bound} bound, registered with the cluster registry"),
                 ),
-                (false, _) => text(StatusCode::OK, &format!("ready: {bound} bound")),
             }
         }
     }

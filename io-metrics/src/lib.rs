@@ -7,7 +7,8 @@
 //! - `GET /healthz`: 200 when the owner loop answered a question within
 //!   [`MetricsOptions::bound`], 503 otherwise;
 //! - `GET /readyz`: 200 when the sockets are bound, the owner loop answers and, in
-//!   cluster mode, the registry's latest answer was not an error; 503 otherwise.
+//!   cluster mode, the node is registered (a lease renewal succeeded since start or the
+//!   last fence) and the registry's latest answer was not an error; 503 otherwise.
 //!
 //! Each answer to a health check is one line saying why. `docs/METRICS.md` lists every
 //! metric.
@@ -84,8 +85,9 @@ pub(crate) struct Answer {
     snapshot: Snapshot,
     /// Time the owner loop spent copying the snapshot (what the scrape cost it).
     copy: Duration,
-    /// Cluster mode is on.
-    cluster: bool,
+    /// Cluster mode: whether the node is registered (a renewal succeeded since start
+    /// or its last fence); `None` for a single node.
+    registered: Option<bool>,
 }
 
 /// Asks the owner loop for a snapshot; `Err` says why there is none.
@@ -95,7 +97,10 @@ pub(crate) async fn ask(inspector: &Inspector, bound: Duration) -> Result<Answer
         let snapshot = driver.snapshot();
         Answer {
             copy: start.elapsed(),
-            cluster: driver.cluster().is_some(),
+            registered: driver.cluster().map(|_| {
+                let rooms = driver.server().rooms();
+                rooms.is_some_and(|server| server.cluster_ready())
+            }),
             snapshot,
         }
     });

@@ -22,6 +22,7 @@ mod cluster;
 mod eviction;
 mod flood;
 mod ipv6;
+mod metrics;
 mod raw_bytes;
 mod record;
 mod relay;
