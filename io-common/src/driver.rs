@@ -347,6 +347,11 @@ impl Driver {
             telemetry: self.telemetry.measured(),
             tcp_tasks: self.conns.len(),
             link: self.cluster.as_ref().map(crate::metrics::link_counts),
+            cluster: self.server.rooms().and_then(|s| s.cluster_stats().cloned()),
+            registered: self
+                .cluster
+                .as_ref()
+                .map(|_| self.server.rooms().is_some_and(|s| s.cluster_ready())),
         }
     }
 

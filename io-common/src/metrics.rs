@@ -329,6 +329,11 @@ pub struct Snapshot {
     pub tcp_tasks: usize,
     /// Cluster mode: the link's counters (`None` for a single node).
     pub link: Option<LinkCounts>,
+    /// Cluster mode: the core's cluster counters (`None` for a single node).
+    pub cluster: Option<ocm_core::rooms::ClusterStats>,
+    /// Cluster mode: the node is registered (a renewal succeeded since start or its last
+    /// fence); `None` for a single node.
+    pub registered: Option<bool>,
 }
 
 #[cfg(test)]

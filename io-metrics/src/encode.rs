@@ -288,6 +288,27 @@ impl Collector for SnapshotCollector {
                 counter(e, name, help, *value)?;
             }
         }
+        if let Some(c) = &self.snapshot.cluster {
+            let registered = ConstGauge::new(i64::from(self.snapshot.registered == Some(true)));
+            registered.encode(e.encode_descriptor(
+                "cluster_registered",
+                "Cluster mode: 1 while the node is registered (a lease renewal succeeded since start or the last fence).",
+                None,
+                MetricType::Gauge,
+            )?)?;
+            for (name, help, value) in [
+                ("cluster_envelopes_published", "Cluster mode: envelopes this node published.", c.published),
+                ("cluster_envelopes_received", "Cluster mode: envelopes from other nodes delivered to members here.", c.received),
+                ("cluster_envelopes_dropped", "Cluster mode: envelopes dropped (malformed, another version, or for no room or epoch here).", c.dropped),
+                ("cluster_envelopes_stale", "Cluster mode: envelopes dropped as duplicates or late arrivals.", c.stale),
+                ("cluster_envelopes_missed", "Cluster mode: envelopes from other nodes known lost (skipped sequence numbers).", c.missed),
+                ("cluster_try_later", "Cluster mode: creates and joins answered TRY_LATER.", c.try_later),
+                ("cluster_fenced", "Cluster mode: times this node fenced itself (closed its rooms for want of renewals).", c.fenced),
+                ("cluster_rooms_lost", "Cluster mode: rooms closed because their lease was lost or their host's server gone.", c.rooms_lost),
+            ] {
+                counter(e, name, help, value)?;
+            }
+        }
         Ok(())
     }
 }

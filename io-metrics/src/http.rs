@@ -179,7 +179,7 @@ async fn respond(
                 None => format!("udp={}", options.udp),
             };
             let failing = answer.snapshot.telemetry.registry_failing;
-            match (answer.registered, failing) {
+            match (answer.snapshot.registered, failing) {
                 (None, _) => text(StatusCode::OK, &format!("ready: {bound} bound")),
                 (Some(_), Some(error)) => text(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -85,9 +85,6 @@ pub(crate) struct Answer {
     snapshot: Snapshot,
     /// Time the owner loop spent copying the snapshot (what the scrape cost it).
     copy: Duration,
-    /// Cluster mode: whether the node is registered (a renewal succeeded since start
-    /// or its last fence); `None` for a single node.
-    registered: Option<bool>,
 }
 
 /// Asks the owner loop for a snapshot; `Err` says why there is none.
@@ -97,10 +94,6 @@ pub(crate) async fn ask(inspector: &Inspector, bound: Duration) -> Result<Answer
         let snapshot = driver.snapshot();
         Answer {
             copy: start.elapsed(),
-            registered: driver.cluster().map(|_| {
-                let rooms = driver.server().rooms();
-                rooms.is_some_and(|server| server.cluster_ready())
-            }),
             snapshot,
         }
     });

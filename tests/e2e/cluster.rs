@@ -297,6 +297,12 @@ fn a_node_reports_its_registry_on_metrics_and_is_not_ready_without_redis(runtime
         "the renewal and the create were timed: {answered}"
     );
     assert!(scraped.counter("ocm_cluster_registry_requests_total", None) >= 2.0);
+    assert_eq!(scraped.gauge("ocm_cluster_registered"), 1.0);
+    assert_eq!(scraped.counter("ocm_cluster_fenced_total", None), 0.0);
+    assert_eq!(
+        scraped.counter("ocm_cluster_envelopes_missed_total", None),
+        0.0
+    );
     assert_eq!(
         scraped.counter("ocm_cluster_registry_errors_total", Some(("kind", "down"))),
         0.0
