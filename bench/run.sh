@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduces every figure in docs/BENCHMARKS.md: the core benchmarks (criterion), heap
 # bytes per member, the loopback load test (fan-out, junk, handshakes) against the
-# plain-socket baselines, and cluster mode over 1-3 nodes (if redis-server is installed),
+# plain-socket baselines, what scraping /metrics costs, and cluster mode over 1-3 nodes
+# (if redis-server is installed),
 # all in one run.
 # Usage: bench/run.sh [quick|profile]
 #   (none)   every figure, ocm-load over 3 runs (about 8 minutes on 2 cores)
@@ -28,6 +29,7 @@ case "${1:-}" in
         criterion=(--warm-up-time 1 --measurement-time 2)
         load+=(--runs 1 --deliveries 20000 --junk 20000 --handshakes 100)
         cluster_deliveries=20000
+        scrape=(--runs 1 --deliveries 100000)
         ;;
     profile)
         rm -rf "$target/profile/callgrind"
@@ -40,6 +42,7 @@ case "${1:-}" in
         criterion=()
         load+=(--runs 3 --deliveries 200000 --junk 300000 --handshakes 1000)
         cluster_deliveries=200000
+        scrape=(--runs 3 --deliveries 400000)
         ;;
     *)
         echo "usage: bench/run.sh [quick|profile]" >&2
@@ -55,6 +58,9 @@ cargo bench -p ocm-bench --bench memory
 
 echo "== loopback load against the plain-socket baselines"
 "${load[@]}"
+
+echo "== scrape cost: server CPU per delivery with a scraper on /metrics 10 times a second, against none"
+"$target/release/ocm-load" --ocm "$target/release/ocm" --members 8,64 --scrape 10 "${scrape[@]}"
 
 echo "== cluster mode: a 64-member room over 1, 2 and 3 nodes against one node, and Redis's CPU"
 if command -v redis-server >/dev/null 2>&1; then

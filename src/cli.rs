@@ -83,6 +83,9 @@ pub struct ServerArgs {
     /// UDP address for the chat (port 0: any free port)
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8001")]
     pub udp: SocketAddr,
+    /// --metrics, --log-format (src/ops.rs)
+    #[command(flatten)]
+    pub ops: crate::ops::OpsArgs,
     /// Disconnect a member silent for this long (at most a year)
     #[arg(long, value_name = "DURATION", allow_negative_numbers = true, default_value = "300s", value_parser = duration_between(SECOND, YEAR))]
     pub idle_timeout: Duration,

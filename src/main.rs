@@ -16,6 +16,7 @@ mod chat;
 mod cli;
 mod client;
 mod exit;
+mod ops;
 mod password;
 mod pipe;
 mod replay;

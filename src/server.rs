@@ -9,9 +9,8 @@ use ocm_core::cluster::node::ClusterConfig;
 use ocm_core::cluster::NodeId;
 use ocm_core::Config;
 use ocm_io::Options;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use tracing_subscriber::EnvFilter;
 
 /// Runs the server command and returns the exit code.
 pub fn run(args: ServerArgs) -> u8 {
@@ -22,7 +21,7 @@ pub fn run(args: ServerArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    init_logs();
+    crate::ops::init_logs(args.ops.log_format);
     let stop = match crate::signals::install() {
         Ok(stop) => stop,
         Err(e) => return fail(&format!("cannot install the signal handler: {e}")),
@@ -31,8 +30,8 @@ pub fn run(args: ServerArgs) -> u8 {
         let _ = stop.recv().await;
     };
     let result = match args.runtime {
-        Runtime::Smol => serve::<ocm_smol::Smol>(&options, shutdown),
-        Runtime::AsyncStd => serve::<ocm_asyncstd::AsyncStd>(&options, shutdown),
+        Runtime::Smol => serve::<ocm_smol::Smol>(&options, args.ops.metrics, shutdown),
+        Runtime::AsyncStd => serve::<ocm_asyncstd::AsyncStd>(&options, args.ops.metrics, shutdown),
     };
     match result {
         Ok(stats) => {
@@ -148,31 +147,34 @@ const RELAY_MAX_MEMBERS: usize = 1_000;
 /// Binds on runtime `R`, announces the addresses and serves until `shutdown`.
 fn serve<R: ocm_io::Runtime>(
     options: &Options,
+    metrics: Option<SocketAddr>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<ocm_core::Stats> {
     let server = ocm_io::Shell::<R>::bind(options)?;
-    announce(server.tcp_addr(), server.udp_addr());
-    server.run_blocking(shutdown)
+    let (tcp, udp) = (server.tcp_addr(), server.udp_addr());
+    let metrics = crate::ops::start_metrics(metrics, server.inspector(), tcp, udp)?;
+    announce(
+        tcp,
+        udp,
+        metrics.as_ref().map(ocm_metrics::MetricsServer::addr),
+    );
+    let stats = server.run_blocking(shutdown);
+    drop(metrics);
+    stats
 }
 
-/// The one line on stdout, with the ports actually bound.
-fn announce(tcp: Option<SocketAddr>, udp: SocketAddr) {
-    let line = match tcp {
+/// The one line on stdout, with the ports actually bound (`metrics=` with --metrics).
+fn announce(tcp: Option<SocketAddr>, udp: SocketAddr, metrics: Option<SocketAddr>) {
+    let mut line = match tcp {
         Some(tcp) => format!("listening tcp={tcp} udp={udp}"),
         None => format!("listening udp={udp}"),
     };
+    if let Some(metrics) = metrics {
+        line.push_str(&format!(" metrics={metrics}"));
+    }
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
-}
-
-fn init_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 fn fail(message: &str) -> u8 {

@@ -4,7 +4,7 @@
 //! and the drain loop ([`batched`], over [`mmsg`]), and the minimal TCRP server
 //! ([`handshake`]). [`load`] drives fan-out runs, [`junk`] floods with datagrams to drop,
 //! [`procfs`] reads a server's CPU time and socket queue, [`profile`] counts what it does
-//! (callgrind, perf).
+//! (callgrind, perf), [`scrape`] GETs a server's `/metrics` at a fixed rate.
 
 #![deny(unsafe_code)]
 
@@ -17,5 +17,6 @@ pub mod load;
 pub mod mmsg;
 pub mod procfs;
 pub mod profile;
+pub mod scrape;
 
 pub use fixture::Fixture;

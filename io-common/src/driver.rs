@@ -17,6 +17,7 @@
 
 use crate::addr;
 use crate::events::EventLog;
+use crate::metrics::{Snapshot, Telemetry};
 use crate::options::Options;
 use crate::recorder::Recorder;
 use async_channel::Sender;
@@ -81,6 +82,8 @@ pub struct Driver {
     recorded: VecDeque<Output>,
     /// Cluster mode: the backend's side (set by [`Driver::attach_cluster`]).
     cluster: Option<ClusterLink>,
+    /// What the shell measures for the metrics endpoint ([`crate::metrics`]).
+    telemetry: Telemetry,
 }
 
 impl Driver {
@@ -141,6 +144,7 @@ impl Driver {
             recorder,
             recorded: VecDeque::new(),
             cluster: None,
+            telemetry: Telemetry::default(),
         })
     }
 
@@ -157,6 +161,10 @@ impl Driver {
     /// What the cluster backend reported.
     pub fn handle_cluster(&mut self, now: Instant, input: ClusterInput) {
         self.now = now;
+        if let ClusterInput::Answer { id, answer } = &input {
+            let error = answer.as_ref().err().copied();
+            self.telemetry.registry_answered(id.0, now, error);
+        }
         if let AnyServer::Rooms(server) = &mut self.server {
             server.handle_cluster(now, input);
         }
@@ -182,6 +190,7 @@ impl Driver {
         };
         match output {
             ClusterOutput::Registry { id, request } => {
+                self.telemetry.registry_sent(id.0, self.now);
                 if let Err(error) = link.request(id, request) {
                     let answer = ClusterInput::Answer {
                         id,
@@ -302,7 +311,10 @@ impl Driver {
                     self.command(conn, ConnCmd::Close { linger_until });
                     self.conns.remove(&conn);
                 }
-                Output::Event(event) => self.log.log(self.now, &event),
+                Output::Event(event) => {
+                    self.telemetry.event(&event);
+                    self.log.log(self.now, &event)
+                }
                 Output::Cluster(output) => self.cluster_output(output),
             }
         }
@@ -321,6 +333,32 @@ impl Driver {
     /// What the core holds now: rooms, members, connections, queued outputs, timers.
     pub fn counts(&self) -> Counts {
         self.server.counts()
+    }
+
+    /// What the shell measured (see [`crate::metrics`]), to add to.
+    pub fn telemetry_mut(&mut self) -> &mut Telemetry {
+        &mut self.telemetry
+    }
+
+    /// After a datagram input: what the message there fanned out to, if one was relayed.
+    pub fn note_fanout(&mut self, before: crate::metrics::FanoutMark) {
+        self.telemetry.fanout(before, self.server.stats());
+    }
+
+    /// Everything the operator endpoints show, copied (see [`crate::metrics`]).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            stats: self.stats().clone(),
+            counts: self.counts(),
+            telemetry: self.telemetry.measured(),
+            tcp_tasks: self.conns.len(),
+            link: self.cluster.as_ref().map(crate::metrics::link_counts),
+            cluster: self.server.rooms().and_then(|s| s.cluster_stats().cloned()),
+            registered: self
+                .cluster
+                .as_ref()
+                .map(|_| self.server.rooms().is_some_and(|s| s.cluster_ready())),
+        }
     }
 
     fn command(&mut self, conn: ConnId, cmd: ConnCmd) {

@@ -22,6 +22,8 @@
 //! - [`tcp`]: the acceptor and the per-connection tasks, handed to the shell's `spawn`.
 //! - [`fd_limit`]: the connection limit fitted to `RLIMIT_NOFILE` at start.
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
+//! - [`metrics`]: what the owner loop measures beside the core's counters, and the
+//!   [`metrics::Snapshot`] an operator endpoint asks for through an [`Inspector`].
 //! - [`Recorder`]: `--record FILE`, every input the core receives written to a trace
 //!   that `ocm replay` runs again ([`ocm_core::record`]).
 //!
@@ -51,6 +53,7 @@ pub mod errqueue;
 mod events;
 pub mod fd_limit;
 mod inspect;
+pub mod metrics;
 mod options;
 mod owner;
 pub mod recorder;

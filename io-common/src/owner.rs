@@ -164,6 +164,7 @@ impl Endpoint {
             }
             driver.handle_timeout(now);
             udp.flush(&mut driver).await;
+            driver.telemetry_mut().step(now.elapsed());
             if handled > 0 {
                 continue;
             }

@@ -8,6 +8,7 @@
 //! The socket is an `async_io::Async`, the reactor under both smol and async-std (which
 //! exposes no readiness of its own), so this code serves both runtimes.
 
+use crate::metrics::FanoutMark;
 use crate::{batch, batch_recv, errqueue, Driver};
 use async_io::Async;
 use bytes::Bytes;
@@ -58,7 +59,9 @@ impl UdpPath {
                 Ok(n) => {
                     for i in 0..n {
                         let (from, data) = self.receiver.datagram(i);
+                        let mark = FanoutMark::of(driver.stats());
                         driver.handle(now, Input::Datagram { from, data });
+                        driver.note_fanout(mark);
                     }
                     handled += n.max(1);
                     if self.receiver.last_batch_short() {

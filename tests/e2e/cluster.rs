@@ -270,4 +270,63 @@ crate::on_both_runtimes!(
     three_nodes_chat_all_ways_and_names_are_unique,
     delivery_resumes_after_a_redis_restart,
     a_killed_host_node_closes_the_room_elsewhere_within_the_lease,
+    a_node_reports_its_registry_on_metrics_and_is_not_ready_without_redis,
 );
+
+/// `/readyz` is 200 while the node is registered, registry latency and the link's
+/// counters are on `/metrics`, and once Redis is gone `/readyz` says 503 (the node
+/// still serves: `/healthz` stays 200).
+fn a_node_reports_its_registry_on_metrics_and_is_not_ready_without_redis(runtime: Runtime) {
+    let Some(mut redis) = redis_or_skip("a_node_reports_its_registry_on_metrics") else {
+        return;
+    };
+    let n0 = node(runtime, &redis, "n0");
+    let options = ocm_metrics::MetricsOptions::new("127.0.0.1:0".parse().unwrap(), n0.tcp, n0.udp);
+    let metrics = ocm_metrics::MetricsServer::start(options, n0.inspector()).unwrap();
+    let (status, _, body) = crate::metrics::get(metrics.addr(), "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.ends_with("bound, registered with the cluster registry\n"),
+        "{body}"
+    );
+    let _alice = n0.create("lobby", "alice");
+    let scraped = crate::metrics::scrape(metrics.addr());
+    let (_, answered) = scraped.histogram("ocm_cluster_registry_latency_seconds");
+    assert!(
+        answered >= 2.0,
+        "the renewal and the create were timed: {answered}"
+    );
+    assert!(scraped.counter("ocm_cluster_registry_requests_total", None) >= 2.0);
+    assert_eq!(scraped.gauge("ocm_cluster_registered"), 1.0);
+    assert_eq!(scraped.counter("ocm_cluster_fenced_total", None), 0.0);
+    assert_eq!(
+        scraped.counter("ocm_cluster_envelopes_missed_total", None),
+        0.0
+    );
+    assert_eq!(
+        scraped.counter("ocm_cluster_registry_errors_total", Some(("kind", "down"))),
+        0.0
+    );
+
+    redis.stop();
+    let deadline = Instant::now() + 2 * WAIT;
+    let body = loop {
+        let (status, _, body) = crate::metrics::get(metrics.addr(), "/readyz");
+        if status == 503 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still ready without Redis: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.starts_with("not ready: "), "{body}");
+    assert_eq!(crate::metrics::get(metrics.addr(), "/healthz").0, 200);
+    let scraped = crate::metrics::scrape(metrics.addr());
+    let errors: f64 = ["timeout", "down", "overloaded"]
+        .iter()
+        .map(|kind| scraped.counter("ocm_cluster_registry_errors_total", Some(("kind", kind))))
+        .sum();
+    assert!(errors >= 1.0, "the failed renewal was counted");
+}

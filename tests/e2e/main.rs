@@ -25,6 +25,7 @@ mod eviction;
 mod fd_limit;
 mod flood;
 mod ipv6;
+mod metrics;
 mod raw_bytes;
 mod record;
 mod relay;

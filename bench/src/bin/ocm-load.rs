@@ -20,6 +20,10 @@
 //!    per handshake, against a minimal accept–answer–close server
 //!    ([`ocm_bench::handshake`]).
 //!
+//! With `--scrape N` instead: the cost of scraping `ocm server --metrics` N times a second,
+//! the same fan-out with a scraper and without, alternating; with `--cluster-nodes`,
+//! cluster mode against one node.
+//!
 //! Ratios are computed within each run (the same minute of the same machine), then
 //! summarised.
 
@@ -88,6 +92,12 @@ struct Args {
     /// same run; prints the CPU time Redis used per message.
     #[arg(long, value_delimiter = ',')]
     cluster_nodes: Vec<usize>,
+    /// Instead of the measurements above: what scraping costs. A rooms room of each
+    /// `--members` size on `ocm server --metrics`, once with a scraper GETting /metrics
+    /// this many times a second and once without, alternating within each run, on each
+    /// runtime; prints the server's CPU per delivery with over without.
+    #[arg(long)]
+    scrape: Option<u32>,
     /// Internal: serve a baseline and print its address.
     #[arg(long, hide = true)]
     serve: Option<Baseline>,
@@ -156,6 +166,8 @@ struct Server {
     child: Child,
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
+    /// `ocm server --metrics`: where the endpoints are.
+    metrics: Option<SocketAddr>,
     slug: String,
 }
 
@@ -311,6 +323,7 @@ fn spawn(command: &mut Command) -> io::Result<Server> {
         child,
         udp: field("udp="),
         tcp: field("tcp="),
+        metrics: field("metrics="),
         slug: String::new(),
     };
     if server.udp.is_none() && server.tcp.is_none() {
@@ -572,6 +585,129 @@ fn cluster_runs(args: &Args, cx: &Context) -> io::Result<()> {
     Ok(())
 }
 
+/// `--scrape`: the same fan-out on `ocm server --metrics` with and without a scraper,
+/// one after the other (in turns: odd runs without first, even runs with), `--runs`
+/// times; the ratio of CPU per delivery is taken within each run. The metrics thread's
+/// own run time (`schedstat`, in nanoseconds) is read too: what the scrapes cost there.
+fn scrape_runs(args: &Args, cx: &Context, per_second: u32) -> io::Result<()> {
+    use ocm_bench::scrape::Scraper;
+    let server = |runtime: &str| {
+        let mut command = Command::new(&cx.ocm);
+        command.args(["server", "--runtime", runtime, "--tcp", "127.0.0.1:0"]);
+        command.args(["--udp", "127.0.0.1:0", "--idle-timeout", "3600"]);
+        command
+            .args(["--metrics", "127.0.0.1:0"])
+            .args(UNLIMITED_RATES);
+        spawn(&mut command)
+    };
+    // (members, runtime) -> per run: cpu per delivery without, with; rate without, with;
+    // the metrics thread's CPU per delivery and per scrape (µs), with the scraper.
+    let mut results: BTreeMap<(usize, String), Vec<[f64; 6]>> = BTreeMap::new();
+    let mut all = ocm_bench::scrape::Scraped::default();
+    for run in 1..=args.runs {
+        for &members in &args.members {
+            let members = members.max(2);
+            let load = Load {
+                messages: (args.deliveries / (members as u64 - 1)).max(1000),
+                window: args.window,
+                size: args.size.max(33),
+            };
+            for runtime in &args.runtimes {
+                let mut figures = [0.0; 6];
+                // Which goes first alternates from run to run, so that a drift in the
+                // machine's load within a run does not always favour the same one.
+                let order = if run % 2 == 1 {
+                    [false, true]
+                } else {
+                    [true, false]
+                };
+                for scraping in order {
+                    let server = server(runtime)?;
+                    let metrics = server
+                        .metrics
+                        .ok_or_else(|| io::Error::other("no metrics= on the listening line"))?;
+                    let (sockets, framing) = room_sockets(std::slice::from_ref(&server), members)?;
+                    std::thread::sleep(cx.settle());
+                    let scraper = scraping.then(|| Scraper::start(metrics, per_second));
+                    let pid = server.child.id();
+                    let before = procfs::cpu_time(pid)?;
+                    let thread_before = procfs::thread_run_time(pid, "ocm-metrics")?;
+                    let report = load::run(load, sockets, framing)?;
+                    let spent = procfs::cpu_time(pid)?.since(before);
+                    let thread = procfs::thread_run_time(pid, "ocm-metrics")? - thread_before;
+                    let per =
+                        |cpu: Duration| cpu.as_nanos() as f64 / report.delivered.max(1) as f64;
+                    let cpu = per(spent.total());
+                    let i = usize::from(scraping);
+                    figures[i] = cpu;
+                    figures[2 + i] = report.rate();
+                    let note = match scraper.map(Scraper::stop) {
+                        Some(seen) => {
+                            figures[4] = per(thread);
+                            figures[5] = thread.as_secs_f64() * 1e6 / seen.ok.max(1) as f64;
+                            let note = format!(
+                                ", {} scrapes ({} failed), metrics thread {:?}, owner copy p50 {:?} max {:?}, scrape max {:?}",
+                                seen.ok,
+                                seen.failed,
+                                thread,
+                                seen.copy_quantile(0.5),
+                                seen.copy_quantile(1.0),
+                                seen.max_latency
+                            );
+                            all.add(seen);
+                            note
+                        }
+                        None => String::new(),
+                    };
+                    eprintln!(
+                        "run {run}: {members} members, ocm rooms ({runtime}), scraper {}: {:.0}/s, {cpu:.0} ns/delivery, loss {:.2}%{note}",
+                        if scraping { "on" } else { "off" },
+                        report.rate(),
+                        report.loss() * 100.0,
+                    );
+                }
+                results
+                    .entry((members, runtime.clone()))
+                    .or_default()
+                    .push(figures);
+            }
+        }
+    }
+    println!(
+        "{} run(s), scraper at {per_second}/s; each figure is the median (min–max) over the runs; ratios are taken within a run.",
+        args.runs
+    );
+    println!();
+    println!("| members | target | CPU per delivery, no scraper | with scraper | **ratio** | of which the metrics thread | metrics thread per scrape | deliveries/s, no scraper | with scraper |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for ((members, runtime), runs) in &results {
+        let column = |i: usize| runs.iter().map(|r| r[i]).collect::<Vec<_>>();
+        let ratios: Vec<f64> = runs.iter().map(|r| r[1] / r[0]).collect();
+        println!(
+            "| {members} | ocm rooms ({runtime}) | {} | {} | **{}** | {} | {} | {} | {} |",
+            spread(&column(0), nanos),
+            spread(&column(1), nanos),
+            spread(&ratios, ratio),
+            spread(&column(4), nanos),
+            spread(&column(5), |x| format!("{x:.0} µs")),
+            spread(&column(2), rate),
+            spread(&column(3), rate),
+        );
+    }
+    println!();
+    println!(
+        "{} scrapes answered ({} failed), {} bytes each; the owner loop's copy of a snapshot took {:?} (median), {:?} (p99), {:?} (max); a scrape took at most {:?}.",
+        all.ok,
+        all.failed,
+        all.bytes,
+        all.copy_quantile(0.5),
+        all.copy_quantile(0.99),
+        all.copy_quantile(1.0),
+        all.max_latency
+    );
+    Ok(())
+}
+
 /// Profile counters per unit of work: `(name, count)`.
 type Counts = Vec<(String, f64)>;
 
@@ -786,6 +922,9 @@ fn main() -> io::Result<()> {
     check_binary(&cx.ocm)?;
     if !args.cluster_nodes.is_empty() {
         return cluster_runs(&args, &cx);
+    }
+    if let Some(per_second) = args.scrape {
+        return scrape_runs(&args, &cx, per_second);
     }
     let started = Instant::now();
     let members: Vec<usize> = args.members.iter().map(|m| (*m).max(2)).collect();

@@ -86,6 +86,19 @@ impl Proc {
         }
     }
 
+    /// Every stderr line not read yet, up to the end of the stream (call after exit).
+    pub fn stderr_lines(&self) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut lines = Vec::new();
+        while let Ok(line) = self
+            .stderr
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            lines.push(line);
+        }
+        lines
+    }
+
     pub fn say(&mut self, text: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{text}").unwrap();
