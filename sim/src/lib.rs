@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod cluster;
 pub mod coverage;
 pub mod host;
 pub mod invariants;
