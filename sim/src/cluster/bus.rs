@@ -9,10 +9,13 @@
 //!
 //! - **Loss and duplication** apply to pub/sub only (a publish dropped on the way, a
 //!   fan-out delivered twice); the registry links are reliable while they are up.
-//! - **Partition** of a node: nothing passes between it and Redis either way; requests
-//!   and answers in flight are black-holed (the node's own timers must cope) and Redis
-//!   forgets its subscriptions. When it heals, the subscriber reconnects (after up to
-//!   a second, like the real one's PING interval) and subscribes the latest set.
+//! - **Partition** of a node: nothing passes between it and Redis either way. Either
+//!   the connections break (requests and answers in flight are black-holed, the node's
+//!   own timers must cope, and Redis forgets its subscriptions; when it heals, the
+//!   subscriber reconnects after up to a second, like the real one's PING interval,
+//!   and subscribes the latest set), or they *hold* (TCP retransmits: everything in
+//!   flight either way waits and arrives, in order, when the partition heals, so late
+//!   answers, late requests and old envelopes reach a node that has moved on).
 //! - **Outage** (Redis down): requests that reach it are answered `Down` at once;
 //!   publishes are lost; every subscription is dropped and comes back after it. With
 //!   `lose_data`, Redis restarts empty (no persistence).
@@ -90,6 +93,8 @@ pub struct BusStats {
     pub answered_down: u64,
     /// Publishes that reached Redis.
     pub published: u64,
+    /// Flights held by a partition whose connections hold, delivered when it healed.
+    pub held: u64,
     /// Publishes or fan-outs lost (faults, partitions, outages, crashes).
     pub lost: u64,
     /// Fan-outs delivered twice.
@@ -112,6 +117,7 @@ pub struct Bus {
     generation: Vec<u32>,
     alive: Vec<bool>,
     cut_until: Vec<Duration>,
+    hold: Vec<bool>,
     down_until: Duration,
     wanted: Vec<Vec<Arc<str>>>,
     subscribed: Vec<BTreeSet<Arc<str>>>,
@@ -131,6 +137,7 @@ impl Bus {
             generation: vec![0; nodes],
             alive: vec![true; nodes],
             cut_until: vec![Duration::ZERO; nodes],
+            hold: vec![false; nodes],
             down_until: Duration::ZERO,
             wanted: vec![Vec::new(); nodes],
             subscribed: vec![BTreeSet::new(); nodes],
@@ -183,7 +190,8 @@ impl Bus {
         if let ClusterOutput::Subscribe { rooms } = &output {
             self.wanted[node] = rooms.clone();
         }
-        if self.is_cut(node, now) {
+        let held = self.is_cut(node, now) && self.hold[node];
+        if self.is_cut(node, now) && !held {
             self.stats.black_holed += u64::from(matches!(output, ClusterOutput::Registry { .. }));
             self.stats.lost += u64::from(matches!(output, ClusterOutput::Publish { .. }));
             return;
@@ -205,23 +213,35 @@ impl Bus {
                 Flight::Subscribe(node, generation, rooms),
             ),
         };
-        self.push(rng, now, link, flight);
+        self.stats.held += u64::from(held);
+        let from = if held { self.cut_until[node] } else { now };
+        self.push(rng, from, link, flight);
     }
 
-    /// Cuts `node` off Redis until `until`.
-    pub fn partition(
-        &mut self,
-        rng: &mut ChaCha20Rng,
-        now: Duration,
-        node: usize,
-        until: Duration,
-    ) {
+    /// Cuts `node` off Redis until `until`; with `hold` its connections survive and
+    /// what is in flight waits for the end instead of being lost.
+    pub fn partition(&mut self, rng: &mut ChaCha20Rng, node: usize, until: Duration, hold: bool) {
         self.cut_until[node] = self.cut_until[node].max(until);
-        self.subscribed[node].clear();
-        let at = self.cut_until[node];
-        let generation = self.generation[node];
-        self.reconnect_later(rng, at, node, generation);
-        let _ = now;
+        self.hold[node] = hold;
+        if !hold {
+            self.subscribed[node].clear();
+            let at = self.cut_until[node];
+            let generation = self.generation[node];
+            self.reconnect_later(rng, at, node, generation);
+        }
+    }
+
+    /// A flight landed while its node is cut off and the connections hold: it lands
+    /// again when the partition ends, after anything that landed before it (the links
+    /// stay FIFO: whatever was sent later lands after the end, or is held too).
+    fn hold_back(&mut self, node: usize, flight: Flight) {
+        self.stats.held += 1;
+        self.seq += 1;
+        self.queue.insert((self.cut_until[node], self.seq), flight);
+    }
+
+    fn holds(&self, node: usize, at: Duration) -> bool {
+        self.is_cut(node, at) && self.hold[node]
     }
 
     /// Redis is down until `until`; with `lose_data` it comes back empty.
@@ -292,6 +312,10 @@ impl Bus {
             let at = key.0;
             match flight {
                 Flight::Request(node, generation, id, request) => {
+                    if self.holds(node, at) {
+                        self.hold_back(node, Flight::Request(node, generation, id, request));
+                        continue;
+                    }
                     if self.is_cut(node, at) {
                         self.stats.black_holed += 1;
                         continue;
@@ -310,6 +334,10 @@ impl Bus {
                     if !self.current(node, generation) {
                         continue;
                     }
+                    if self.holds(node, at) {
+                        self.hold_back(node, Flight::Answer(node, generation, id, answer));
+                        continue;
+                    }
                     if self.is_cut(node, at) {
                         self.stats.black_holed += 1;
                         continue;
@@ -317,6 +345,10 @@ impl Bus {
                     return Some((node, ClusterInput::Answer { id, answer }));
                 }
                 Flight::Publish(node, room, payload) => {
+                    if self.holds(node, at) {
+                        self.hold_back(node, Flight::Publish(node, room, payload));
+                        continue;
+                    }
                     if self.is_cut(node, at) || self.is_down(at) {
                         self.stats.lost += 1;
                         continue;
@@ -343,6 +375,10 @@ impl Bus {
                     }
                 }
                 Flight::Message(node, generation, payload) => {
+                    if self.current(node, generation) && self.holds(node, at) {
+                        self.hold_back(node, Flight::Message(node, generation, payload));
+                        continue;
+                    }
                     if !self.current(node, generation) || self.is_cut(node, at) {
                         self.stats.lost += 1;
                         continue;
@@ -351,6 +387,10 @@ impl Bus {
                     return Some((node, ClusterInput::Message { payload }));
                 }
                 Flight::Subscribe(node, generation, rooms) => {
+                    if self.current(node, generation) && self.holds(node, at) {
+                        self.hold_back(node, Flight::Subscribe(node, generation, rooms));
+                        continue;
+                    }
                     if self.current(node, generation) && !self.is_cut(node, at) && !self.is_down(at)
                     {
                         self.subscribed[node] = rooms.into_iter().collect();

@@ -133,6 +133,9 @@ pub enum ClusterOp {
         node: u8,
         /// Milliseconds.
         ms: u32,
+        /// The connections survive (TCP retransmits): what is in flight arrives late
+        /// instead of never.
+        hold: bool,
     },
 }
 
@@ -167,8 +170,8 @@ fn op() -> impl Strategy<Value = ClusterOp> {
         1 => node.clone().prop_map(|node| ClusterOp::Restart { node }),
         1 => (prop_oneof![100..1_500u32, 1_500..6_000u32], prop_oneof![4 => Just(false), 1 => Just(true)])
             .prop_map(|(ms, lose_data)| ClusterOp::Outage { ms, lose_data }),
-        1 => (node, prop_oneof![100..1_500u32, 1_500..6_000u32])
-            .prop_map(|(node, ms)| ClusterOp::Partition { node, ms }),
+        2 => (node, prop_oneof![100..1_500u32, 1_500..6_000u32], any::<bool>())
+            .prop_map(|(node, ms, hold)| ClusterOp::Partition { node, ms, hold }),
     ]
 }
 

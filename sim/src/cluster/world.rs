@@ -620,7 +620,7 @@ impl ClusterWorld {
                 self.bus.outage(&mut self.rng, self.now, until, lose_data);
                 Ok(())
             }
-            ClusterOp::Partition { node, ms } => {
+            ClusterOp::Partition { node, ms, hold } => {
                 let i = usize::from(node) % n;
                 let until = self.now + Duration::from_millis(u64::from(ms));
                 self.coverage.partitions += 1;
@@ -632,7 +632,7 @@ impl ClusterWorld {
                     "{:?} node {i} cut off until {until:?}",
                     self.now
                 );
-                self.bus.partition(&mut self.rng, self.now, i, until);
+                self.bus.partition(&mut self.rng, i, until, hold);
                 Ok(())
             }
         }
