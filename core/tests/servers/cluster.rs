@@ -393,3 +393,27 @@ fn after_the_registry_lost_its_data_the_nodes_restore_rooms_and_members() {
     assert_eq!(c.received_by(ALICE), ["bob: back"]);
     let _ = a;
 }
+
+/// Each failed renewal is retried after lease/20; the retry must replace the pending
+/// renewal, not add to it: a registry down for two minutes left hundreds of renewal
+/// timers behind (the cluster simulator found the timer table over its bound).
+#[test]
+fn a_long_registry_outage_piles_up_no_renewal_timers() {
+    let mut c = cluster(2);
+    let a = c.create(0, ALICE, "lobby", "alice");
+    c.say(0, ALICE, "lobby", &a, "");
+    c.registry_up = false;
+    c.advance(std::time::Duration::from_secs(120));
+    // Left: the renewal and the fence, each failed renewal's own deadline for half a
+    // lease (ten of them at one retry per lease/20), and the dead room's member timers
+    // until they fire. Before the fix: one more renewal entry per failed renewal, 598.
+    for node in &c.nodes {
+        let timers = ocm_core::Machine::counts(&node.server).timers;
+        assert!(timers <= 24, "{timers} timers on a node with nothing alive");
+    }
+    c.registry_up = true;
+    c.advance(std::time::Duration::from_secs(1));
+    assert!(c.nodes.iter().all(|n| n.server.cluster_ready()));
+    let b = c.create(1, BOB, "lobby", "bob");
+    assert!(!b.is_empty());
+}
