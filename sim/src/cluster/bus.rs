@@ -277,6 +277,17 @@ impl Bus {
             .insert((at, self.seq), Flight::Resubscribe(node, generation));
     }
 
+    /// By when everything `node` has sent until `now` has left it: now, or the end of
+    /// a partition whose connections hold (the kernel still delivers what a killed
+    /// process had written once the route is back).
+    pub fn flushed_by(&self, node: usize, now: Duration) -> Duration {
+        if self.holds(node, now) {
+            self.cut_until[node]
+        } else {
+            now
+        }
+    }
+
     /// `node` crashed: nothing reaches it any more, Redis drops its connections.
     pub fn crash(&mut self, node: usize) {
         self.alive[node] = false;

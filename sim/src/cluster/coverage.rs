@@ -17,9 +17,6 @@ pub struct ClusterCoverage {
     pub cross_node_deliveries: u64,
     /// Chat lines delivered to a member on the sender's node.
     pub local_deliveries: u64,
-    /// Datagrams from another node than the session's: a port named in a vanished
-    /// client's JSON request and taken again by its next session.
-    pub reused_ports: u64,
     /// Nodes crashed.
     pub crashes: u64,
     /// Nodes restarted.
@@ -63,7 +60,6 @@ impl ClusterCoverage {
             (&mut self.cross_node_deliveries, o.cross_node_deliveries),
             (&mut self.local_deliveries, o.local_deliveries),
             (&mut self.crashes, o.crashes),
-            (&mut self.reused_ports, o.reused_ports),
             (&mut self.restarts, o.restarts),
             (&mut self.outages, o.outages),
             (&mut self.data_losses, o.data_losses),

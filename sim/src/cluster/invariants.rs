@@ -8,8 +8,8 @@
 //! | (a) at most one node hosts a name (after Redis lost its data: once the nodes had time to restore or fence) | after every step |
 //! | (a) a room served anywhere is an epoch the registry holds, or held at most a lease ago (a mirror hears at its next renewal, or fences) | after every step |
 //! | (b) datagrams only to the node's members; none after the room closed for, or evicted, that member | every node step; every client datagram |
-//! | (b) a chat line only to members of the sender's room incarnation | every client datagram |
-//! | (c) a crashed host's rooms closed on every node within lease + lease/4 + lease/20 and the links' delays (lease + lease/2 when an outage or partition came in between) | after every step |
+//! | (b) a chat line only to members of the sender's room incarnation, and only from the node the receiver joined through | every client datagram |
+//! | (c) a crashed host's rooms closed on every node within lease + lease/4 + lease/20 and the links' delays (lease + lease/2 when an outage or partition came in between), counted from the crash, or from the end of the partition it died behind if its connections held (its last renewal lands then) | after every step |
 //! | (c) self-fencing: a node cut off from Redis, or all of them while Redis is down, serves no room half a lease (its clock) after it lost contact | after every step |
 //! | (d) no duplicate: each line at most once per receiver | every client datagram |
 //! | (e) each sender's lines in the order sent, per receiver | every client datagram |
@@ -87,12 +87,12 @@ pub fn delivery(
         return Ok(()); // its token has not reached it yet: nothing was owed
     };
     if receiver.node != from {
-        // Another node's member at this address: a client that vanished mid-handshake
-        // had named this port in its JSON request, and the actor's next session took
-        // the same port (as a new socket on a real host may). The sending node's own
-        // check (only to its members' addresses) holds; this is no delivery of ours.
-        world.coverage.reused_ports += 1;
-        return Ok(());
+        return Err(format!(
+            "actor {} (on node {}) got {:?} from node {from}",
+            key.0,
+            receiver.node,
+            String::from_utf8_lossy(payload)
+        ));
     }
     if payload.starts_with(b"* ") {
         return Ok(());
@@ -214,7 +214,7 @@ pub fn cluster(world: &mut ClusterWorld) -> Result<(), String> {
                 } else {
                     LEASE / 4 + LEASE / 20
                 };
-                let bound = crash.at + delay + LEASE + span(learn, slowest) + slack;
+                let bound = crash.flushed + delay + LEASE + span(learn, slowest) + slack;
                 if now > bound {
                     return Err(format!(
                         "node {i} still serves {room} ({claim}) of node {} crashed at {:?}; due closed by {bound:?}",

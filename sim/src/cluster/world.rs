@@ -93,6 +93,9 @@ pub struct Crash {
     pub node: usize,
     /// When.
     pub at: Duration,
+    /// By when what it had sent left it (later than `at` if it died cut off from
+    /// Redis behind connections that hold: its last renewal lands after the heal).
+    pub flushed: Duration,
     /// Epochs of the rooms it hosted.
     pub epochs: BTreeSet<Epoch>,
 }
@@ -706,6 +709,7 @@ impl ClusterWorld {
         self.crashes.push(Crash {
             node: i,
             at: self.now,
+            flushed: self.bus.flushed_by(i, self.now),
             epochs,
         });
         let _ = writeln!(self.trace, "{:?} node {i} crashes", self.now);
