@@ -948,3 +948,86 @@ fn repeated_outages_leave_the_timer_table_within_its_bound() {
     });
     assert!(outcome.coverage.outages >= 4);
 }
+
+/// Sim bug: a node was cut off after it had crashed, behind connections that hold, so
+/// the requests it had sent before dying reached Redis at the heal, long after the crash
+/// bound assumed. A crashed node cannot be partitioned any more.
+#[test]
+fn a_dead_node_cannot_be_partitioned() {
+    let mut ops = vec![
+        Create {
+            actor: 0,
+            node: 0,
+            room: 0,
+            user: 0,
+        },
+        Create {
+            actor: 0,
+            node: 0,
+            room: 2,
+            user: 1,
+        },
+    ];
+    ops.extend([Send { actor: 0 }; 4]);
+    ops.extend([
+        Join {
+            actor: 0,
+            node: 1,
+            room: 0,
+            user: 0,
+        },
+        Send { actor: 0 },
+        Leave { actor: 0 },
+        Leave { actor: 0 },
+        Advance { ms: 109 },
+        Send { actor: 0 },
+        Join {
+            actor: 0,
+            node: 0,
+            room: 0,
+            user: 0,
+        },
+        Send { actor: 0 },
+        Send { actor: 0 },
+        Join {
+            actor: 0,
+            node: 0,
+            room: 0,
+            user: 0,
+        },
+        Create {
+            actor: 0,
+            node: 0,
+            room: 0,
+            user: 0,
+        },
+    ]);
+    ops.extend([Send { actor: 0 }; 4]);
+    ops.extend([
+        Crash { node: 0 },
+        Partition {
+            node: 0,
+            ms: 1500,
+            hold: true,
+        },
+        Join {
+            actor: 0,
+            node: 1,
+            room: 0,
+            user: 1,
+        },
+    ]);
+    let outcome = passes(ClusterSchedule {
+        seed: 6310576598407224093,
+        nodes: 3,
+        clocks: vec![1090, 906, 1006],
+        bus: BusProfile {
+            min_delay_ms: 6,
+            max_delay_ms: 120,
+            loss: 136,
+            duplicate: 1,
+        },
+        ops,
+    });
+    assert_eq!(outcome.coverage.partitions, 0);
+}

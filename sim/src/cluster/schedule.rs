@@ -126,8 +126,8 @@ pub enum ClusterOp {
         /// Restarted without persistence.
         lose_data: bool,
     },
-    /// A node is cut off from Redis (registry and bus) for a while; its clients still
-    /// reach it.
+    /// A live node is cut off from Redis (registry and bus) for a while; its clients
+    /// still reach it.
     Partition {
         /// Which node.
         node: u8,

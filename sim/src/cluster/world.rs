@@ -625,6 +625,9 @@ impl ClusterWorld {
             }
             ClusterOp::Partition { node, ms, hold } => {
                 let i = usize::from(node) % n;
+                if self.nodes[i].server.is_none() {
+                    return Ok(()); // a dead node has no connections left to cut
+                }
                 let until = self.now + Duration::from_millis(u64::from(ms));
                 self.coverage.partitions += 1;
                 if self.nodes[i].cut_since.is_none() {
