@@ -9,7 +9,7 @@
 //! leave, nodes crash and restart, Redis goes down (and may lose its data), nodes are
 //! cut off. After every step of every node the rules of [`invariants`] must hold; a
 //! failure reports the rule, the simulated time and the trace's tail, and the schedule
-//! (its `Debug` form is Rust) becomes a test in `sim/tests/cluster.rs`.
+//! (its `Debug` form is Rust) becomes a test in `sim/tests/cluster_regressions.rs`.
 //!
 //! - [`registry`]: the registry as Redis runs it (the `ocm-cluster` scripts, translated).
 //! - [`bus`]: Redis's process, pub/sub and the faulty links.
@@ -38,6 +38,7 @@
 pub mod bus;
 pub mod coverage;
 pub mod invariants;
+mod ops;
 pub mod registry;
 pub mod schedule;
 pub mod world;

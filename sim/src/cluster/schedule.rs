@@ -2,7 +2,8 @@
 //! a list of operations, generated and shrunk by proptest in the style of
 //! [`crate::schedule`]: operations name actors, nodes, rooms and users by small indices
 //! taken modulo their pools, so any list runs and shrinking never breaks one. The
-//! `Debug` form is Rust syntax: paste a failing schedule into `sim/tests/cluster.rs`.
+//! `Debug` form is Rust syntax: paste a failing schedule into
+//! `sim/tests/cluster_regressions.rs`.
 //!
 //! ```
 //! use ocm_sim::cluster::schedule::{ClusterOp, ClusterSchedule};

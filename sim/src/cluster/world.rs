@@ -12,13 +12,12 @@
 use super::bus::Bus;
 use super::coverage::ClusterCoverage;
 use super::invariants::{self, Delivery};
-use super::schedule::{cluster_config, config, ClusterOp, ClusterSchedule, LEASE, ROOMS, USERS};
+use super::schedule::{cluster_config, config, ClusterSchedule};
 use crate::host::{Actor, State, Wire};
 use crate::net::{below, Faults, Net, Packet, Segment};
 use crate::trace::Trace;
 use crate::world::Failure;
 use bytes::Bytes;
-use ocm_core::client::Handshake;
 use ocm_core::cluster::node::{ClusterInput, ClusterOutput};
 use ocm_core::cluster::Epoch;
 use ocm_core::output::{ConnId, Event, Output};
@@ -111,21 +110,21 @@ pub struct ClusterWorld {
     pub(crate) net: Net,
     pub(crate) actors: Vec<Actor>,
     /// Node of each actor's current handshake or session.
-    actor_node: Vec<Option<usize>>,
+    pub(crate) actor_node: Vec<Option<usize>>,
     /// Room, user and create/join of each actor's current handshake.
-    pending: Vec<Option<(String, &'static str, bool)>>,
-    conns: BTreeMap<ConnId, (usize, usize)>,
-    closed_by_node: BTreeSet<ConnId>,
-    next_conn: u64,
-    captured: Vec<Bytes>,
+    pub(crate) pending: Vec<Option<(String, &'static str, bool)>>,
+    pub(crate) conns: BTreeMap<ConnId, (usize, usize)>,
+    pub(crate) closed_by_node: BTreeSet<ConnId>,
+    pub(crate) next_conn: u64,
+    pub(crate) captured: Vec<Bytes>,
     /// Epoch of each member a node admitted: (node, room, username) → epoch.
-    admitted: BTreeMap<(usize, String, String), Epoch>,
+    pub(crate) admitted: BTreeMap<(usize, String, String), Epoch>,
     /// Sessions by (actor, session index).
     pub sessions: BTreeMap<(usize, usize), Session>,
     /// What each session received, for the delivery checks.
     pub(crate) deliveries: BTreeMap<(usize, usize), Delivery>,
     /// Addresses of sessions their node ended.
-    ended_addrs: BTreeMap<SocketAddr, (usize, usize)>,
+    pub(crate) ended_addrs: BTreeMap<SocketAddr, (usize, usize)>,
     /// Crashes so far.
     pub crashes: Vec<Crash>,
     /// Redis down since (while down), and when the last outage ended.
@@ -301,7 +300,7 @@ impl ClusterWorld {
         }
     }
 
-    fn wire(&mut self, server: SocketAddr) -> (Wire<'_>, &mut Vec<Actor>) {
+    pub(crate) fn wire(&mut self, server: SocketAddr) -> (Wire<'_>, &mut Vec<Actor>) {
         (
             Wire {
                 net: &mut self.net,
@@ -315,7 +314,7 @@ impl ClusterWorld {
         )
     }
 
-    fn actor_server(&self, a: usize) -> SocketAddr {
+    pub(crate) fn actor_server(&self, a: usize) -> SocketAddr {
         node_addr(self.actor_node[a].unwrap_or(0))
     }
 
@@ -506,227 +505,6 @@ impl ClusterWorld {
         }
     }
 
-    fn choose(&self, index: u8, fit: impl Fn(usize, &Actor) -> bool) -> Option<usize> {
-        let fitting: Vec<usize> = (0..self.actors.len())
-            .filter(|a| fit(*a, &self.actors[*a]))
-            .collect();
-        (!fitting.is_empty()).then(|| fitting[usize::from(index) % fitting.len()])
-    }
-
-    fn is_host(&self, a: usize) -> bool {
-        match self.actors[a].state {
-            State::Chatting { log, .. } => self.sessions.get(&(a, log)).is_some_and(|s| s.host),
-            _ => false,
-        }
-    }
-
-    /// Applies one operation at the current time (only `Advance` moves the clock).
-    pub fn apply(&mut self, op: ClusterOp) -> Result<(), Failure> {
-        let n = self.nodes.len();
-        match op {
-            ClusterOp::Create {
-                actor,
-                node,
-                room,
-                user,
-            } => {
-                let room = ROOMS[usize::from(room) % ROOMS.len()];
-                self.handshake(actor, usize::from(node) % n, room, user, true)
-            }
-            ClusterOp::Join {
-                actor,
-                node,
-                room,
-                user,
-            } => {
-                let held: Vec<&'static str> = ROOMS
-                    .iter()
-                    .copied()
-                    .filter(|r| self.bus.registry.holder(self.now, r).is_some())
-                    .collect();
-                let room = if held.is_empty() || room % 4 == 3 {
-                    ROOMS[usize::from(room / 4) % ROOMS.len()]
-                } else {
-                    held[usize::from(room) % held.len()]
-                };
-                self.handshake(actor, usize::from(node) % n, room, user, false)
-            }
-            ClusterOp::Send { actor } => {
-                if let Some(a) = self.choose(actor, |_, a| a.is_talking()) {
-                    let State::Chatting { log, .. } = self.actors[a].state else {
-                        unreachable!("talking")
-                    };
-                    let Some(session) = self.sessions.get_mut(&(a, log)) else {
-                        return Ok(());
-                    };
-                    session.sent += 1;
-                    let text = format!("m{a}.{log}.{}", session.sent);
-                    let server = self.actor_server(a);
-                    let (mut wire, actors) = self.wire(server);
-                    actors[a].send(&mut wire, |_| text);
-                }
-                Ok(())
-            }
-            ClusterOp::Leave { actor } => {
-                if let Some(a) = self.choose(actor, |_, a| a.is_talking()) {
-                    self.leave(a);
-                }
-                Ok(())
-            }
-            ClusterOp::HostLeave { actor } => {
-                if let Some(a) =
-                    self.choose(actor, |a, actor| actor.is_talking() && self.is_host(a))
-                {
-                    self.coverage.host_leaves += 1;
-                    self.leave(a);
-                }
-                Ok(())
-            }
-            ClusterOp::Vanish { actor } => {
-                if let Some(a) = self.choose(actor, |_, a| a.is_busy()) {
-                    self.vanish(a)?;
-                }
-                Ok(())
-            }
-            ClusterOp::Advance { ms } => {
-                self.run_until(self.now + Duration::from_millis(u64::from(ms)))
-            }
-            ClusterOp::Crash { node } => self.crash(usize::from(node) % n),
-            ClusterOp::Restart { node } => {
-                let i = usize::from(node) % n;
-                if self.nodes[i].server.is_none() {
-                    self.coverage.restarts += 1;
-                    let clock = self.nodes[i].clock(self.now);
-                    self.nodes[i].server = Some(start(&mut self.rng, i, clock));
-                    self.bus.restart(i);
-                    let _ = writeln!(self.trace, "{:?} node {i} restarts", self.now);
-                }
-                Ok(())
-            }
-            ClusterOp::Outage { ms, lose_data } => {
-                let until = self.now + Duration::from_millis(u64::from(ms));
-                self.coverage.outages += 1;
-                self.coverage.data_losses += u64::from(lose_data);
-                if self.down_since.is_none() {
-                    self.down_since = Some(self.now);
-                }
-                if lose_data {
-                    let slowest = self.slowest_rate();
-                    let fence = span(LEASE / 2, slowest);
-                    self.loss_grace_until = self.loss_grace_until.max(until + fence + LEASE);
-                }
-                let _ = writeln!(
-                    self.trace,
-                    "{:?} redis down until {until:?} (lose data: {lose_data})",
-                    self.now
-                );
-                self.bus.outage(&mut self.rng, self.now, until, lose_data);
-                Ok(())
-            }
-            ClusterOp::Partition { node, ms, hold } => {
-                let i = usize::from(node) % n;
-                if self.nodes[i].server.is_none() {
-                    return Ok(()); // a dead node has no connections left to cut
-                }
-                let until = self.now + Duration::from_millis(u64::from(ms));
-                self.coverage.partitions += 1;
-                if self.nodes[i].cut_since.is_none() {
-                    self.nodes[i].cut_since = Some(self.now);
-                }
-                let _ = writeln!(
-                    self.trace,
-                    "{:?} node {i} cut off until {until:?}",
-                    self.now
-                );
-                self.bus.partition(&mut self.rng, i, until, hold);
-                Ok(())
-            }
-        }
-    }
-
-    fn handshake(
-        &mut self,
-        actor: u8,
-        node: usize,
-        room: &str,
-        user: u8,
-        create: bool,
-    ) -> Result<(), Failure> {
-        let Some(a) = self.choose(actor, |_, a| a.is_idle()) else {
-            return Ok(());
-        };
-        if self.nodes[node].server.is_none() {
-            return Ok(()); // connection refused
-        }
-        let user = USERS[usize::from(user) % USERS.len()];
-        let handshake = if create {
-            Handshake::create(room, user, None)
-        } else {
-            Handshake::join(room, user, None)
-        }
-        .expect("pool names are valid");
-        let conn = ConnId(self.next_conn);
-        self.next_conn += 1;
-        self.conns.insert(conn, (a, node));
-        self.actor_node[a] = Some(node);
-        self.pending[a] = Some((room.to_owned(), user, create));
-        let peer = SocketAddr::new(self.actors[a].tcp_ip, 1024 + (conn.0 % 60_000) as u16);
-        self.feed(node, NodeInput::Core(Input::TcpAccepted { conn, peer }))?;
-        let (mut wire, actors) = self.wire(node_addr(node));
-        actors[a].start(&mut wire, conn, handshake, room);
-        Ok(())
-    }
-
-    fn leave(&mut self, a: usize) {
-        let server = self.actor_server(a);
-        let (mut wire, actors) = self.wire(server);
-        actors[a].leave(&mut wire);
-    }
-
-    fn vanish(&mut self, a: usize) -> Result<(), Failure> {
-        if let Some(conn) = self.actors[a].vanish() {
-            self.net.reset(conn);
-            if !self.closed_by_node.contains(&conn) {
-                let node = self.conns[&conn].1;
-                return self.feed(node, NodeInput::Core(Input::TcpClosed { conn }));
-            }
-        }
-        Ok(())
-    }
-
-    fn crash(&mut self, i: usize) -> Result<(), Failure> {
-        let Some(server) = self.nodes[i].server.take() else {
-            return Ok(());
-        };
-        self.coverage.crashes += 1;
-        if let Some(stats) = server.cluster_stats() {
-            self.coverage.harvest(stats);
-        }
-        let epochs = server
-            .room_names()
-            .iter()
-            .filter_map(|r| server.room_claim(r))
-            .filter(|(_, owned)| *owned)
-            .map(|(claim, _)| claim.epoch)
-            .collect();
-        self.crashes.push(Crash {
-            node: i,
-            at: self.now,
-            flushed: self.bus.flushed_by(i, self.now),
-            epochs,
-        });
-        let _ = writeln!(self.trace, "{:?} node {i} crashes", self.now);
-        self.bus.crash(i);
-        for a in 0..self.actors.len() {
-            if self.actor_node[a] == Some(i) && self.actors[a].is_busy() {
-                if let Some(conn) = self.actors[a].vanish() {
-                    self.net.reset(conn);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The end of a run: the live nodes' counters go into the coverage.
     pub fn finish(&mut self) {
         for node in &self.nodes {
@@ -752,7 +530,7 @@ pub enum NodeInput {
     Cluster(ClusterInput),
 }
 
-fn start(rng: &mut ChaCha20Rng, i: usize, now: Instant) -> RoomServer {
+pub(crate) fn start(rng: &mut ChaCha20Rng, i: usize, now: Instant) -> RoomServer {
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
     RoomServer::new_clustered(config(), seed, cluster_config(i), now).expect("a valid config")
