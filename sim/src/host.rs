@@ -333,6 +333,7 @@ impl Actor {
     /// Closes everything without a word. Returns the connection to reset, if any.
     pub fn vanish(&mut self) -> Option<ConnId> {
         let conn = self.handshake_conn();
+        self.retire_json_port(conn);
         self.stop();
         conn
     }
@@ -340,8 +341,18 @@ impl Actor {
     /// Abandons the handshake. Returns the connection to reset.
     pub fn drop_tcp(&mut self) -> Option<ConnId> {
         let conn = self.handshake_conn()?;
+        self.retire_json_port(Some(conn));
         self.state = State::Idle;
         Some(conn)
+    }
+
+    /// A handshake abandoned after its JSON request named the next port: the server may
+    /// hold a member at that port, so the next session must not take it (a new socket
+    /// would get a stranger's datagrams; the cluster simulator tripped on it).
+    fn retire_json_port(&mut self, conn: Option<ConnId>) {
+        if conn.is_some_and(|c| self.json_ports.get(&c) == Some(&self.next_port)) {
+            self.next_port += 1;
+        }
     }
 
     /// Moves the session to a new port and says so with a keepalive.

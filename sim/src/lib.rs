@@ -13,6 +13,11 @@
 //! ([`invariants`]). A failure reports the rule, the virtual time and the tail of the
 //! [`trace`].
 //!
+//! [`cluster`] is the same idea for cluster mode: two or three servers, each on its own
+//! clock, a simulated Redis (registry with leases, pub/sub) and faulty links to it
+//! (delay, loss, duplication, partitions, crashes, outages), under proptest schedules
+//! with the cluster invariants after every step (`docs/CLUSTER.md`, "Testing").
+//!
 //! ```
 //! use ocm_sim::schedule::{Network, Op, Schedule};
 //! let schedule = Schedule { seed: 9, network: Network::Perfect, ops: vec![Op::Advance { ms: 10 }] };
@@ -23,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod cluster;
 pub mod coverage;
 pub mod host;
 pub mod invariants;

@@ -7,15 +7,21 @@
 //! the highest is a duplicate or a late arrival and is dropped, so no member ever gets a
 //! message twice or out of its sender's order.
 //!
+//! The first number heard from an origin is a baseline, not a gap: a node that starts
+//! serving a room (its first member there joined) hears the other nodes mid-stream,
+//! and what they published before was never meant for it. (Counting it made every
+//! join through a new node report the room's whole history as lost; the cluster
+//! simulator found it.)
+//!
 //! ```
 //! use ocm_core::cluster::sequence::{Sequences, Verdict};
 //! use ocm_core::cluster::{Epoch, NodeId};
 //!
 //! let mut seen = Sequences::default();
 //! let a = NodeId::new("node-a").unwrap();
-//! assert_eq!(seen.check(Epoch(7), &a, 1), Verdict::Accept { missed: 0 });
-//! assert_eq!(seen.check(Epoch(7), &a, 4), Verdict::Accept { missed: 2 });
-//! assert_eq!(seen.check(Epoch(7), &a, 3), Verdict::Stale);
+//! assert_eq!(seen.check(Epoch(7), &a, 5), Verdict::Accept { missed: 0 });
+//! assert_eq!(seen.check(Epoch(7), &a, 8), Verdict::Accept { missed: 2 });
+//! assert_eq!(seen.check(Epoch(7), &a, 7), Verdict::Stale);
 //! seen.forget(Epoch(7)); // the room closed
 //! ```
 //!
@@ -46,9 +52,16 @@ pub struct Sequences {
 
 impl Sequences {
     /// Decides on envelope `seq` from `origin` for room `epoch`, and remembers it when
-    /// accepted. Sequences start at 1; a 0 is stale.
+    /// accepted. Sequences start at 1; a 0 is stale. The first envelope from an origin
+    /// misses nothing (see the module's note).
     pub fn check(&mut self, epoch: Epoch, origin: &NodeId, seq: u64) -> Verdict {
-        let highest = self.highest.entry((epoch, origin.clone())).or_insert(0);
+        if seq == 0 {
+            return Verdict::Stale;
+        }
+        let Some(highest) = self.highest.get_mut(&(epoch, origin.clone())) else {
+            self.highest.insert((epoch, origin.clone()), seq);
+            return Verdict::Accept { missed: 0 };
+        };
         if seq <= *highest {
             return Verdict::Stale;
         }
@@ -118,7 +131,8 @@ mod tests {
             Verdict::Stale,
             "sequences start at 1"
         );
-        assert_eq!(seen.check(Epoch(1), &a, 5), Verdict::Accept { missed: 4 });
+        assert_eq!(seen.check(Epoch(1), &a, 1), Verdict::Accept { missed: 0 });
+        assert_eq!(seen.check(Epoch(1), &a, 5), Verdict::Accept { missed: 3 });
         for late in 1..=5 {
             assert_eq!(seen.check(Epoch(1), &a, late), Verdict::Stale);
         }
@@ -130,6 +144,22 @@ mod tests {
             }
         );
         assert_eq!(seen.check(Epoch(1), &a, u64::MAX), Verdict::Stale);
+    }
+
+    #[test]
+    fn the_first_number_from_an_origin_is_a_baseline_not_a_gap() {
+        let mut seen = Sequences::default();
+        let (a, b) = (node("a"), node("b"));
+        // This node started serving the room after a had published 41 envelopes.
+        assert_eq!(seen.check(Epoch(1), &a, 42), Verdict::Accept { missed: 0 });
+        assert_eq!(seen.check(Epoch(1), &a, 44), Verdict::Accept { missed: 1 });
+        assert_eq!(seen.check(Epoch(1), &a, 41), Verdict::Stale);
+        // Each origin, and each epoch, has its own baseline.
+        assert_eq!(seen.check(Epoch(1), &b, 7), Verdict::Accept { missed: 0 });
+        assert_eq!(seen.check(Epoch(2), &a, 3), Verdict::Accept { missed: 0 });
+        // A room closed and served again starts from a new baseline.
+        seen.forget(Epoch(1));
+        assert_eq!(seen.check(Epoch(1), &a, 90), Verdict::Accept { missed: 0 });
     }
 
     #[test]
@@ -154,7 +184,7 @@ mod tests {
     proptest! {
         /// Whatever a bus does to one sender's stream (loss, duplication, reordering),
         /// what is accepted is strictly increasing, and accepted + missed accounts for
-        /// every number up to the highest accepted.
+        /// every number from the first accepted to the highest.
         #[test]
         fn what_is_accepted_is_in_order_and_once(arrivals in proptest::collection::vec(1u64..40, 0..80)) {
             let mut seen = Sequences::default();
@@ -168,8 +198,11 @@ mod tests {
                 }
             }
             prop_assert!(accepted.windows(2).all(|w| w[0] < w[1]));
-            let highest = accepted.last().copied().unwrap_or(0);
-            prop_assert_eq!(accepted.len() as u64 + missed_total, highest);
+            let span = match (accepted.first(), accepted.last()) {
+                (Some(first), Some(last)) => last - first + 1,
+                _ => 0,
+            };
+            prop_assert_eq!(accepted.len() as u64 + missed_total, span);
         }
     }
 }

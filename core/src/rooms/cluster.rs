@@ -820,9 +820,12 @@ impl RoomServer {
         let Some(c) = self.cluster.as_mut() else {
             return;
         };
+        // Every change of `renew_at` schedules an entry at it, so an entry firing
+        // before it is a stale one (a retry moved the renewal earlier): drop it.
+        // Rescheduling it instead kept one more entry alive per failed renewal, a pile
+        // that grew for as long as the registry was down (the cluster simulator found
+        // the timer table over its bound).
         if now < c.renew_at {
-            let at = c.renew_at;
-            self.timers.schedule(at, TimerKey::Renew);
             return;
         }
         c.renew_at = now + c.config.lease / 4;

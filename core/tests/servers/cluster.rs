@@ -315,6 +315,7 @@ fn a_lost_envelope_is_counted_and_later_ones_still_arrive_in_order() {
     c.say(0, ALICE, "lobby", &a, "");
     let b = c.join(1, BOB, "lobby", "bob");
     c.say(1, BOB, "lobby", &b, "");
+    c.say(0, ALICE, "lobby", &a, "0");
     c.take_all();
     // Node 1 misses two messages (its subscription was down).
     let subscribed = std::mem::take(&mut c.nodes[1].subscribed);
@@ -324,6 +325,29 @@ fn a_lost_envelope_is_counted_and_later_ones_still_arrive_in_order() {
     c.say(0, ALICE, "lobby", &a, "3");
     assert_eq!(c.received_by(BOB), ["alice: 3"]);
     assert_eq!(c.nodes[1].server.cluster_stats().unwrap().missed, 2);
+}
+
+/// What the other nodes published before this node served the room was never meant
+/// for it: a join through a new node reports no loss (the cluster simulator found the
+/// room's whole history counted as lost on every such join).
+#[test]
+fn what_was_published_before_a_node_served_the_room_is_not_counted_lost() {
+    let mut c = cluster(3);
+    let a = c.create(0, ALICE, "lobby", "alice");
+    c.say(0, ALICE, "lobby", &a, "");
+    let b = c.join(1, BOB, "lobby", "bob");
+    c.say(1, BOB, "lobby", &b, "");
+    for text in ["1", "2", "3"] {
+        c.say(0, ALICE, "lobby", &a, text);
+        c.say(1, BOB, "lobby", &b, text);
+    }
+    let t = c.join(2, CAROL, "lobby", "carol");
+    c.say(2, CAROL, "lobby", &t, "");
+    c.take_all();
+    c.say(0, ALICE, "lobby", &a, "4");
+    c.say(1, BOB, "lobby", &b, "4");
+    assert_eq!(c.received_by(CAROL), ["alice: 4", "bob: 4"]);
+    assert_eq!(c.nodes[2].server.cluster_stats().unwrap().missed, 0);
 }
 
 #[test]
@@ -368,4 +392,28 @@ fn after_the_registry_lost_its_data_the_nodes_restore_rooms_and_members() {
     c.say(1, BOB, "lobby", &b, "back");
     assert_eq!(c.received_by(ALICE), ["bob: back"]);
     let _ = a;
+}
+
+/// Each failed renewal is retried after lease/20; the retry must replace the pending
+/// renewal, not add to it: a registry down for two minutes left hundreds of renewal
+/// timers behind (the cluster simulator found the timer table over its bound).
+#[test]
+fn a_long_registry_outage_piles_up_no_renewal_timers() {
+    let mut c = cluster(2);
+    let a = c.create(0, ALICE, "lobby", "alice");
+    c.say(0, ALICE, "lobby", &a, "");
+    c.registry_up = false;
+    c.advance(std::time::Duration::from_secs(120));
+    // Left: the renewal and the fence, each failed renewal's own deadline for half a
+    // lease (ten of them at one retry per lease/20), and the dead room's member timers
+    // until they fire. Before the fix: one more renewal entry per failed renewal, 598.
+    for node in &c.nodes {
+        let timers = ocm_core::Machine::counts(&node.server).timers;
+        assert!(timers <= 24, "{timers} timers on a node with nothing alive");
+    }
+    c.registry_up = true;
+    c.advance(std::time::Duration::from_secs(1));
+    assert!(c.nodes.iter().all(|n| n.server.cluster_ready()));
+    let b = c.create(1, BOB, "lobby", "bob");
+    assert!(!b.is_empty());
 }
