@@ -46,6 +46,12 @@ pub fn config() -> Config {
         source_message_burst: 40,
         room_fanout_per_sec: 200,
         room_fanout_burst: 200,
+        // the single-node limits made for one attacker's connections would refuse the
+        // creates these schedules are made of
+        max_rooms_per_source: 3,
+        request_budget: Config::default().request_budget,
+        max_handshakes: 32,
+        max_handshakes_per_ip: 16,
         ..crate::schedule::config()
     }
 }
