@@ -210,6 +210,18 @@ impl Collector for SnapshotCollector {
             "TCP connections closed at the handshake deadline.",
             s.handshake_timeouts,
         )?;
+        counter(
+            e,
+            "connections_displaced",
+            "Unfinished TCP connections closed unanswered to make way for a new one at --max-handshakes.",
+            s.connections_displaced,
+        )?;
+        counter(
+            e,
+            "connections_over_budget",
+            "Unfinished TCP connections closed unanswered because all requests together passed --request-budget.",
+            s.connections_over_budget,
+        )?;
 
         let c = &self.snapshot.counts;
         gauge(
@@ -227,7 +239,7 @@ impl Collector for SnapshotCollector {
         gauge(
             e,
             "connections",
-            "TCP connections the core holds (in handshake or waiting for the port).",
+            "TCP connections the core holds (in handshake, waiting for the port, or lingering after an answer).",
             c.connections,
         )?;
         gauge(
@@ -310,5 +322,42 @@ impl Collector for SnapshotCollector {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocm_io::metrics::{LinkCounts, Snapshot, Telemetry};
+
+    /// docs/METRICS.md is the operator's reference: a metric the endpoint serves and the
+    /// reference does not name is a metric nobody can read.
+    #[test]
+    fn every_metric_served_is_in_the_reference() {
+        let snapshot = Snapshot {
+            stats: Default::default(),
+            counts: Default::default(),
+            telemetry: Telemetry::default(),
+            tcp_tasks: 0,
+            link: Some(LinkCounts::default()),
+            cluster: Some(Default::default()),
+            registered: Some(true),
+        };
+        let text = encode(&snapshot, Duration::from_micros(2));
+        let reference = include_str!("../../docs/METRICS.md");
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert!(families.len() > 20, "{text}");
+        for family in families {
+            let counter = format!("`{family}_total`");
+            let plain = format!("`{family}`");
+            assert!(
+                reference.contains(&counter) || reference.contains(&plain),
+                "{family} is served but not in docs/METRICS.md"
+            );
+        }
     }
 }
