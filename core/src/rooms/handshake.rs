@@ -330,7 +330,10 @@ impl RoomServer {
         let operation = Operation::from_code(op_code);
         self.record_answer(conn, peer, operation, frame_room, op_code, status);
         let Ok((member, token, requested)) = admitted else {
-            self.close_conn(now, conn, Close::Linger);
+            // A peer that closed while the registry decided is gone from the shell
+            // already (it reports a socket once): nothing to linger for.
+            let how = if eof { Close::AtOnce } else { Close::Linger };
+            self.close_conn(now, conn, how);
             return;
         };
         let data = encode_complete(frame_room, op_code, &token);

@@ -417,3 +417,48 @@ fn a_long_registry_outage_piles_up_no_renewal_timers() {
     let b = c.create(1, BOB, "lobby", "bob");
     assert!(!b.is_empty());
 }
+
+#[test]
+fn a_refusal_after_the_peer_closed_while_the_registry_decided_frees_the_slot_at_once() {
+    use ocm_core::{Input, Machine};
+    // One connection per source: a slot held after the peer is gone refuses the next.
+    let config = Config {
+        max_handshakes_per_ip: 1,
+        ..Config::default()
+    };
+    let mut c = ClusterHarness::new(2, config);
+    c.create(1, BOB, "lobby", "bob");
+    // Node 0 does not serve `lobby`: the create passes its local checks and waits; the
+    // client shuts its write side (EOF) before the registry answers RoomExists.
+    c.hold_answers = true;
+    let conn = c.start_handshake(0, ALICE, true, "lobby", "alice", None);
+    c.feed(0, Input::TcpClosed { conn });
+    c.release_held();
+    assert_eq!(
+        c.finish_handshake(0, conn, true, "lobby", "alice", None),
+        Some(Err(Status::RoomExists))
+    );
+    // The shell already reported this socket closed and will not again: no linger.
+    assert_eq!(
+        c.nodes[0].server.counts().connections,
+        0,
+        "a refused connection whose peer had closed is forgotten at once"
+    );
+    assert_eq!(
+        c.handshake(0, ALICE, true, "den", "alice", None)
+            .map(|r| r.is_ok()),
+        Some(true),
+        "the source's one slot is free again"
+    );
+
+    // The same when the registry never answers and the request times out (TRY_LATER).
+    c.hold_answers = true;
+    let conn = c.start_handshake(0, CAROL, true, "attic", "carol", None);
+    c.feed(0, Input::TcpClosed { conn });
+    c.advance(Duration::from_millis(1100));
+    assert_eq!(
+        c.finish_handshake(0, conn, true, "attic", "carol", None),
+        Some(Err(Status::TryLater))
+    );
+    assert_eq!(c.nodes[0].server.counts().connections, 0);
+}
