@@ -2,9 +2,12 @@
 //! configured limits.
 
 use super::{ensure, InvariantViolation};
+use crate::output::ConnId;
 use crate::rooms::{canonical_ip, RoomServer};
 use crate::source::{Source, SourceCounts};
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
 
 /// Checks limits, token ↔ member ↔ room agreement, the address index and the
 /// per-source counts of connections, members and rooms. Cost is linear in what the
@@ -127,6 +130,34 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
             s.incomplete.iter().all(|(_, id)| s.conns.contains_key(id)),
             "an unfinished connection that is not open",
         )?;
+        // Exactly the connections still reading their request are displaceable and hold
+        // request bytes (not one waiting for the registry, the port, or lingering).
+        let reading: BTreeSet<(Instant, ConnId)> = s
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.reads_request())
+            .map(|(id, conn)| (conn.accepted(), *id))
+            .collect();
+        ensure(
+            s.incomplete == reading,
+            "the unfinished connections are not those reading their request",
+        )?;
+        ensure(
+            s.conns
+                .values()
+                .all(|conn| conn.reads_request() || conn.held == 0),
+            "a connection done with its request still holds request bytes",
+        )?;
+        let holding: BTreeSet<(usize, Reverse<(Instant, ConnId)>)> = s
+            .conns
+            .iter()
+            .filter(|(_, conn)| conn.held > 0)
+            .map(|(id, conn)| (conn.held, Reverse((conn.accepted(), *id))))
+            .collect();
+        ensure(
+            s.holders == holding,
+            "the largest-holder index disagrees with the connections",
+        )?;
         let held: usize = s.conns.values().map(|conn| conn.held).sum();
         ensure(
             held == s.request_bytes,
@@ -135,10 +166,6 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
         ensure(
             s.request_bytes <= c.request_budget,
             "unfinished requests hold more than the request budget",
-        )?;
-        ensure(
-            s.holders.len() == s.conns.values().filter(|conn| conn.held > 0).count(),
-            "the largest-holder index misses a connection",
         )?;
         Ok(())
     }

@@ -46,6 +46,19 @@ pub(crate) struct Conn {
     phase: Phase,
 }
 
+impl Conn {
+    /// Whether it is still reading its request (what `incomplete` and the request
+    /// budget track).
+    pub(crate) fn reads_request(&self) -> bool {
+        matches!(self.phase, Phase::Request(_))
+    }
+
+    /// When it was accepted (its age in `incomplete` and `holders`).
+    pub(crate) fn accepted(&self) -> Instant {
+        self.accepted
+    }
+}
+
 #[derive(Debug)]
 enum Phase {
     /// Reading the request frame.
