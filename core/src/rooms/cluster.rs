@@ -576,8 +576,10 @@ impl RoomServer {
             return self.finish_waiting(now, waiting, Err(Status::TryLater));
         };
         if let Some(stored) = &password {
-            if !stored.verify(waiting.password.as_deref().unwrap_or("")) {
-                return self.finish_waiting(now, waiting, Err(Status::InvalidPassword));
+            let given = waiting.password.as_deref();
+            if let Err(status) = self.check_password(now, &waiting.room, stored, given, waiting.ip)
+            {
+                return self.finish_waiting(now, waiting, Err(status));
             }
         }
         let conn = waiting.conn;

@@ -428,7 +428,7 @@ impl RoomServer {
         let ip = canonical_ip(peer.ip());
         let create = operation == Operation::Create;
         if self.cluster.is_some() {
-            if let Err(status) = self.local_checks(room, &credentials, ip, create) {
+            if let Err(status) = self.local_checks(now, room, &credentials, ip, create) {
                 return refused(status);
             }
             return self.cluster_admit(now, conn, frame, room, credentials, ip);

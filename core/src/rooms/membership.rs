@@ -120,22 +120,11 @@ impl RoomServer {
         let Some((name, entry)) = self.rooms.get_key_value(room) else {
             return Err(Status::RoomNotFound);
         };
-        if let Some(stored) = &entry.password {
-            // While this source or this room is made to wait, the password is not even
-            // looked at: guessing faster than the backoff learns nothing.
-            let source = self.source(ip);
-            if self.password_sources.blocked(now, &source) || self.password_rooms.blocked(now, name)
-            {
-                return Err(Status::TryLater);
-            }
-            if !stored.verify(credentials.password.as_deref().unwrap_or("")) {
-                let name = name.clone();
-                self.password_sources.failed(now, &source);
-                self.password_rooms.failed(now, &name);
-                return Err(Status::InvalidPassword);
-            }
-            self.password_sources.forget(&source);
+        if let Some(stored) = entry.password.clone() {
+            let name = name.clone();
+            self.check_password(now, &name, &stored, credentials.password.as_deref(), ip)?;
         }
+        let entry = &self.rooms[room];
         let taken = entry
             .members
             .iter()
@@ -146,7 +135,12 @@ impl RoomServer {
         if entry.members.len() >= self.config.max_members_per_room || !self.has_seat_for(ip) {
             return Err(Status::ServerFull);
         }
-        let name = name.clone();
+        let name = self
+            .rooms
+            .get_key_value(room)
+            .expect("room exists")
+            .0
+            .clone();
         let username: Arc<str> = credentials.username.into();
         let (id, token) = self.add_member(now, name.clone(), username.clone(), ip);
         let room = self.rooms.get_mut(&name).expect("room exists");
@@ -160,17 +154,44 @@ impl RoomServer {
         Ok((id, token))
     }
 
+    /// A join's password against room `name`'s hash, through the wrong-password
+    /// throttle (see [`crate::throttle`]): while this source or this room is made to
+    /// wait, the password is not even looked at (TRY_LATER), so guessing faster than the
+    /// backoff learns nothing; a wrong one counts against both, a right one clears the
+    /// source's count. Every mode and path checks passwords here.
+    pub(crate) fn check_password(
+        &mut self,
+        now: Instant,
+        name: &Arc<str>,
+        stored: &PasswordHash,
+        given: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<(), Status> {
+        let source = self.source(ip);
+        if self.password_sources.blocked(now, &source) || self.password_rooms.blocked(now, name) {
+            return Err(Status::TryLater);
+        }
+        if !stored.verify(given.unwrap_or("")) {
+            self.password_sources.failed(now, &source);
+            self.password_rooms.failed(now, name);
+            return Err(Status::InvalidPassword);
+        }
+        self.password_sources.forget(&source);
+        Ok(())
+    }
+
     /// Cluster mode: the checks a create or join passes before the registry is asked,
     /// in the order of `docs/PROTOCOL.md` (a join of a room not served here is checked
     /// once the registry has found it).
     pub(crate) fn local_checks(
-        &self,
+        &mut self,
+        now: Instant,
         room: &str,
         credentials: &Credentials,
         ip: IpAddr,
         create: bool,
     ) -> Result<(), Status> {
-        let entry = self.rooms.get(room);
+        let entry = self.rooms.get_key_value(room);
         if create {
             if entry.is_some() {
                 return Err(Status::RoomExists);
@@ -180,14 +201,14 @@ impl RoomServer {
             }
             return Ok(());
         }
-        let Some(entry) = entry else {
+        let Some((name, entry)) = entry else {
             return Ok(());
         };
-        if let Some(stored) = &entry.password {
-            if !stored.verify(credentials.password.as_deref().unwrap_or("")) {
-                return Err(Status::InvalidPassword);
-            }
+        if let Some(stored) = entry.password.clone() {
+            let name = name.clone();
+            self.check_password(now, &name, &stored, credentials.password.as_deref(), ip)?;
         }
+        let entry = &self.rooms[room];
         let taken = entry
             .members
             .iter()

@@ -462,3 +462,42 @@ fn a_refusal_after_the_peer_closed_while_the_registry_decided_frees_the_slot_at_
     );
     assert_eq!(c.nodes[0].server.counts().connections, 0);
 }
+
+#[test]
+fn wrong_passwords_are_throttled_in_cluster_mode_too() {
+    // docs/PROTOCOL.md, Limits: 5 wrong passwords from one source are free, then each
+    // next try waits (TRY_LATER without the password being looked at), in every mode.
+    let mut c = cluster(2);
+    c.handshake(0, ALICE, true, "vault", "alice", Some("s3cret"))
+        .unwrap()
+        .unwrap();
+    // Through node 1, which looks the room up in the registry.
+    for _ in 0..5 {
+        assert_eq!(
+            c.handshake(1, BOB, false, "vault", "bob", Some("guess")),
+            Some(Err(Status::InvalidPassword))
+        );
+    }
+    assert_eq!(
+        c.handshake(1, BOB, false, "vault", "bob", Some("s3cret")),
+        Some(Err(Status::TryLater)),
+        "the sixth try from the source waits, even with the right password"
+    );
+    // Through node 0, which serves the room and checks with the hash it keeps.
+    for _ in 0..5 {
+        assert_eq!(
+            c.handshake(0, CAROL, false, "vault", "carol", Some("guess")),
+            Some(Err(Status::InvalidPassword))
+        );
+    }
+    assert_eq!(
+        c.handshake(0, CAROL, false, "vault", "carol", Some("s3cret")),
+        Some(Err(Status::TryLater))
+    );
+    // After the wait the right password gets in.
+    c.advance(Duration::from_millis(1100));
+    assert!(c
+        .handshake(0, CAROL, false, "vault", "carol", Some("s3cret"))
+        .unwrap()
+        .is_ok());
+}
