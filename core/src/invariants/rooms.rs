@@ -105,6 +105,12 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
             c.max_rooms_per_source,
             "per-source room counts are not the rooms' own",
         )?;
+        ensure(
+            s.source_rates
+                .keys()
+                .all(|source| s.members_per_source.get(*source) > 0),
+            "a message bucket kept for a source without members",
+        )?;
         for room in s.rooms.values() {
             let Some(source) = room.source else { continue };
             let host = room.members.first().and_then(|id| s.members.get(id));
