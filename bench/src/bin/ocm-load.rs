@@ -507,6 +507,15 @@ fn room_sockets(servers: &[Server], members: usize) -> io::Result<(Sockets, Arc<
     Ok((Sockets { sender, receivers }, framing))
 }
 
+/// The load of one sender to `members - 1` receivers making about `--deliveries`.
+fn room_load(args: &Args, members: usize) -> Load {
+    Load {
+        messages: (args.deliveries / (members as u64 - 1)).max(1000),
+        window: args.window,
+        size: args.size.max(33),
+    }
+}
+
 /// The message rate limits that protect a server from one abusive member, source or room
 /// (`ocm server --help`) would cap the one sender of a load run: lifted far above
 /// anything a run sends, for ocm and for the cluster nodes alike.
@@ -537,11 +546,7 @@ fn cluster_runs(args: &Args, cx: &Context) -> io::Result<()> {
     };
     for &members in &args.members {
         let members = members.max(2);
-        let load = Load {
-            messages: (args.deliveries / (members as u64 - 1)).max(1000),
-            window: args.window,
-            size: args.size.max(33),
-        };
+        let load = room_load(args, members);
         let single = server(&[])?;
         let (sockets, framing) = room_sockets(std::slice::from_ref(&single), members)?;
         std::thread::sleep(cx.settle());
@@ -607,11 +612,7 @@ fn scrape_runs(args: &Args, cx: &Context, per_second: u32) -> io::Result<()> {
     for run in 1..=args.runs {
         for &members in &args.members {
             let members = members.max(2);
-            let load = Load {
-                messages: (args.deliveries / (members as u64 - 1)).max(1000),
-                window: args.window,
-                size: args.size.max(33),
-            };
+            let load = room_load(args, members);
             for runtime in &args.runtimes {
                 let mut figures = [0.0; 6];
                 // Which goes first alternates from run to run, so that a drift in the
