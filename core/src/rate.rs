@@ -28,8 +28,9 @@ const _: () = assert!(CLIENT_BURST <= MEMBER_BURST_FLOOR);
 pub struct TokenBucket {
     per_sec: u32,
     burst: u32,
-    /// Tokens, in billionths, so that refills need no floating point.
-    nanotokens: u128,
+    /// Tokens, in billionths, so that refills need no floating point (at most
+    /// `burst` × 10⁹ < 2⁶², so 64 bits hold it; arithmetic is done in 128).
+    nanotokens: u64,
     last: Option<Instant>,
 }
 
@@ -42,7 +43,7 @@ impl TokenBucket {
         TokenBucket {
             per_sec,
             burst,
-            nanotokens: u128::from(burst) * NANO,
+            nanotokens: u64::from(burst) * NANO as u64,
             last: None,
         }
     }
@@ -61,7 +62,8 @@ impl TokenBucket {
         if let Some(last) = self.last {
             let elapsed = now.saturating_duration_since(last).as_nanos();
             let full = u128::from(self.burst) * NANO;
-            self.nanotokens = (self.nanotokens + elapsed * u128::from(self.per_sec)).min(full);
+            let level = (self.level() + elapsed * u128::from(self.per_sec)).min(full);
+            self.nanotokens = u64::try_from(level).expect("at most burst × 10⁹");
         }
         if self.last.is_none_or(|last| now > last) {
             self.last = Some(now);
@@ -72,21 +74,25 @@ impl TokenBucket {
     /// larger than the bucket passes once it is full).
     pub fn has(&mut self, now: Instant, n: u32) -> bool {
         self.refill(now);
-        self.nanotokens >= u128::from(n.min(self.burst)) * NANO
+        self.level() >= u128::from(n.min(self.burst)) * NANO
+    }
+
+    fn level(&self) -> u128 {
+        u128::from(self.nanotokens)
     }
 
     /// Takes `n` tokens (capped at the burst) after [`TokenBucket::has`] said yes; never
     /// goes below empty.
     pub fn take(&mut self, n: u32) {
-        let cost = u128::from(n.min(self.burst)) * NANO;
+        let cost = u64::from(n.min(self.burst)) * NANO as u64;
         self.nanotokens = self.nanotokens.saturating_sub(cost);
     }
 
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
         self.refill(now);
-        if self.nanotokens >= NANO {
-            self.nanotokens -= NANO;
+        if self.level() >= NANO {
+            self.nanotokens -= NANO as u64;
             true
         } else {
             false
@@ -96,10 +102,10 @@ impl TokenBucket {
     /// When the next token is there (`now` if it already is).
     pub fn ready_at(&mut self, now: Instant) -> Instant {
         self.refill(now);
-        if self.nanotokens >= NANO {
+        if self.level() >= NANO {
             return now;
         }
-        let missing = NANO - self.nanotokens;
+        let missing = NANO - self.level();
         let per_sec = u128::from(self.per_sec);
         let nanos = missing.div_ceil(per_sec);
         now + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
@@ -161,6 +167,22 @@ pub(crate) fn charge_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_largest_bucket_fits_its_64_bits_after_any_wait() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(u32::MAX, u32::MAX);
+        assert!(bucket.has(start, u32::MAX));
+        bucket.take(u32::MAX);
+        assert!(!bucket.try_take(start));
+        // a century of refill at the highest rate is capped at the burst
+        let later = start + Duration::from_secs(100 * 365 * 24 * 3600);
+        assert!(bucket.has(later, u32::MAX));
+        bucket.take(u32::MAX - 1);
+        assert!(bucket.try_take(later));
+        assert!(!bucket.try_take(later));
+        assert_eq!(bucket.ready_at(later), later + Duration::from_nanos(1));
+    }
 
     #[test]
     fn the_client_pace_stays_below_what_a_server_must_allow() {

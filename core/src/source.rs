@@ -67,9 +67,11 @@ impl std::fmt::Display for Source {
 }
 
 /// A count per source (connections, members, rooms) that keeps no zero entries, so it
-/// holds no more sources than there are things counted.
+/// holds no more sources than there are things counted. Counts are kept in 32 bits (an
+/// entry of 24 bytes, not 32: a table entry per source is much of a small member's
+/// cost); more than 2³² of anything would not fit in memory first.
 #[derive(Clone, Debug)]
-pub(crate) struct SourceCounts(KeyedMap<Source, usize>);
+pub(crate) struct SourceCounts(KeyedMap<Source, u32>);
 
 impl SourceCounts {
     pub(crate) fn new(state: KeyedState) -> SourceCounts {
@@ -78,7 +80,7 @@ impl SourceCounts {
 
     /// How many `source` has.
     pub(crate) fn get(&self, source: Source) -> usize {
-        self.0.get(&source).copied().unwrap_or(0)
+        self.0.get(&source).map_or(0, |n| *n as usize)
     }
 
     pub(crate) fn add(&mut self, source: Source) {
@@ -95,8 +97,8 @@ impl SourceCounts {
     }
 
     /// Every source with its count.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Source, &usize)> {
-        self.0.iter()
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Source, usize)> + '_ {
+        self.0.iter().map(|(source, n)| (*source, *n as usize))
     }
 }
 

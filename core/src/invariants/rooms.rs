@@ -189,7 +189,7 @@ fn counts_match(
     for source in items {
         *actual.entry(source).or_insert(0) += 1;
     }
-    let listed: HashMap<Source, usize> = counts.iter().map(|(s, n)| (*s, *n)).collect();
+    let listed: HashMap<Source, usize> = counts.iter().collect();
     ensure(listed == actual, rule)?;
     ensure(
         actual.values().all(|n| *n <= max),

@@ -291,7 +291,7 @@ impl RoomServer {
                 .expect("cluster rooms have a claim")
                 .claim
                 .clone();
-            let password = entry.password.clone();
+            let password = entry.password.as_deref().cloned();
             return Admission::Asked(self.ask_join(now, waiting, claim, password));
         }
         let request = RegistryRequest::Lookup {
@@ -547,16 +547,16 @@ impl RoomServer {
         self.rooms.insert(
             room.clone(),
             Room {
-                password,
+                password: password.map(Box::new),
                 source: Some(source),
                 members: vec![id],
                 fanout: crate::rate::room_bucket(&self.config),
-                cluster: Some(RoomCluster {
+                cluster: Some(Box::new(RoomCluster {
                     claim,
                     owned: true,
                     last_seq: 0,
                     needs_restore: false,
-                }),
+                })),
             },
         );
         self.subscriptions_changed();
@@ -626,16 +626,16 @@ impl RoomServer {
             self.rooms.insert(
                 room.clone(),
                 Room {
-                    password,
+                    password: password.map(Box::new),
                     source: None,
                     members: Vec::new(),
                     fanout: crate::rate::room_bucket(&self.config),
-                    cluster: Some(RoomCluster {
+                    cluster: Some(Box::new(RoomCluster {
                         claim,
                         owned: false,
                         last_seq: 0,
                         needs_restore: false,
-                    }),
+                    })),
                 },
             );
             self.subscriptions_changed();
@@ -932,7 +932,7 @@ impl RoomServer {
             .iter()
             .map(|id| self.members[id].username.clone())
             .collect();
-        let record = (with_record && rc.owned).then(|| encode_record(entry.password.as_ref()));
+        let record = (with_record && rc.owned).then(|| encode_record(entry.password.as_deref()));
         let request = RegistryRequest::Restore {
             room: room.into(),
             claim: rc.claim.clone(),

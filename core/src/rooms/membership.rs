@@ -44,7 +44,9 @@ pub(crate) struct Member {
 
 #[derive(Debug)]
 pub(crate) struct Room {
-    pub(crate) password: Option<PasswordHash>,
+    /// Boxed, like `cluster`: most rooms have neither, and a room's size is much of a
+    /// small room's cost.
+    pub(crate) password: Option<Box<PasswordHash>>,
     /// The source of its host's token: the room counts toward its rooms-per-source
     /// limit. `None` for a cluster mirror of a room hosted on another node.
     pub(crate) source: Option<crate::source::Source>,
@@ -54,7 +56,7 @@ pub(crate) struct Room {
     /// The datagrams its chat may make the server send.
     pub(crate) fanout: TokenBucket,
     /// Cluster mode: the room's claim, and whether its host is served here.
-    pub(crate) cluster: Option<RoomCluster>,
+    pub(crate) cluster: Option<Box<RoomCluster>>,
 }
 
 impl Room {
@@ -90,7 +92,7 @@ impl RoomServer {
         let name: Arc<str> = room.into();
         let password = credentials
             .password
-            .map(|pw| PasswordHash::new(&pw, &mut self.rng));
+            .map(|pw| Box::new(PasswordHash::new(&pw, &mut self.rng)));
         let username: Arc<str> = credentials.username.into();
         let (id, token) = self.add_member(now, name.clone(), username.clone(), ip);
         self.rooms.insert(
