@@ -156,10 +156,17 @@ impl Endpoint {
                 driver.handle_cluster(now, ClusterInput::Answer { id, answer })
             });
             handled += drain(&bus, |event| driver.handle_bus(now, event));
-            if !std::mem::take(&mut skip_udp) {
-                handled += udp.read_ready(&mut driver, now);
-            }
-            if driver.poll_timeout().is_some_and(|at| at <= now) {
+            let skipped = std::mem::take(&mut skip_udp);
+            let read = if skipped {
+                0
+            } else {
+                udp.read_ready(&mut driver, now)
+            };
+            handled += read;
+            // Due timers wait for what the kernel holds, unless this turn's read has
+            // just found the socket empty.
+            let maybe_more = skipped || read >= crate::udp::READ_BATCH;
+            if maybe_more && driver.poll_timeout().is_some_and(|at| at <= now) {
                 handled += read_before_timers(&mut udp, &mut driver, now).await;
             }
             driver.handle_timeout(now);
