@@ -4,8 +4,8 @@
 //! upstream in favour of smol, which is ocm's default; this shell stays supported and
 //! passes the same end-to-end suite. The server is the shared shell,
 //! [`ocm_io::Shell<AsyncStd>`]: the owner task runs [`ocm_io::Endpoint::serve`] (the
-//! core, the UDP socket and the timers); the acceptor and each connection are
-//! async-std tasks that forward what they read to it over a channel.
+//! core, the UDP socket, the TCP connections and the timers), on async-std's
+//! `block_on`.
 //!
 //! ```no_run
 //! use ocm_asyncstd::AsyncStd;

@@ -3,7 +3,7 @@
 
 use async_std::task;
 use futures_lite::future::Future;
-use ocm_io::tcp::Task;
+use ocm_io::Task;
 
 /// async-std as an [`ocm_io::Runtime`]: tasks on its executor.
 #[derive(Debug)]

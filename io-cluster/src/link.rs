@@ -38,7 +38,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A task for the shell's executor (the same shape as `ocm_io::tcp::Task`).
+/// A task for the shell's executor (`ocm_io::Task` too).
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Queue sizes between the owner loop and the backend tasks.

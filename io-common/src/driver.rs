@@ -1,14 +1,12 @@
-//! [`Driver`]: the core plus the table of open connections, driven by one owner task.
+//! [`Driver`]: the core, driven by one owner task.
 //!
 //! Everything reaches the core through [`Driver::handle`] as an [`Input`] with
-//! `Instant::now()`: datagrams straight from the read buffer, send failures, timeouts,
-//! and what the connection tasks saw ([`TcpEvent`], which also carries where an
-//! accepted connection takes its commands). The owner then calls
+//! `Instant::now()`: datagrams and TCP reads straight from the read buffers, accepted
+//! and closed connections, send failures, timeouts. The owner then calls
 //! [`Driver::poll_datagram`] until `None`, sending each datagram on the UDP socket. TCP
-//! outputs need no waiting, so the driver carries them out itself: it puts a
-//! [`ConnCmd`] on the connection's channel, which that connection's task works through
-//! in order. Events go to the log, rate-limited where a peer can cause them at will
-//! ([`crate::EventLog`]).
+//! outputs become [`ConnCmd`]s, collected in order for the owner's
+//! [`crate::tcp::TcpPath`] to carry out ([`Driver::take_tcp_commands`]). Events go to
+//! the log, rate-limited where a peer can cause them at will ([`crate::EventLog`]).
 //!
 //! The driver also logs a one-line summary of the counters every
 //! [`Options::stats_interval`]: [`Driver::poll_timeout`] includes its deadline (and the
@@ -20,35 +18,18 @@ use crate::events::EventLog;
 use crate::metrics::{Snapshot, Telemetry};
 use crate::options::Options;
 use crate::recorder::Recorder;
-use async_channel::Sender;
 use bytes::Bytes;
 use ocm_cluster::{BusEvent, ClusterLink};
 use ocm_core::cluster::node::{ClusterInput, ClusterOutput};
 use ocm_core::cluster::registry::Unavailable;
 use ocm_core::record::Header;
 use ocm_core::{AnyServer, ConnId, Counts, Input, Machine, Output, Protocol, RoomServer, Stats};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// What a connection task saw, for the owner task.
-#[derive(Debug)]
-pub enum TcpEvent {
-    /// A TCP connection was accepted; its task takes commands from `cmds`.
-    Accepted {
-        /// Id chosen by the acceptor, never reused.
-        conn: ConnId,
-        /// The peer.
-        peer: SocketAddr,
-        /// Where the connection's task takes its commands.
-        cmds: Sender<ConnCmd>,
-    },
-    /// Bytes read, or the connection closed: a core input as it is.
-    Input(Input<Bytes>),
-}
-
-/// What a connection's task is told to do, in order.
+/// What a connection's socket is told to do, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConnCmd {
     /// Write these bytes.
@@ -64,11 +45,12 @@ pub enum ConnCmd {
     },
 }
 
-/// The core and the connections, owned by one task.
+/// The core, owned by one task.
 #[derive(Debug)]
 pub struct Driver {
     server: AnyServer,
-    conns: HashMap<ConnId, Sender<ConnCmd>>,
+    /// TCP commands from the core's outputs, not yet taken by the TCP path.
+    tcp_commands: Vec<(ConnId, ConnCmd)>,
     udp_local: SocketAddr,
     /// The time of the latest input or timeout: events drained afterwards happened then.
     now: Instant,
@@ -135,7 +117,7 @@ impl Driver {
         let now = Instant::now();
         Ok(Driver {
             server,
-            conns: HashMap::new(),
+            tcp_commands: Vec::new(),
             udp_local,
             now,
             log,
@@ -222,16 +204,11 @@ impl Driver {
         }
     }
 
-    /// Feeds what a connection task saw; an accepted connection's command channel is
-    /// kept until the core closes it.
-    pub fn handle_tcp(&mut self, now: Instant, event: TcpEvent) {
-        match event {
-            TcpEvent::Accepted { conn, peer, cmds } => {
-                self.conns.insert(conn, cmds);
-                self.handle(now, Input::TcpAccepted { conn, peer });
-            }
-            TcpEvent::Input(input) => self.handle(now, input.as_slice()),
-        }
+    /// Moves the TCP commands collected since the last call into `into` (emptied
+    /// first), in the order the core queued them.
+    pub fn take_tcp_commands(&mut self, into: &mut Vec<(ConnId, ConnCmd)>) {
+        into.clear();
+        std::mem::swap(&mut self.tcp_commands, into);
     }
 
     /// Fires the core's timers if one is due at `now`, reports suppressed log lines, and
@@ -291,8 +268,8 @@ impl Driver {
         }
     }
 
-    /// Works through the core's outputs: TCP commands go to their connections, events
-    /// to the log; returns the next datagram to send (destination in the socket's
+    /// Works through the core's outputs: TCP commands are collected for
+    /// [`Driver::take_tcp_commands`], events go to the log; returns the next datagram to send (destination in the socket's
     /// form), or `None` when nothing is left.
     pub fn poll_datagram(&mut self) -> Option<(SocketAddr, Bytes)> {
         loop {
@@ -309,7 +286,6 @@ impl Driver {
                 Output::TcpClose { conn } => {
                     let linger_until = self.now + self.server.config().linger;
                     self.command(conn, ConnCmd::Close { linger_until });
-                    self.conns.remove(&conn);
                 }
                 Output::Event(event) => {
                     self.telemetry.event(&event);
@@ -351,7 +327,6 @@ impl Driver {
             stats: self.stats().clone(),
             counts: self.counts(),
             telemetry: self.telemetry.measured(),
-            tcp_tasks: self.conns.len(),
             link: self.cluster.as_ref().map(crate::metrics::link_counts),
             cluster: self.server.rooms().and_then(|s| s.cluster_stats().cloned()),
             registered: self
@@ -362,10 +337,7 @@ impl Driver {
     }
 
     fn command(&mut self, conn: ConnId, cmd: ConnCmd) {
-        if let Some(cmds) = self.conns.get(&conn) {
-            // The channel is unbounded; a closed one means the task is gone already.
-            let _ = cmds.try_send(cmd);
-        }
+        self.tcp_commands.push((conn, cmd));
     }
 }
 

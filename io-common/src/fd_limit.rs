@@ -2,7 +2,7 @@
 //!
 //! A TCP connection holds one descriptor from accept until its socket is closed, and
 //! the core counts it against `max_handshakes` for all of that time (lingering
-//! included). The acceptor holds at most [`ACCEPT_SLACK`] more, connections accepted
+//! included). Accepting holds at most [`ACCEPT_SLACK`] more, connections accepted
 //! and not yet refused; the process needs [`RESERVE`] for itself (standard streams, the
 //! reactor, the UDP socket and the listener, a trace file, the runtime's threads). So
 //! at start ([`fit`]) the server reads the limit, raises the soft limit toward the hard
@@ -14,8 +14,8 @@ use ocm_core::Config;
 /// Descriptors the process keeps for itself, beyond its TCP connections.
 pub const RESERVE: u64 = 64;
 
-/// Most connections the acceptor holds beyond the core's `max_handshakes`: accepted,
-/// and closed as soon as the core refuses them (see [`crate::tcp::accept`]).
+/// Most connections accepted beyond the core's `max_handshakes`: accepted, and closed
+/// as soon as the core refuses them (see [`crate::tcp::TcpPath`]).
 pub const ACCEPT_SLACK: usize = 64;
 
 /// What [`plan`] decided.

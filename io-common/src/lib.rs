@@ -7,10 +7,9 @@
 //!   a future): an [`Endpoint`], the bound sockets and the driver, with the owner loop
 //!   both shells run (waiting through `async_io`, the reactor under smol and async-std
 //!   alike).
-//! - [`Driver`]: owns the sans-IO core ([`ocm_core::AnyServer`]: rooms or relay) and the
-//!   table of open TCP connections. The shell's owner task feeds it `ocm_core::Input`s
-//!   with `Instant::now()`, and sends the datagrams it hands back; TCP commands go out
-//!   to each connection's task over its channel ([`ConnCmd`]).
+//! - [`Driver`]: owns the sans-IO core ([`ocm_core::AnyServer`]: rooms or relay). The
+//!   shell's owner task feeds it `ocm_core::Input`s with `Instant::now()`, sends the
+//!   datagrams it hands back and carries out the TCP commands ([`ConnCmd`]) it collects.
 //! - [`addr`]: the one place where socket addresses are mapped between what core
 //!   sees (plain IPv4) and what an IPv6 socket needs (`::ffff:a.b.c.d`).
 //! - [`errqueue`]: `IP_RECVERR` / `IPV6_RECVERR` and the socket error queue on Linux,
@@ -19,7 +18,8 @@
 //! - [`UdpPath`]: the UDP hot path both owner loops use: batched reads in the owner task,
 //!   batched receives and sends ([`batch_recv`]: `recvmmsg`, [`batch`]: `sendmmsg`, on
 //!   Linux).
-//! - [`tcp`]: the acceptor and the per-connection tasks, handed to the shell's `spawn`.
+//! - [`tcp`]: the TCP side in the owner task: accepting, reading, writing and lingering
+//!   on non-blocking sockets, woken per socket by the reactor.
 //! - [`fd_limit`]: the connection limit fitted to `RLIMIT_NOFILE` at start.
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
 //! - [`metrics`]: what the owner loop measures beside the core's counters, and the
@@ -32,12 +32,13 @@
 //! ```text
 //! loop {
 //!     stop if shutdown is ready; now = Instant::now()
-//!     answer waiting questions; driver.handle_tcp(now, ..) for up to 64 waiting TcpEvents
+//!     answer waiting questions; tcp.handle_ready(..) // accept, read up to 64 ready sockets
 //!     udp.read_ready(..)                     // non-blocking recvmmsg, up to 64 datagrams
-//!     driver.handle_timeout(now)
+//!     driver.handle_timeout(now); tcp.expire(..)   // lingers that ran out
 //!     udp.flush(..)                          // sendmmsg batches of what the core queued
-//!     if nothing was waiting: wait for shutdown, a question, a TcpEvent, a readable
-//!         UDP socket, or driver.poll_timeout() (a timer kept while it does not move)
+//!     tcp.carry_out(..)                      // the core's writes and closes, at once
+//!     if nothing was waiting: wait for shutdown, a question, a ready TCP socket, a
+//!         readable UDP socket, or the next deadline (a timer kept while it does not move)
 //! }
 //! ```
 
@@ -63,14 +64,14 @@ pub mod sockbuf;
 pub mod tcp;
 pub mod udp;
 
-pub use driver::{ConnCmd, Driver, TcpEvent};
+pub use driver::{ConnCmd, Driver};
 pub use events::{log_event, EventLog, LogLimiter};
 pub use inspect::{Inspection, Inspector};
 pub use ocm_core::Protocol;
 pub use options::{ClusterOptions, Options, DEFAULT_STATS_INTERVAL};
 pub use owner::Endpoint;
 pub use recorder::{RecordOptions, Recorder};
-pub use runtime::{Runtime, Shell};
+pub use runtime::{Runtime, Shell, Task};
 pub use udp::UdpPath;
 
 /// Size of the datagram read buffer: one byte more than the largest valid datagram
@@ -78,7 +79,7 @@ pub use udp::UdpPath;
 /// a valid one.
 pub const DATAGRAM_BUFFER: usize = ocm_core::wire::MAX_DATAGRAM_LEN + 1;
 
-/// Read buffer of a TCP connection task.
+/// Read buffer of the TCP side (one, shared by every connection).
 pub const TCP_READ_BUFFER: usize = 1024;
 
 /// Most bytes read and discarded while a closed connection lingers. Unread bytes at
@@ -86,7 +87,3 @@ pub const TCP_READ_BUFFER: usize = 1024;
 /// not read yet, so the shell reads and discards until EOF, this many bytes or the
 /// core's linger deadline (`ocm_core::Config::linger`, 2 s by default).
 pub const LINGER_BYTES: usize = 64 * 1024;
-
-/// Capacity of the channel from the TCP tasks to the owner task. When it is full, those
-/// tasks wait (and stop reading their sockets).
-pub const INPUT_QUEUE: usize = 1024;

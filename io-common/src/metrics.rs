@@ -325,8 +325,6 @@ pub struct Snapshot {
     pub counts: Counts,
     /// What the shell measured.
     pub telemetry: Telemetry,
-    /// Open TCP connections the driver has a task for.
-    pub tcp_tasks: usize,
     /// Cluster mode: the link's counters (`None` for a single node).
     pub link: Option<LinkCounts>,
     /// Cluster mode: the core's cluster counters (`None` for a single node).

@@ -1,28 +1,31 @@
 //! [`Endpoint`]: the bound sockets and the driver, and the owner loop both shells run.
 //!
 //! Each turn of the loop reads the clock once and handles what is ready without
-//! waiting: a question from an [`Inspector`], up to [`CHANNEL_BATCH`] TCP inputs from
-//! the shell's connection tasks (and, in cluster mode, as many registry answers and bus
-//! messages from the [`ClusterLink`]), up to [`crate::udp::READ_BATCH`] datagrams (read with a
-//! non-blocking `recvmmsg`, whether or not the reactor said the socket is readable,
-//! except in the turn right after a wait that a TCP input or a question ended: the
-//! socket was empty just before);
-//! then, when a timer is due, it reads the socket dry first (at most 64 batches: after a
-//! stall, what the kernel already received counts), fires due timers and sends what
-//! the core queued. Only a turn that found
-//! nothing waits, for whichever comes first: the shutdown signal, a question, a TCP
-//! input, a cluster input, a readable UDP socket, or the core's next deadline. So a busy server goes
-//! from batch to batch in system calls of its own (`recvmmsg`, `sendmmsg`), and pays
-//! for the reactor (its `epoll` calls, timer registration, wake-ups) only when it runs
-//! dry; the deadline's timer is registered again only when the deadline moves. On
-//! shutdown it handles what is already waiting, tells every member, sends those
-//! notices, and (cluster mode) gives what it owes Redis a second to get there.
+//! waiting: a question from an [`Inspector`], the TCP sockets the reactor said are ready
+//! (up to [`crate::tcp::TURN_BATCH`]: accepts, and reads fed to the core straight from
+//! the buffer; [`TcpPath`]), in cluster mode up to [`CHANNEL_BATCH`] registry answers and
+//! bus messages from the [`ClusterLink`], up to [`crate::udp::READ_BATCH`] datagrams
+//! (read with a non-blocking `recvmmsg`, whether or not the reactor said the socket is
+//! readable, except in the turn right after a wait that something else ended: the
+//! socket was empty just before); then, when a timer is due, it reads the socket dry
+//! first (at most 64 batches: after a stall, what the kernel already received counts),
+//! fires due timers, sends what the core queued and carries out its TCP commands
+//! (writes and closes, on the sockets at once). Only a turn that found nothing waits,
+//! for whichever comes first: the shutdown signal, a question, a ready TCP socket, a
+//! cluster input, a readable UDP socket, or the next deadline (the core's, or a
+//! closed TCP socket's linger). So a busy server goes from batch to batch in system
+//! calls of its own (`recvmmsg`, `sendmmsg`, `accept`, `read`, `writev`), and pays for
+//! the reactor (its `epoll` calls, timer registration, wake-ups) only when it runs dry;
+//! the deadline's timer is registered again only when the deadline moves. On shutdown
+//! it handles what is already waiting, tells every member, sends those notices, and
+//! (cluster mode) gives what it owes Redis a second to get there.
 //!
 //! Waiting uses `async_io` (the reactor and timers under both smol and async-std), so
-//! the loop runs unchanged on either; a shell only spawns its TCP tasks on its own
-//! executor and feeds their [`TcpEvent`]s into the channel it hands to [`Endpoint::serve`].
+//! the loop runs unchanged on either; a shell only says how to block on it and where
+//! the cluster link's tasks run.
 
-use crate::{errqueue, Driver, Inspection, Inspector, Options, Protocol, TcpEvent, UdpPath};
+use crate::tcp::TcpPath;
+use crate::{errqueue, fd_limit, Driver, Inspection, Inspector, Options, Protocol, UdpPath};
 use async_channel::Receiver;
 use async_io::Timer;
 use futures_lite::future::{self, Future};
@@ -40,6 +43,8 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct Endpoint {
     tcp: Option<TcpListener>,
+    /// Most TCP connection sockets open at once (see [`TcpPath`]).
+    max_sockets: usize,
     udp: UdpPath,
     driver: Driver,
     inspector: Inspector,
@@ -73,6 +78,7 @@ impl Endpoint {
         let (inspector, inspections) = Inspector::new();
         Ok(Endpoint {
             tcp,
+            max_sockets: options.config.max_handshakes + fd_limit::ACCEPT_SLACK,
             udp: UdpPath::new(udp)?,
             driver,
             inspector,
@@ -103,26 +109,25 @@ impl Endpoint {
         self.inspector.clone()
     }
 
-    /// The TCP listener, for the shell's acceptor task (once; `None` in relay mode).
-    pub fn take_listener(&mut self) -> Option<TcpListener> {
-        self.tcp.take()
-    }
-
-    /// Runs the owner loop until `shutdown` completes; `inputs` carries what the shell's
-    /// TCP tasks read, `cluster` (cluster mode) the backend's answers and messages.
-    /// Returns the core's counters.
+    /// Runs the owner loop until `shutdown` completes; `cluster` (cluster mode) carries
+    /// the backend's answers and messages. Returns the core's counters.
     pub async fn serve(
         self,
-        inputs: Receiver<TcpEvent>,
         cluster: Option<ClusterLink>,
         shutdown: impl Future<Output = ()>,
-    ) -> Stats {
+    ) -> io::Result<Stats> {
         let Endpoint {
+            tcp,
+            max_sockets,
             mut udp,
             mut driver,
             inspections,
             ..
         } = self;
+        let mut tcp = match tcp {
+            Some(listener) => Some(TcpPath::new(listener, max_sockets)?),
+            None => None,
+        };
         // A single node listens to two closed channels: never ready, never in the way.
         let (answers, bus) = match &cluster {
             Some(link) => (link.answers().clone(), link.bus().clone()),
@@ -133,14 +138,16 @@ impl Endpoint {
         }
         let mut shutdown = pin!(shutdown);
         // Receivers are streams that keep their listener between waits; streams are pinned.
-        let mut inputs = pin!(inputs);
         let mut inspections = pin!(inspections);
         let mut answers = pin!(answers);
         let mut bus = pin!(bus);
         let mut timer = Wakeup::default();
-        // After a wait that ended for a TCP input (or a question), the socket was found
-        // empty just before: that one turn does not ask it again.
-        let mut skip_udp = false;
+        // The UDP socket is read while datagrams keep coming (no reactor in the way); once a
+        // read finds it empty, only when the reactor says it is readable again (a check
+        // without a system call while nothing came), so that a turn busy with TCP does
+        // not ask an empty socket every time.
+        let mut udp_busy = true;
+        let waker = future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
         loop {
             // First what is ready now, without the reactor: while datagrams or TCP
             // inputs keep coming, the loop never waits (and never registers anything).
@@ -151,35 +158,51 @@ impl Endpoint {
             while let Ok(question) = inspections.try_recv() {
                 question(&driver);
             }
-            let mut handled = drain(&inputs, |event| driver.handle_tcp(now, event));
+            let mut handled = match &mut tcp {
+                Some(tcp) => tcp.handle_ready(&mut driver, now),
+                None => 0,
+            };
             handled += drain(&answers, |Answer { id, answer }| {
                 driver.handle_cluster(now, ClusterInput::Answer { id, answer })
             });
             handled += drain(&bus, |event| driver.handle_bus(now, event));
-            let skipped = std::mem::take(&mut skip_udp);
-            let read = if skipped {
-                0
-            } else {
+            let reading = udp_busy
+                || udp
+                    .poll_readable(&mut Context::from_waker(&waker))
+                    .is_ready();
+            let read = if reading {
                 udp.read_ready(&mut driver, now)
+            } else {
+                0
             };
+            udp_busy = read > 0;
             handled += read;
             // Due timers wait for what the kernel holds, unless this turn's read has
             // just found the socket empty.
-            let maybe_more = skipped || read >= crate::udp::READ_BATCH;
+            let maybe_more = !reading || read >= crate::udp::READ_BATCH;
             if maybe_more && driver.poll_timeout().is_some_and(|at| at <= now) {
                 handled += read_before_timers(&mut udp, &mut driver, now).await;
             }
             driver.handle_timeout(now);
+            if let Some(tcp) = &mut tcp {
+                handled += tcp.expire(&mut driver, now);
+            }
             udp.flush(&mut driver).await;
+            if let Some(tcp) = &mut tcp {
+                // What the commands cause (a failed write is a closed connection) is
+                // sent next turn.
+                handled += tcp.carry_out(&mut driver, now);
+            }
             driver.telemetry_mut().step(now.elapsed());
             if handled > 0 {
                 continue;
             }
             // Nothing was waiting: sleep until something is.
-            timer.set(driver.poll_timeout());
+            let tcp_deadline = tcp.as_ref().and_then(TcpPath::poll_timeout);
+            timer.set(driver.poll_timeout().into_iter().chain(tcp_deadline).min());
             let sources = Sources {
                 inspections: inspections.as_mut(),
-                inputs: inputs.as_mut(),
+                tcp: tcp.as_ref(),
                 answers: answers.as_mut(),
                 bus: bus.as_mut(),
                 udp: &udp,
@@ -187,23 +210,14 @@ impl Endpoint {
             let woken = wait(&mut shutdown, sources, &mut timer).await;
             match woken {
                 Woken::Stop => break,
-                Woken::Inspect(question) => {
-                    question(&driver);
-                    skip_udp = true;
-                }
-                Woken::Tcp(event) => {
-                    driver.handle_tcp(Instant::now(), event);
-                    skip_udp = true;
-                }
+                Woken::Inspect(question) => question(&driver),
+                Woken::Tcp => {}
                 Woken::Answer(Answer { id, answer }) => {
                     driver.handle_cluster(Instant::now(), ClusterInput::Answer { id, answer });
-                    skip_udp = true;
                 }
-                Woken::Bus(event) => {
-                    driver.handle_bus(Instant::now(), event);
-                    skip_udp = true;
-                }
-                Woken::Ready => {}
+                Woken::Bus(event) => driver.handle_bus(Instant::now(), event),
+                // The wait took the socket's readiness: the next turn reads.
+                Woken::Ready => udp_busy = true,
             }
         }
         tracing::info!("shutting down");
@@ -211,19 +225,23 @@ impl Endpoint {
         // capacity and one read batch), so a member whose registration was in flight is
         // told too.
         let now = Instant::now();
-        while let Ok(event) = inputs.try_recv() {
-            driver.handle_tcp(now, event);
+        if let Some(tcp) = &mut tcp {
+            tcp.handle_ready(&mut driver, now);
         }
         udp.read_ready(&mut driver, now);
         driver.shutdown(now);
         udp.flush(&mut driver).await;
+        if let Some(tcp) = &mut tcp {
+            // Answers written, sockets closed (the process is going: no linger).
+            tcp.carry_out(&mut driver, now);
+        }
         if let Some(link) = driver.cluster() {
             // The closing of the rooms hosted here, and their release, reach Redis.
             if !link.flush(std::time::Duration::from_secs(1)).await {
                 tracing::warn!("cluster: not everything reached Redis before exit");
             }
         }
-        driver.stats().clone()
+        Ok(driver.stats().clone())
     }
 }
 
@@ -247,7 +265,7 @@ async fn read_before_timers(udp: &mut UdpPath, driver: &mut Driver, now: Instant
     handled
 }
 
-/// Most inputs taken from each channel (TCP, registry answers, bus) in one turn, before
+/// Most inputs taken from each cluster channel (registry answers, bus) in one turn, before
 /// the owner reads datagrams again.
 const CHANNEL_BATCH: usize = 64;
 
@@ -303,7 +321,8 @@ impl Wakeup {
 enum Woken {
     Stop,
     Inspect(Inspection),
-    Tcp(TcpEvent),
+    /// A TCP socket is ready.
+    Tcp,
     Answer(Answer),
     Bus(BusEvent),
     /// The socket is readable or the deadline has passed: the loop looks again.
@@ -313,13 +332,13 @@ enum Woken {
 /// What the owner waits on besides shutdown and its timer.
 struct Sources<'a> {
     inspections: Pin<&'a mut Receiver<Inspection>>,
-    inputs: Pin<&'a mut Receiver<TcpEvent>>,
+    tcp: Option<&'a TcpPath>,
     answers: Pin<&'a mut Receiver<Answer>>,
     bus: Pin<&'a mut Receiver<BusEvent>>,
     udp: &'a UdpPath,
 }
 
-/// Sleeps until the owner has something to do: stop, answer a question, a TCP input, a
+/// Sleeps until the owner has something to do: stop, answer a question, a ready TCP socket, a
 /// cluster input, a readable socket, or the core's deadline. Earlier sources win when several are ready.
 /// The channel receivers keep their listeners between waits (as streams), and the
 /// timer stays registered while the deadline does not move.
@@ -330,7 +349,7 @@ async fn wait(
 ) -> Woken {
     let Sources {
         mut inspections,
-        mut inputs,
+        tcp,
         mut answers,
         mut bus,
         udp,
@@ -344,8 +363,8 @@ async fn wait(
         if let Poll::Ready(Some(question)) = inspections.as_mut().poll_next(cx) {
             return Poll::Ready(Woken::Inspect(question));
         }
-        if let Poll::Ready(Some(event)) = inputs.as_mut().poll_next(cx) {
-            return Poll::Ready(Woken::Tcp(event));
+        if tcp.is_some_and(|tcp| tcp.poll_ready(cx).is_ready()) {
+            return Poll::Ready(Woken::Tcp);
         }
         if let Poll::Ready(Some(answer)) = answers.as_mut().poll_next(cx) {
             return Poll::Ready(Woken::Answer(answer));

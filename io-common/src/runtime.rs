@@ -4,18 +4,17 @@
 //! how a future is run to completion; a shell says that by implementing [`Runtime`] and
 //! names its server `ocm_io::Shell<ItsRuntime>`.
 
-use crate::tcp::{self, Task};
 use crate::{fd_limit, Endpoint, Inspector, Options, Protocol};
-use async_io::Async;
-use futures_lite::future::{self, Future};
+use futures_lite::future::Future;
 use ocm_cluster::redis::{RedisPublisher, RedisRegistry, RedisSubscriber};
+pub use ocm_cluster::Task;
 use ocm_cluster::{ClusterLink, LinkConfig};
 use ocm_core::Stats;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
-/// An executor: where the server's TCP tasks run.
+/// An executor: where the cluster link's tasks run, and what runs the owner loop.
 pub trait Runtime: 'static {
     /// Runs `task` in the background, detached.
     fn spawn(task: Task);
@@ -27,8 +26,6 @@ pub trait Runtime: 'static {
 #[derive(Debug)]
 pub struct Shell<R> {
     endpoint: Endpoint,
-    /// Most TCP connection sockets open at once (see [`tcp::accept`]).
-    max_sockets: usize,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -46,7 +43,6 @@ impl<R: Runtime> Shell<R> {
         }
         Ok(Shell {
             endpoint: Endpoint::bind(&options)?,
-            max_sockets: options.config.max_handshakes + fd_limit::ACCEPT_SLACK,
             runtime: PhantomData,
         })
     }
@@ -69,16 +65,7 @@ impl<R: Runtime> Shell<R> {
     /// Serves until `shutdown` completes, then tells every member the server is going,
     /// sends those notices, stops accepting and returns the core's counters.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
-        let mut endpoint = self.endpoint;
-        let (tx, rx) = async_channel::bounded(crate::INPUT_QUEUE);
-        // Dropping `stop` ends the acceptor (and closes the listener).
-        let (stop, stopped) = async_channel::bounded::<()>(1);
-        if let Some(listener) = endpoint.take_listener() {
-            let accept = tcp::accept(Async::new(listener)?, tx, R::spawn, self.max_sockets);
-            R::spawn(Box::pin(future::or(accept, async move {
-                let _ = stopped.recv().await;
-            })));
-        }
+        let endpoint = self.endpoint;
         let cluster = endpoint.cluster_options().map(|options| {
             let redis = &options.redis;
             tracing::info!(node = %options.node.node, url = %redis.url, lease = ?options.node.lease, "cluster mode");
@@ -90,9 +77,7 @@ impl<R: Runtime> Shell<R> {
                 R::spawn,
             )
         });
-        let stats = endpoint.serve(rx, cluster, shutdown).await;
-        drop(stop);
-        Ok(stats)
+        endpoint.serve(cluster, shutdown).await
     }
 
     /// [`Shell::run`] on the current thread.

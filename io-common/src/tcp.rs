@@ -1,85 +1,557 @@
-//! The TCP side of both shells: the acceptor, and one task per connection that forwards
-//! what it reads to the owner and carries out the owner's [`ConnCmd`]s in order.
+//! The TCP side of both shells, served by the owner loop itself: [`TcpPath`] accepts,
+//! reads and writes non-blocking sockets on the owner's thread, feeding the driver
+//! straight from its read buffer and carrying out the core's [`ConnCmd`]s as soon as
+//! they are queued. No task per connection, no channel between a socket and the core:
+//! a handshake costs the system calls it needs and no wake-up of another thread.
 //!
-//! A command always wins over a read that is ready at the same time, so once the core
-//! has answered and closed a connection, the task stops forwarding at once; what it
-//! reads after that is the bounded linger (until the core's deadline, `Config::linger`,
-//! and at most [`crate::LINGER_BYTES`]). A task that lingered tells the owner when its
-//! socket is closed ([`Input::TcpClosed`] on the closed connection): until then the
-//! core counts it against the connection limits.
+//! Readiness comes from the reactor (`async_io`, under smol and async-std alike): each
+//! socket registers with a waker of its own that only notes its id in a ready list and
+//! wakes the owner ([`Ready`]), so a turn looks at the sockets that have something and
+//! at no other. A turn handles at most [`TURN_BATCH`] of them; the rest wait for the
+//! next turn.
 //!
-//! Sockets are `async_io::Async` (what smol's and async-std's own TCP types wrap), so
-//! this code is the same on either runtime; the shell passes its executor's `spawn`.
+//! A connection's commands are carried out in order, and always before it is read
+//! again: once the core has answered and closed a connection, nothing read after that
+//! reaches the core. What is read after an answer is the bounded linger (until the
+//! core's deadline, `Config::linger`, and at most [`LINGER_BYTES`]); a connection that
+//! lingered is reported closed ([`Input::TcpClosed`]) when its socket is, since until
+//! then the core counts it against the connection limits. A connection closed without
+//! an answer, or whose peer has closed already, closes at once.
+//!
+//! At most `max_sockets` connection sockets are open at once (the core's
+//! `max_handshakes` plus [`crate::fd_limit::ACCEPT_SLACK`] for those accepted and not
+//! yet refused): at that many the listener is not watched until one closes, and new
+//! connections wait in the kernel's backlog, holding no descriptor. An `accept` error
+//! (out of descriptors, say) pauses accepting, from 10 ms doubling to 1 s, and is
+//! logged at most once a second.
 
-use crate::{ConnCmd, TcpEvent, LINGER_BYTES, TCP_READ_BUFFER};
-use async_channel::{Receiver, Sender};
-use async_io::{Async, Timer};
-use bytes::Bytes;
-use futures_lite::future::{self, Future};
-use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use crate::{ConnCmd, Driver, LINGER_BYTES, TCP_READ_BUFFER};
+use async_io::Async;
+use bytes::{Buf, Bytes};
 use ocm_core::{ConnId, Input};
-use std::io;
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::pin::Pin;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-/// A task for the shell's executor.
-pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Most sockets (the listener counts as one) handled in one turn of the owner loop.
+pub const TURN_BATCH: usize = 64;
 
-/// Accepts connections until the owner is gone, numbering them from 0; each one's task
-/// is handed to `spawn`.
-///
-/// At most `max_sockets` connection sockets are open at once (the core's
-/// `max_handshakes` plus [`crate::fd_limit::ACCEPT_SLACK`] for those accepted and not
-/// yet refused): at that many the acceptor waits for one to close, and new connections
-/// wait in the kernel's backlog, holding no descriptor. An `accept` error (out of
-/// descriptors, say) backs off, from 10 ms doubling to 1 s, and is logged at most once
-/// a second.
-pub async fn accept(
-    listener: Async<TcpListener>,
-    tx: Sender<TcpEvent>,
-    spawn: impl Fn(Task),
-    max_sockets: usize,
-) {
-    // A permit per open socket: sent before accept, taken back when the task ends.
-    let (permits, returned) = async_channel::bounded::<()>(max_sockets.max(1));
-    let mut backoff = Backoff::default();
-    for id in 0.. {
-        if permits.send(()).await.is_err() {
-            return;
+/// Most connections accepted in one turn.
+const ACCEPT_BATCH: usize = 64;
+
+/// Writes gathered into one `writev`.
+const WRITE_SLICES: usize = 8;
+
+/// The listener's place in the ready list (connection ids count up from 0).
+const LISTENER: u64 = u64::MAX;
+
+/// The sockets the reactor has said are ready, and the owner to wake for them.
+#[derive(Debug, Default)]
+struct Ready {
+    ids: Mutex<Vec<u64>>,
+    owner: Mutex<Option<Waker>>,
+}
+
+impl Ready {
+    fn push(&self, id: u64) {
+        lock(&self.ids).push(id);
+        if let Some(owner) = lock(&self.owner).as_ref() {
+            owner.wake_by_ref();
         }
-        let (stream, peer) = loop {
-            match listener.accept().await {
-                Ok(accepted) => break accepted,
-                Err(error) => {
-                    let (delay, report) = backoff.failed(Instant::now());
-                    if let Some(failures) = report {
-                        tracing::warn!(%error, failures, ?delay, "accept failed; backing off");
-                    }
-                    Timer::after(delay).await;
-                }
-            }
-        };
-        backoff.succeeded();
-        let conn = ConnId(id);
-        let (cmds, commands) = async_channel::unbounded();
-        if tx
-            .send(TcpEvent::Accepted { conn, peer, cmds })
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let returned = returned.clone();
-        let task = connection(conn, stream, commands, tx.clone());
-        spawn(Box::pin(async move {
-            task.await;
-            let _ = returned.try_recv();
-        }));
     }
 }
 
-/// How long the acceptor waits after a failed `accept`, and when it says so.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing under these locks can panic halfway; a poisoned one is still consistent.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One socket's waker: puts its id on the ready list.
+struct SocketWake {
+    id: u64,
+    ready: Arc<Ready>,
+}
+
+impl Wake for SocketWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.push(self.id);
+    }
+}
+
+/// What a connection still has to do, in the order the core said it.
+#[derive(Debug)]
+enum Op {
+    Write(Bytes),
+    ShutdownWrite,
+    Close,
+}
+
+/// An open connection socket.
+#[derive(Debug)]
+struct Conn {
+    id: ConnId,
+    stream: Async<TcpStream>,
+    waker: Waker,
+    ops: VecDeque<Op>,
+    /// The peer has not closed: what is read goes to the core.
+    reading: bool,
+    /// The core wrote to it (a close then lingers instead of resetting).
+    answered: bool,
+    /// The core closed it: the socket goes by then, whatever it is doing.
+    close_by: Option<Instant>,
+    /// Lingering: bytes read and discarded since the close.
+    discarded: Option<usize>,
+}
+
+/// What became of a connection after it was driven.
+#[derive(Debug, PartialEq, Eq)]
+enum Fate {
+    Open,
+    /// Close the socket; `told`: the core hears [`Input::TcpClosed`] then.
+    Gone {
+        told: bool,
+    },
+}
+
+impl Conn {
+    fn context(&self) -> Context<'_> {
+        Context::from_waker(&self.waker)
+    }
+
+    /// Carries out the commands, then reads (or, lingering, discards) until the socket
+    /// would block, or once when it delivered data (the core's answer to it comes
+    /// before the next read: `again` is set). Inputs go to `feed`.
+    fn drive(
+        &mut self,
+        buf: &mut [u8],
+        again: &mut bool,
+        feed: &mut impl FnMut(Input<&[u8]>),
+    ) -> Fate {
+        if let Some(fate) = self.run_ops(feed) {
+            return fate;
+        }
+        if !self.ops.is_empty() {
+            // A write is waiting for room: nothing is read meanwhile.
+            return Fate::Open;
+        }
+        if let Some(discarded) = &mut self.discarded {
+            loop {
+                match self.stream.get_ref().read(buf) {
+                    Ok(0) => return Fate::Gone { told: true },
+                    Ok(n) => {
+                        *discarded += n;
+                        if *discarded > LINGER_BYTES {
+                            return Fate::Gone { told: true };
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if self.stream.poll_readable(&mut self.context()).is_ready() {
+                            *again = true;
+                        }
+                        return Fate::Open;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Fate::Gone { told: true },
+                }
+            }
+        }
+        if !self.reading {
+            return Fate::Open;
+        }
+        let conn = self.id;
+        match self.stream.get_ref().read(buf) {
+            Ok(n @ 1..) => {
+                feed(Input::TcpData {
+                    conn,
+                    data: &buf[..n],
+                });
+                *again = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if self.stream.poll_readable(&mut self.context()).is_ready() {
+                    *again = true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => *again = true,
+            // EOF or an error: the peer is gone, the core decides what that means.
+            Ok(0) | Err(_) => {
+                self.reading = false;
+                feed(Input::TcpClosed { conn });
+            }
+        }
+        Fate::Open
+    }
+
+    /// Works through the commands until one would block (`None`, the rest waits for
+    /// the socket to be writable) or the connection is done with.
+    fn run_ops(&mut self, feed: &mut impl FnMut(Input<&[u8]>)) -> Option<Fate> {
+        while let Some(op) = self.ops.front() {
+            match op {
+                Op::Write(_) => match self.write_some() {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Still the front: go on when there is room.
+                        let _ = self.stream.poll_writable(&mut self.context());
+                        return None;
+                    }
+                    Err(_) => {
+                        self.ops.pop_front();
+                        if self.reading {
+                            self.reading = false;
+                            feed(Input::TcpClosed { conn: self.id });
+                        }
+                    }
+                },
+                Op::ShutdownWrite => {
+                    let _ = self.stream.get_ref().shutdown(Shutdown::Write);
+                    self.ops.pop_front();
+                }
+                Op::Close => {
+                    self.ops.clear();
+                    // Nothing to protect (no answer) or nobody to protect it from (the
+                    // peer closed): the socket goes now.
+                    if !self.answered || !self.reading {
+                        return Some(Fate::Gone { told: false });
+                    }
+                    let _ = self.stream.get_ref().shutdown(Shutdown::Write);
+                    self.discarded = Some(0);
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Writes the leading writes in one `writev`; `Ok(true)` when it wrote something,
+    /// `Ok(false)` when the socket has no room.
+    fn write_some(&mut self) -> io::Result<bool> {
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let mut count = 0;
+        for op in self.ops.iter().take(WRITE_SLICES) {
+            let Op::Write(data) = op else { break };
+            slices[count] = IoSlice::new(data);
+            count += 1;
+        }
+        let mut written = loop {
+            match self.stream.get_ref().write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        while written > 0 {
+            let Some(Op::Write(data)) = self.ops.front_mut() else {
+                break;
+            };
+            if written >= data.len() {
+                written -= data.len();
+                self.ops.pop_front();
+            } else {
+                data.advance(written);
+                written = 0;
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The listener and the open connections, served by the owner loop.
+#[derive(Debug)]
+pub struct TcpPath {
+    listener: Async<TcpListener>,
+    listener_waker: Waker,
+    conns: HashMap<ConnId, Conn>,
+    next_id: u64,
+    max_sockets: usize,
+    ready: Arc<Ready>,
+    /// At `max_sockets`: the listener is not watched until a socket closes.
+    starved: bool,
+    backoff: Backoff,
+    /// After an `accept` error: when to try again.
+    paused_until: Option<Instant>,
+    /// Closed connections by the time their socket must go (`Config::linger` after the
+    /// close, so in order); an entry whose connection is gone already is skipped.
+    closing: VecDeque<(Instant, ConnId)>,
+    buf: Box<[u8]>,
+    /// This turn's share of the ready list.
+    turn: Vec<u64>,
+    commands: Vec<(ConnId, ConnCmd)>,
+}
+
+impl TcpPath {
+    /// Serves `listener` (made non-blocking), with at most `max_sockets` connections
+    /// open at once.
+    pub fn new(listener: TcpListener, max_sockets: usize) -> io::Result<TcpPath> {
+        let ready = Arc::new(Ready::default());
+        let listener_waker = Waker::from(Arc::new(SocketWake {
+            id: LISTENER,
+            ready: ready.clone(),
+        }));
+        // Connections may be waiting already.
+        lock(&ready.ids).push(LISTENER);
+        Ok(TcpPath {
+            listener: Async::new(listener)?,
+            listener_waker,
+            conns: HashMap::new(),
+            next_id: 0,
+            max_sockets: max_sockets.max(1),
+            ready,
+            starved: false,
+            backoff: Backoff::default(),
+            paused_until: None,
+            closing: VecDeque::new(),
+            buf: vec![0; TCP_READ_BUFFER].into_boxed_slice(),
+            turn: Vec::new(),
+            commands: Vec::new(),
+        })
+    }
+
+    /// Connection sockets open now.
+    pub fn open(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Registers the owner to be woken when a socket is ready; ready at once if one is.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        {
+            let mut owner = lock(&self.ready.owner);
+            if !owner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *owner = Some(cx.waker().clone());
+            }
+        }
+        if lock(&self.ready.ids).is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
+
+    /// When [`TcpPath::expire`] has something to do: the first closed socket's
+    /// deadline, or the end of an accept pause.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let closing = self.closing.front().map(|(at, _)| *at);
+        closing.into_iter().chain(self.paused_until).min()
+    }
+
+    /// Accepts and serves the sockets the reactor said are ready (at most
+    /// [`TURN_BATCH`]; the rest stay for the next turn), feeding what they read to
+    /// `driver`. Returns how many it looked at.
+    pub fn handle_ready(&mut self, driver: &mut Driver, now: Instant) -> usize {
+        {
+            let mut ids = lock(&self.ready.ids);
+            if ids.is_empty() {
+                return 0;
+            }
+            std::mem::swap(&mut self.turn, &mut ids);
+        }
+        self.turn.sort_unstable();
+        self.turn.dedup();
+        if self.turn.len() > TURN_BATCH {
+            lock(&self.ready.ids).extend(self.turn.drain(TURN_BATCH..));
+        }
+        let turn = std::mem::take(&mut self.turn);
+        for &id in &turn {
+            if id == LISTENER {
+                self.accept(driver, now);
+            } else {
+                self.drive(ConnId(id), driver, now);
+            }
+        }
+        let handled = turn.len();
+        self.turn = turn;
+        self.turn.clear();
+        handled
+    }
+
+    /// Carries out the TCP commands the driver has collected from the core's outputs,
+    /// each connection's in order, as far as its socket allows now. Returns how many.
+    pub fn carry_out(&mut self, driver: &mut Driver, now: Instant) -> usize {
+        driver.take_tcp_commands(&mut self.commands);
+        let count = self.commands.len();
+        let mut commands = std::mem::take(&mut self.commands);
+        let mut touched = std::mem::take(&mut self.turn);
+        for (id, cmd) in commands.drain(..) {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            let op = match cmd {
+                ConnCmd::Send(data) => {
+                    conn.answered = true;
+                    Op::Write(data)
+                }
+                ConnCmd::ShutdownWrite => Op::ShutdownWrite,
+                ConnCmd::Close { linger_until } => {
+                    conn.close_by = Some(linger_until);
+                    self.closing.push_back((linger_until, id));
+                    Op::Close
+                }
+            };
+            conn.ops.push_back(op);
+            if touched.last() != Some(&id.0) {
+                touched.push(id.0);
+            }
+        }
+        self.commands = commands;
+        touched.sort_unstable();
+        touched.dedup();
+        for &id in &touched {
+            self.drive(ConnId(id), driver, now);
+        }
+        touched.clear();
+        self.turn = touched;
+        count
+    }
+
+    /// Closes the sockets whose linger has run out (whatever they were doing) and ends
+    /// an accept pause that is over. Returns how many sockets it closed.
+    pub fn expire(&mut self, driver: &mut Driver, now: Instant) -> usize {
+        if self.paused_until.is_some_and(|at| at <= now) {
+            self.paused_until = None;
+            lock(&self.ready.ids).push(LISTENER);
+        }
+        let mut closed = 0;
+        while let Some(&(at, id)) = self.closing.front() {
+            if at > now {
+                break;
+            }
+            self.closing.pop_front();
+            let Some(conn) = self.conns.get(&id) else {
+                continue;
+            };
+            if conn.close_by == Some(at) {
+                let told = conn.answered;
+                self.remove(id, told, driver, now);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    fn drive(&mut self, id: ConnId, driver: &mut Driver, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut again = false;
+        let fate = conn.drive(&mut self.buf, &mut again, &mut |input| {
+            driver.handle(now, input)
+        });
+        match fate {
+            Fate::Gone { told } => self.remove(id, told, driver, now),
+            Fate::Open if again => lock(&self.ready.ids).push(id.0),
+            Fate::Open => {}
+        }
+    }
+
+    fn remove(&mut self, id: ConnId, told: bool, driver: &mut Driver, now: Instant) {
+        // Dropping the socket deregisters and closes it.
+        self.conns.remove(&id);
+        if told {
+            driver.handle(now, Input::TcpClosed { conn: id });
+        }
+        if std::mem::take(&mut self.starved) {
+            lock(&self.ready.ids).push(LISTENER);
+        }
+    }
+
+    fn accept(&mut self, driver: &mut Driver, now: Instant) {
+        if self.paused_until.is_some() {
+            return;
+        }
+        for _ in 0..ACCEPT_BATCH {
+            if self.conns.len() >= self.max_sockets {
+                self.starved = true;
+                return;
+            }
+            match accept_nonblocking(self.listener.get_ref()) {
+                Ok((stream, peer)) => {
+                    self.backoff.succeeded();
+                    let id = ConnId(self.next_id);
+                    self.next_id += 1;
+                    let stream = match Async::new_nonblocking(stream) {
+                        Ok(stream) => stream,
+                        Err(error) => {
+                            tracing::warn!(%error, %peer, "cannot watch an accepted connection; closed");
+                            continue;
+                        }
+                    };
+                    let waker = Waker::from(Arc::new(SocketWake {
+                        id: id.0,
+                        ready: self.ready.clone(),
+                    }));
+                    self.conns.insert(
+                        id,
+                        Conn {
+                            id,
+                            stream,
+                            waker,
+                            ops: VecDeque::new(),
+                            reading: true,
+                            answered: false,
+                            close_by: None,
+                            discarded: None,
+                        },
+                    );
+                    driver.handle(now, Input::TcpAccepted { conn: id, peer });
+                    // Read what it sent next turn, once the core's answer to the accept
+                    // (a refusal, say) is carried out.
+                    lock(&self.ready.ids).push(id.0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut cx = Context::from_waker(&self.listener_waker);
+                    if self.listener.poll_readable(&mut cx).is_ready() {
+                        lock(&self.ready.ids).push(LISTENER);
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    let (delay, report) = self.backoff.failed(now);
+                    if let Some(failures) = report {
+                        tracing::warn!(%error, failures, ?delay, "accept failed; backing off");
+                    }
+                    self.paused_until = Some(now + delay);
+                    return;
+                }
+            }
+        }
+        // A full batch: there may be more.
+        lock(&self.ready.ids).push(LISTENER);
+    }
+}
+
+/// Accepts one connection, its socket non-blocking from the start (on Linux `accept4`
+/// with `SOCK_NONBLOCK`: one system call, not two).
+fn accept_nonblocking(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::net::{acceptfrom_with, SocketFlags};
+        let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+        let (fd, peer) = acceptfrom_with(listener, flags)?;
+        let peer = peer
+            .and_then(|peer| SocketAddr::try_from(peer).ok())
+            .ok_or_else(|| io::Error::other("accepted a connection with no IP address"))?;
+        Ok((TcpStream::from(fd), peer))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let (stream, peer) = listener.accept()?;
+        stream.set_nonblocking(true)?;
+        Ok((stream, peer))
+    }
+}
+
+/// How long accepting pauses after a failed `accept`, and when it says so.
 #[derive(Debug, Default)]
 struct Backoff {
     /// Failures in a row.
@@ -117,100 +589,99 @@ impl Backoff {
     }
 }
 
-enum Step {
-    Read(io::Result<usize>),
-    Cmd(Option<ConnCmd>),
-}
-
-async fn connection(
-    conn: ConnId,
-    stream: Async<TcpStream>,
-    commands: Receiver<ConnCmd>,
-    tx: Sender<TcpEvent>,
-) {
-    let mut buf = [0; TCP_READ_BUFFER];
-    let mut reading = true;
-    let mut answered = false;
-    let close = loop {
-        // Commands first: once the owner has answered and said Close, no read competes
-        // with it (a peer streaming faster than we read would otherwise keep the read
-        // ready forever, and the socket would be read for as long as it sends).
-        let next_cmd = async { Step::Cmd(commands.recv().await.ok()) };
-        let step = if reading {
-            future::or(next_cmd, async {
-                Step::Read((&stream).read(&mut buf).await)
-            })
-            .await
-        } else {
-            next_cmd.await
-        };
-        let input = match step {
-            Step::Read(Ok(n)) if n > 0 => Input::TcpData {
-                conn,
-                data: Bytes::copy_from_slice(&buf[..n]),
-            },
-            Step::Read(_) => {
-                reading = false;
-                Input::TcpClosed { conn }
-            }
-            Step::Cmd(Some(ConnCmd::Send(data))) => {
-                answered = true;
-                if (&stream).write_all(&data).await.is_ok() || !reading {
-                    continue;
-                }
-                reading = false;
-                Input::TcpClosed { conn }
-            }
-            Step::Cmd(Some(ConnCmd::ShutdownWrite)) => {
-                let _ = stream.get_ref().shutdown(Shutdown::Write);
-                continue;
-            }
-            Step::Cmd(Some(ConnCmd::Close { linger_until })) => break Some(linger_until),
-            // The owner is gone (the server is stopping): nothing to linger for.
-            Step::Cmd(None) => break None,
-        };
-        if tx.send(TcpEvent::Input(input)).await.is_err() {
-            break None;
-        }
-    };
-    // A connection closed without an answer (refused at a limit, timed out) has nothing
-    // a reset could destroy: it closes at once, so a connection flood holds no
-    // descriptors in lingering; so does one whose peer has closed already.
-    let Some(until) = close.filter(|_| answered) else {
-        return;
-    };
-    let _ = stream.get_ref().shutdown(Shutdown::Write);
-    if !reading {
-        return;
-    }
-    linger(&stream, &mut buf, until).await;
-    // The core holds the connection's slot until it hears that the socket is gone.
-    drop(stream);
-    let _ = tx.send(TcpEvent::Input(Input::TcpClosed { conn })).await;
-}
-
-/// Reads and discards until the peer's EOF, [`LINGER_BYTES`] or `until` (the core's
-/// linger deadline, `Config::linger` after it closed the connection), so unread input
-/// cannot turn the close into a reset that destroys our last answer.
-async fn linger(stream: &Async<TcpStream>, buf: &mut [u8], until: Instant) {
-    let discard = async {
-        let mut total = 0;
-        while let Ok(n @ 1..) = (&*stream).read(buf).await {
-            total += n;
-            if total > LINGER_BYTES {
-                break;
-            }
-        }
-    };
-    future::or(discard, async {
-        Timer::at(until).await;
-    })
-    .await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Options;
+    use futures_lite::future;
+    use ocm_core::client::Handshake;
+
+    /// A driver for a rooms server (its UDP socket is never used here) and a TCP path on
+    /// a fresh loopback listener of at most `max_sockets` connections.
+    fn path(max_sockets: usize) -> (Driver, TcpPath, SocketAddr) {
+        let options = Options {
+            stats_interval: None,
+            ..Options::default()
+        };
+        let driver = Driver::new(&options, [3; 32], "127.0.0.1:9".parse().unwrap()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        (driver, TcpPath::new(listener, max_sockets).unwrap(), addr)
+    }
+
+    /// Runs owner turns (TCP only) until `done`, waiting for readiness in between; fails
+    /// after 5 s.
+    fn turn_until(driver: &mut Driver, tcp: &mut TcpPath, done: impl Fn(&TcpPath) -> bool) {
+        let give_up = Instant::now() + Duration::from_secs(5);
+        async_io::block_on(async {
+            while !done(tcp) {
+                assert!(Instant::now() < give_up, "gave up: {}", driver.summary());
+                let now = Instant::now();
+                tcp.handle_ready(driver, now);
+                while driver.poll_datagram().is_some() {}
+                tcp.carry_out(driver, now);
+                tcp.expire(driver, now);
+                let ready = future::poll_fn(|cx| tcp.poll_ready(cx));
+                future::or(ready, async {
+                    async_io::Timer::after(Duration::from_millis(20)).await;
+                })
+                .await;
+            }
+        });
+    }
+
+    #[test]
+    fn at_the_socket_limit_accepting_waits_and_resumes_when_a_socket_closes() {
+        let (mut driver, mut tcp, addr) = path(2);
+        let mut clients: Vec<_> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        turn_until(&mut driver, &mut tcp, |tcp| tcp.open() == 2);
+        // A few more turns: the third connection stays in the kernel's backlog.
+        for _ in 0..3 {
+            turn_until(&mut driver, &mut tcp, |_| true);
+            let now = Instant::now();
+            tcp.handle_ready(&mut driver, now);
+        }
+        assert_eq!((tcp.open(), tcp.next_id), (2, 2));
+        // The first client goes: the core closes its connection, and the third is taken.
+        drop(clients.remove(0));
+        turn_until(&mut driver, &mut tcp, |tcp| tcp.next_id == 3);
+        assert_eq!(tcp.open(), 2);
+    }
+
+    #[test]
+    fn an_answered_connection_lingers_until_the_peer_closes_and_is_released_then() {
+        let (mut driver, mut tcp, addr) = path(8);
+        let mut handshake = Handshake::create("room", "alice", None).unwrap();
+        let mut client = TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client.write_all(handshake.request()).unwrap();
+        // A port step too long to be one: the core answers and closes at once.
+        client.write_all(&[0; 3]).unwrap();
+        // The answer comes and the server closes its write side, while the client's
+        // side is still open: the socket lingers, counted by the core.
+        turn_until(&mut driver, &mut tcp, |tcp| {
+            tcp.conns.values().any(|c| c.discarded.is_some())
+        });
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).unwrap();
+        assert!(matches!(handshake.handle_data(&answer), Ok(Some(_))));
+        assert_eq!(driver.counts().connections, 1, "held while it lingers");
+        // What the client sends now is discarded, not a request.
+        client.write_all(&[0; 100]).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        turn_until(&mut driver, &mut tcp, |tcp| tcp.open() == 0);
+        assert_eq!(
+            driver.counts().connections,
+            0,
+            "released when the socket is"
+        );
+        assert_eq!(
+            driver.stats().handshakes(ocm_core::wire::tcrp::Status::Ok),
+            1
+        );
+    }
 
     #[test]
     fn accept_failures_back_off_exponentially_to_a_second_and_report_once_a_second() {

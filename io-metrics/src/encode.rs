@@ -338,7 +338,6 @@ mod tests {
             stats: Default::default(),
             counts: Default::default(),
             telemetry: Telemetry::default(),
-            tcp_tasks: 0,
             link: Some(LinkCounts::default()),
             cluster: Some(Default::default()),
             registered: Some(true),

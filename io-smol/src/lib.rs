@@ -5,9 +5,8 @@
 //! The server is the shared shell on smol's executor, [`ocm_io::Shell<Smol>`]: it binds a
 //! TCP listener and a UDP socket and drives the sans-IO core from `ocm-core` over them:
 //! one owner task ([`ocm_io::Endpoint::serve`]) holds the core, reads and sends
-//! datagrams itself and sleeps until the core's next deadline; the acceptor and each
-//! connection are tasks that forward what they read to it over a channel (the smol
-//! chat-server pattern).
+//! datagrams itself, accepts, reads and writes TCP connections itself, and sleeps until
+//! the reactor has something for it or the next deadline.
 //!
 //! ```no_run
 //! use ocm_smol::Smol;

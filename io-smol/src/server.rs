@@ -1,6 +1,6 @@
 //! [`Smol`]: smol as the runtime of the shared server shell, [`ocm_io::Shell<Smol>`].
 
-use ocm_io::tcp::Task;
+use ocm_io::Task;
 use smol::future::Future;
 
 /// smol as an [`ocm_io::Runtime`]: tasks on its global executor.

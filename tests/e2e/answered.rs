@@ -19,7 +19,7 @@ crate::on_both_runtimes!(
 /// How long each attacker below streams at most.
 const STREAM_FOR: Duration = Duration::from_secs(4);
 
-/// Attackers streaming at once, each from two threads: the old connection task stopped
+/// Attackers streaming at once, each from two threads: an old connection task stopped
 /// reading only when it found the socket empty, so a lucky pause of one sender let it
 /// go; with eight senders, some keep it busy.
 const STREAMS: usize = 4;

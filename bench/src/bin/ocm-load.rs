@@ -56,7 +56,8 @@ struct Args {
     /// Times every measurement is repeated.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Deliveries per fan-out run (messages = deliveries / receivers).
+    /// Deliveries per fan-out run (messages = deliveries / receivers; 0: no fan-out
+    /// measurement).
     #[arg(long, default_value_t = 400_000)]
     deliveries: u64,
     /// Messages in flight ahead of the slowest receiver.
@@ -942,7 +943,7 @@ fn main() -> io::Result<()> {
     // (what, target, counters per unit) of every profiled phase
     let mut profiles: Vec<Profiled> = Vec::new();
     for run in 1..=args.runs {
-        for &m in &members {
+        for &m in members.iter().filter(|_| args.deliveries > 0) {
             let load = Load {
                 messages: (args.deliveries / (m as u64 - 1)).max(1000),
                 window: args.window,
