@@ -59,6 +59,10 @@ impl TokenBucket {
     }
 
     fn refill(&mut self, now: Instant) {
+        // Datagrams read in one batch share their time: only the first refills.
+        if self.last == Some(now) {
+            return;
+        }
         if let Some(last) = self.last {
             let elapsed = now.saturating_duration_since(last).as_nanos();
             let full = u128::from(self.burst) * NANO;

@@ -30,18 +30,16 @@ impl Token {
 
     /// Parses the wire form: exactly 32 lowercase hex characters, nothing else.
     pub fn parse(text: &[u8]) -> Option<Token> {
-        if text.len() != TOKEN_HEX_LEN {
-            return None;
-        }
-        // Table lookups without a branch per character; one check at the end.
+        let text: &[u8; TOKEN_HEX_LEN] = text.try_into().ok()?;
+        // Eight digits at a time in one 64-bit word; one check at the end.
         let mut bytes = [0u8; 16];
-        let mut bad = 0u8;
-        for (byte, pair) in bytes.iter_mut().zip(text.chunks_exact(2)) {
-            let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
-            bad |= high | low;
-            *byte = (high << 4) | (low & 0x0f);
+        let mut valid = true;
+        for (out, digits) in bytes.chunks_exact_mut(4).zip(text.chunks_exact(8)) {
+            let (value, ok) = hex8(u64::from_le_bytes(digits.try_into().expect("8 bytes")));
+            out.copy_from_slice(&value.to_le_bytes());
+            valid &= ok;
         }
-        (bad & INVALID == 0).then_some(Token(bytes))
+        valid.then_some(Token(bytes))
     }
 
     /// The wire form: 32 lowercase hex characters.
@@ -56,23 +54,28 @@ impl Token {
     }
 }
 
-/// Set in [`HEX`] for a byte that is not a lowercase hex digit.
-const INVALID: u8 = 0x80;
-
-/// The value of each lowercase hex digit; [`INVALID`] for every other byte.
-const HEX: [u8; 256] = {
-    let mut table = [INVALID; 256];
-    let mut c = 0;
-    while c < 256 {
-        table[c] = match c as u8 {
-            d @ b'0'..=b'9' => d - b'0',
-            d @ b'a'..=b'f' => d - b'a' + 10,
-            _ => INVALID,
-        };
-        c += 1;
-    }
-    table
-};
+/// Eight ASCII characters, the first in the low byte of `x`, read as hex digits: the
+/// four bytes they spell (the first digit the high nibble of the first byte), and
+/// whether all eight are lowercase hex digits (when not, the bytes mean nothing).
+fn hex8(x: u64) -> (u32, bool) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let ascii = x & HIGH == 0;
+    // For bytes below 0x80 neither sum carries into the next byte; its top bit says
+    // byte >= lo, or byte > hi.
+    let at_least = |lo: u8| x.wrapping_add((0x80 - u64::from(lo)) * ONES) & HIGH;
+    let above = |hi: u8| x.wrapping_add((0x7f - u64::from(hi)) * ONES) & HIGH;
+    let digit = at_least(b'0') & !above(b'9');
+    let letter = at_least(b'a') & !above(b'f');
+    let valid = ascii & ((digit | letter) == HIGH);
+    // '0'..'9' are 0..9 in their low nibble, 'a'..'f' 1..6: nine more.
+    let nibbles = (x & (0x0f * ONES)) + (letter >> 7) * 9;
+    // Each pair into the low byte of its 16 bits: first << 4 | second.
+    const LOW_OF_PAIR: u64 = 0x00ff_00ff_00ff_00ff;
+    let pairs = ((nibbles & LOW_OF_PAIR) << 4) | ((nibbles >> 8) & LOW_OF_PAIR);
+    let p = pairs.to_le_bytes();
+    (u32::from_le_bytes([p[0], p[2], p[4], p[6]]), valid)
+}
 
 /// Constant-time: every byte is compared whatever the earlier ones were (as two 64-bit
 /// words, each compared by `subtle`).
@@ -136,6 +139,43 @@ mod tests {
         assert!(Token::parse(&[b'a'; 31]).is_none());
         assert!(Token::parse(&[b'a'; 33]).is_none());
         assert!(Token::parse(b"gbababababababababababababababab").is_none());
+    }
+
+    /// Digit by digit, the plain way.
+    fn parse_plainly(text: &[u8]) -> Option<[u8; 16]> {
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 16];
+        if text.len() != TOKEN_HEX_LEN {
+            return None;
+        }
+        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn parse_agrees_with_a_digit_by_digit_reading_for_every_byte_at_every_place() {
+        // Eight digits share a word: a byte in one place must not change another's.
+        let bases: [&[u8; 32]; 3] = [
+            b"0123456789abcdef0123456789abcdef",
+            b"ffffffffffffffffffffffffffffffff",
+            b"00000000000000000000000000000000",
+        ];
+        for base in bases {
+            for place in 0..TOKEN_HEX_LEN {
+                for c in 0..=255u8 {
+                    let mut text = *base;
+                    text[place] = c;
+                    let parsed = Token::parse(&text).map(|t| t.0);
+                    assert_eq!(parsed, parse_plainly(&text), "byte {c:#x} at {place}");
+                }
+            }
+        }
     }
 
     #[test]

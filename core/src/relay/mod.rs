@@ -129,11 +129,20 @@ impl RelayServer {
                 return;
             }
         }
+        // A message is charged to its client's, its IP's and the room's buckets (see
+        // [`crate::rate`]); a keepalive, `/exit` or a code's echo is free.
         let free = matches!(message, "" | "/exit") || verify::echoed_code(message).is_some();
-        if !free && !self.charge(now, from, message.len()) {
-            return self.out.drop_datagram(from, DropReason::RateLimited);
-        }
+        let fanout = self.clients.len().saturating_sub(1);
         let client = self.clients.get_mut(&from).expect("registered above");
+        if !free {
+            let ip = crate::rooms::canonical_ip(from.ip());
+            let (_, source) = self.per_ip.get_mut(&ip).expect("its IP is counted");
+            let (rates, room) = (&mut client.rates, &mut self.fanout);
+            let bytes = message.len();
+            if !crate::rate::charge_message(now, rates, source, room, bytes, fanout) {
+                return self.out.drop_datagram(from, DropReason::RateLimited);
+            }
+        }
         client.liveness.heard(now);
         if *client.username != *username {
             client.username = username.into();
@@ -246,23 +255,6 @@ impl RelayServer {
             }
             None => self.out.drop_datagram(from, DropReason::Unverified),
         }
-    }
-
-    /// Charges a message of `bytes` from `from` to its client's, its IP's and the
-    /// room's buckets (see [`crate::rate`]).
-    fn charge(&mut self, now: Instant, from: SocketAddr, bytes: usize) -> bool {
-        let fanout = self.clients.len().saturating_sub(1);
-        let client = self.clients.get_mut(&from).expect("a client");
-        let ip = crate::rooms::canonical_ip(from.ip());
-        let (_, source) = self.per_ip.get_mut(&ip).expect("its IP is counted");
-        crate::rate::charge_message(
-            now,
-            &mut client.rates,
-            source,
-            &mut self.fanout,
-            bytes,
-            fanout,
-        )
     }
 
     /// Registers `from`; a verified address is welcomed (the answer to its code: it has

@@ -6,7 +6,7 @@
 //! that IP; only then does it change anything (address, last-seen time, failure count).
 
 use super::cluster::RoomCluster;
-use super::rates::Reach;
+use super::rates::{Fanout, Reach};
 use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
 use crate::cluster::envelope::{Body, ClosedBy};
 use crate::liveness::Liveness;
@@ -315,8 +315,8 @@ impl RoomServer {
         };
         if !matches!(message, "" | "/exit") {
             let fanout = match message {
-                "/who" => 1,
-                _ => self.recipients(id),
+                "/who" => Fanout::One,
+                _ => Fanout::Room,
             };
             if !self.charge_message(now, id, message.len(), fanout) {
                 return self.out.drop_datagram(from, DropReason::RateLimited);
@@ -337,8 +337,13 @@ impl RoomServer {
                 let member = &self.members[&id];
                 let line = relayed_line(&member.username, text);
                 let room = member.room.clone();
-                self.notify_room(&room, Some(id), line.clone());
-                self.publish(&room, Body::Deliver(line));
+                // A single node sends the line's one buffer; a cluster node shares it
+                // with the envelope.
+                let published = self.cluster.is_some().then(|| line.clone());
+                self.notify_room(&room, Some(id), line);
+                if let Some(line) = published {
+                    self.publish(&room, Body::Deliver(line));
+                }
             }
         }
     }
@@ -398,16 +403,19 @@ impl RoomServer {
         data: &'a [u8],
     ) -> Result<(MemberId, &'a str), DropReason> {
         let datagram = RoomDatagram::decode(data)?;
-        let room = std::str::from_utf8(datagram.room).map_err(|_| DropReason::UnknownRoom)?;
-        if !self.rooms.contains_key(room) {
-            return Err(DropReason::UnknownRoom);
-        }
-        let token = Token::parse(datagram.token).ok_or(DropReason::UnknownToken)?;
-        let id = *self.tokens.get(&token).ok_or(DropReason::UnknownToken)?;
-        let member = &self.members[&id];
-        if *member.room != *room {
-            return Err(DropReason::UnknownToken);
-        }
+        // The token first: a member's room exists (and its name is UTF-8), so the room
+        // is looked up only to say why a datagram without a member of it is dropped.
+        let member = Token::parse(datagram.token)
+            .and_then(|token| self.tokens.get(&token))
+            .map(|id| (*id, &self.members[id]))
+            .filter(|(_, member)| member.room.as_bytes() == datagram.room);
+        let Some((id, member)) = member else {
+            let room = std::str::from_utf8(datagram.room);
+            return Err(match room.is_ok_and(|room| self.rooms.contains_key(room)) {
+                true => DropReason::UnknownToken,
+                false => DropReason::UnknownRoom,
+            });
+        };
         if member.ip != canonical_ip(from.ip()) {
             return Err(DropReason::WrongAddress);
         }
@@ -421,28 +429,20 @@ impl RoomServer {
         let Some(entry) = self.rooms.get(room) else {
             return;
         };
-        let ids: Vec<MemberId> = entry
-            .members
-            .iter()
-            .copied()
-            .filter(|id| Some(*id) != skip)
-            .collect();
-        for id in ids {
-            if let Some(to) = self.members[&id].udp {
-                if self.may_reach(id) {
-                    self.out.datagram(to, payload.clone());
-                }
+        let members = &mut self.members;
+        let mut unreachable = 0;
+        let to = entry.members.iter().filter_map(|id| {
+            if Some(*id) == skip {
+                return None;
             }
-        }
-    }
-
-    /// How many datagrams a message from `id` makes: one per other member with an address.
-    fn recipients(&self, id: MemberId) -> usize {
-        let room = &self.rooms[&self.members[&id].room];
-        room.members
-            .iter()
-            .filter(|m| **m != id && self.members[m].udp.is_some())
-            .count()
+            let member = members.get_mut(id)?;
+            let to = member.udp?;
+            let reached = member.reach.spend();
+            unreachable += u64::from(!reached);
+            reached.then_some(to)
+        });
+        self.out.fan_out(to, payload);
+        self.out.stats.unproven_skipped += unreachable;
     }
 
     /// How long a new member may go before its timer first looks at it: the idle

@@ -116,7 +116,9 @@ pub struct RoomServer {
     pub(crate) request_bytes: usize,
     pub(crate) rooms: KeyedMap<Arc<str>, Room>,
     pub(crate) members: IdMap<MemberId, Member>,
-    pub(crate) tokens: KeyedMap<crate::token::Token, MemberId>,
+    /// Keyed by tokens the server drew itself from its secret stream: random, never
+    /// chosen by a peer, so hashed like ids ([`IdMap`]).
+    pub(crate) tokens: IdMap<crate::token::Token, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
     pub(crate) members_per_source: SourceCounts,
     /// Rooms alive by their host's source.
@@ -151,7 +153,7 @@ impl RoomServer {
             request_bytes: 0,
             rooms: keyed_map(state),
             members: IdMap::default(),
-            tokens: keyed_map(state),
+            tokens: IdMap::default(),
             by_addr: keyed_map(state),
             members_per_source: SourceCounts::new(state),
             rooms_per_source: SourceCounts::new(state),

@@ -24,6 +24,30 @@ pub(crate) enum Reach {
     Unproven(u32),
 }
 
+impl Reach {
+    /// Whether one more datagram may go to this address now, spending one of an
+    /// unproven address's sends.
+    pub(crate) fn spend(&mut self) -> bool {
+        match self {
+            Reach::Proven => true,
+            Reach::Unproven(0) => false,
+            Reach::Unproven(left) => {
+                *left -= 1;
+                true
+            }
+        }
+    }
+}
+
+/// How many datagrams a message makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fanout {
+    /// One (`/who`: the answer to the asker).
+    One,
+    /// One per other member of the room with an address.
+    Room,
+}
+
 impl RoomServer {
     /// Charges member `id` for a message of `bytes` bytes that makes `fanout`
     /// datagrams: all or nothing. False (and nothing charged) when a bucket is short.
@@ -32,37 +56,26 @@ impl RoomServer {
         now: Instant,
         id: MemberId,
         bytes: usize,
-        fanout: usize,
+        fanout: Fanout,
     ) -> bool {
-        let key = self.source(self.members[&id].ip);
+        let member = &self.members[&id];
+        let key = self.source(member.ip);
+        let room = self.rooms.get_mut(&member.room).expect("the member's room");
+        let fanout = match fanout {
+            Fanout::One => 1,
+            Fanout::Room => room
+                .members
+                .iter()
+                .filter(|m| **m != id && self.members[m].udp.is_some())
+                .count(),
+        };
         let config = &self.config;
         let member = self.members.get_mut(&id).expect("a member");
         let source = self
             .source_rates
             .entry(key)
             .or_insert_with(|| source_bucket(config));
-        let room = &mut self
-            .rooms
-            .get_mut(&member.room)
-            .expect("the member's room")
-            .fanout;
+        let room = &mut room.fanout;
         crate::rate::charge_message(now, &mut member.rates, source, room, bytes, fanout)
-    }
-
-    /// Whether member `id` may be sent one more datagram now (spending one of an unproven
-    /// address's sends); counted when it may not.
-    pub(crate) fn may_reach(&mut self, id: MemberId) -> bool {
-        let member = self.members.get_mut(&id).expect("a member");
-        match &mut member.reach {
-            Reach::Proven => true,
-            Reach::Unproven(0) => {
-                self.out.stats.unproven_skipped += 1;
-                false
-            }
-            Reach::Unproven(left) => {
-                *left -= 1;
-                true
-            }
-        }
     }
 }
