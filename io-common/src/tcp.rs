@@ -4,11 +4,12 @@
 //! they are queued. No task per connection, no channel between a socket and the core:
 //! a handshake costs the system calls it needs and no wake-up of another thread.
 //!
-//! Readiness comes from the reactor (`async_io`, under smol and async-std alike): each
-//! socket registers with a waker of its own that only notes its id in a ready list and
-//! wakes the owner ([`Ready`]), so a turn looks at the sockets that have something and
-//! at no other. A turn handles at most [`TURN_BATCH`] of them; the rest wait for the
-//! next turn.
+//! Readiness comes from the reactor (`async_io`, under smol and async-std alike): a
+//! socket that has to wait registers with a waker of its own that only notes its id in
+//! a ready list and wakes the owner ([`Ready`]), so a turn looks at the sockets that
+//! have something and at no other. A turn handles at most [`TURN_BATCH`] of them; the
+//! rest wait for the next turn. A socket that never has to wait (most handshakes: the
+//! request is there when it is first read) is never registered at all ([`Socket`]).
 //!
 //! A connection's commands are carried out in order, and always before it is read
 //! again: once the core has answered and closed a connection, nothing read after that
@@ -95,11 +96,71 @@ enum Op {
     Close,
 }
 
+/// A connection's socket, registered with the reactor only once it has had to wait.
+/// Most handshakes never do (the request is there when the socket is first read, the
+/// peer's FIN when it is read again), and save the `epoll_ctl` calls that add and
+/// remove a socket.
+#[derive(Debug)]
+enum Socket {
+    Plain(TcpStream),
+    Watched(Async<TcpStream>),
+    /// Registering failed: the socket is closed.
+    Lost,
+}
+
+impl Socket {
+    fn stream(&self) -> io::Result<&TcpStream> {
+        match self {
+            Socket::Plain(stream) => Ok(stream),
+            Socket::Watched(stream) => Ok(stream.get_ref()),
+            Socket::Lost => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream()?.read(buf)
+    }
+
+    fn write_vectored(&self, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.stream()?.write_vectored(slices)
+    }
+
+    fn shutdown_write(&self) {
+        if let Ok(stream) = self.stream() {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+    }
+
+    /// Registers `waker` for when the socket is readable (`writable`: has room); ready
+    /// at once if it already is. An error (registering failed) means the socket is gone.
+    fn poll(&mut self, waker: &Waker, writable: bool) -> io::Result<Poll<()>> {
+        if let Socket::Plain(_) = self {
+            let Socket::Plain(stream) = std::mem::replace(self, Socket::Lost) else {
+                return Err(io::ErrorKind::NotConnected.into());
+            };
+            *self = Socket::Watched(Async::new_nonblocking(stream)?);
+        }
+        let Socket::Watched(stream) = self else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        let cx = &mut Context::from_waker(waker);
+        let ready = match writable {
+            true => stream.poll_writable(cx),
+            false => stream.poll_readable(cx),
+        };
+        match ready {
+            Poll::Ready(Err(error)) => Err(error),
+            Poll::Ready(Ok(())) => Ok(Poll::Ready(())),
+            Poll::Pending => Ok(Poll::Pending),
+        }
+    }
+}
+
 /// An open connection socket.
 #[derive(Debug)]
 struct Conn {
     id: ConnId,
-    stream: Async<TcpStream>,
+    socket: Socket,
     waker: Waker,
     ops: VecDeque<Op>,
     /// The peer has not closed: what is read goes to the core.
@@ -123,10 +184,6 @@ enum Fate {
 }
 
 impl Conn {
-    fn context(&self) -> Context<'_> {
-        Context::from_waker(&self.waker)
-    }
-
     /// Carries out the commands, then reads (or, lingering, discards) until the socket
     /// would block, or once when it delivered data (the core's answer to it comes
     /// before the next read: `again` is set). Inputs go to `feed`.
@@ -145,7 +202,7 @@ impl Conn {
         }
         if let Some(discarded) = &mut self.discarded {
             loop {
-                match self.stream.get_ref().read(buf) {
+                match self.socket.read(buf) {
                     Ok(0) => return Fate::Gone { told: true },
                     Ok(n) => {
                         *discarded += n;
@@ -154,10 +211,13 @@ impl Conn {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if self.stream.poll_readable(&mut self.context()).is_ready() {
-                            *again = true;
-                        }
-                        return Fate::Open;
+                        return match self.socket.poll(&self.waker, false) {
+                            Ok(ready) => {
+                                *again = ready.is_ready();
+                                Fate::Open
+                            }
+                            Err(_) => Fate::Gone { told: true },
+                        };
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => return Fate::Gone { told: true },
@@ -168,7 +228,7 @@ impl Conn {
             return Fate::Open;
         }
         let conn = self.id;
-        match self.stream.get_ref().read(buf) {
+        match self.socket.read(buf) {
             Ok(n @ 1..) => {
                 feed(Input::TcpData {
                     conn,
@@ -177,8 +237,13 @@ impl Conn {
                 *again = true;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if self.stream.poll_readable(&mut self.context()).is_ready() {
-                    *again = true;
+                match self.socket.poll(&self.waker, false) {
+                    Ok(ready) => *again = ready.is_ready(),
+                    // Unwatchable: as good as closed.
+                    Err(_) => {
+                        self.reading = false;
+                        feed(Input::TcpClosed { conn });
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => *again = true,
@@ -200,7 +265,11 @@ impl Conn {
                     Ok(true) => {}
                     Ok(false) => {
                         // Still the front: go on when there is room.
-                        let _ = self.stream.poll_writable(&mut self.context());
+                        if self.socket.poll(&self.waker, true).is_err() {
+                            return Some(Fate::Gone {
+                                told: self.answered,
+                            });
+                        }
                         return None;
                     }
                     Err(_) => {
@@ -212,7 +281,7 @@ impl Conn {
                     }
                 },
                 Op::ShutdownWrite => {
-                    let _ = self.stream.get_ref().shutdown(Shutdown::Write);
+                    self.socket.shutdown_write();
                     self.ops.pop_front();
                 }
                 Op::Close => {
@@ -222,7 +291,7 @@ impl Conn {
                     if !self.answered || !self.reading {
                         return Some(Fate::Gone { told: false });
                     }
-                    let _ = self.stream.get_ref().shutdown(Shutdown::Write);
+                    self.socket.shutdown_write();
                     self.discarded = Some(0);
                     return None;
                 }
@@ -242,7 +311,7 @@ impl Conn {
             count += 1;
         }
         let mut written = loop {
-            match self.stream.get_ref().write_vectored(&slices[..count]) {
+            match self.socket.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -478,13 +547,6 @@ impl TcpPath {
                     self.backoff.succeeded();
                     let id = ConnId(self.next_id);
                     self.next_id += 1;
-                    let stream = match Async::new_nonblocking(stream) {
-                        Ok(stream) => stream,
-                        Err(error) => {
-                            tracing::warn!(%error, %peer, "cannot watch an accepted connection; closed");
-                            continue;
-                        }
-                    };
                     let waker = Waker::from(Arc::new(SocketWake {
                         id: id.0,
                         ready: self.ready.clone(),
@@ -493,7 +555,7 @@ impl TcpPath {
                         id,
                         Conn {
                             id,
-                            stream,
+                            socket: Socket::Plain(stream),
                             waker,
                             ops: VecDeque::new(),
                             reading: true,
