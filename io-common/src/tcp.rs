@@ -29,8 +29,9 @@
 use crate::{ConnCmd, Driver, LINGER_BYTES, TCP_READ_BUFFER};
 use async_io::Async;
 use bytes::{Buf, Bytes};
+use ocm_core::hash::IdMap;
 use ocm_core::{ConnId, Input};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -340,7 +341,7 @@ impl Conn {
 pub struct TcpPath {
     listener: Async<TcpListener>,
     listener_waker: Waker,
-    conns: HashMap<ConnId, Conn>,
+    conns: IdMap<ConnId, Conn>,
     next_id: u64,
     max_sockets: usize,
     ready: Arc<Ready>,
@@ -372,7 +373,7 @@ impl TcpPath {
         Ok(TcpPath {
             listener: Async::new(listener)?,
             listener_waker,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             next_id: 0,
             max_sockets: max_sockets.max(1),
             ready,
