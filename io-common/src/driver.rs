@@ -173,7 +173,7 @@ impl Driver {
         match output {
             ClusterOutput::Registry { id, request } => {
                 self.telemetry.registry_sent(id.0, self.now);
-                if let Err(error) = link.request(id, request) {
+                if let Err(error) = link.request(id, *request) {
                     let answer = ClusterInput::Answer {
                         id,
                         answer: Err::<_, Unavailable>(error),

@@ -280,8 +280,12 @@ fn drain<T>(channel: &Receiver<T>, mut handle: impl FnMut(T)) -> usize {
     handled
 }
 
-/// The reactor timer for the core's next deadline, kept across waits and registered
-/// again only when the deadline moves (registering wakes the reactor).
+/// The reactor timer for the next deadline, kept across waits and registered again
+/// only when the deadline moves earlier (registering wakes the reactor: a system call
+/// or two). A deadline that moves later, or goes, keeps the armed timer: it fires
+/// early, the turn finds nothing due, and the wait after it arms the real deadline. So a
+/// stream of handshakes, each moving the earliest deadline a little later as it ends,
+/// costs no timer registration at all.
 #[derive(Default)]
 struct Wakeup {
     timer: Option<Timer>,
@@ -290,7 +294,12 @@ struct Wakeup {
 
 impl Wakeup {
     fn set(&mut self, at: Option<Instant>) {
-        if self.at == at && self.timer.is_some() {
+        let armed_earlier = match (self.at, at) {
+            (Some(armed), Some(at)) => armed <= at,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if armed_earlier && self.timer.is_some() {
             return;
         }
         self.at = at;
@@ -387,4 +396,31 @@ async fn wait(
 
 fn bind_error(what: &str, addr: SocketAddr, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("cannot bind {what} {addr}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_wakeup_is_registered_again_only_for_an_earlier_deadline() {
+        let t0 = Instant::now() + Duration::from_secs(60);
+        let at = |s| Some(t0 + Duration::from_secs(s));
+        let mut wakeup = Wakeup::default();
+        wakeup.set(at(10));
+        assert_eq!(wakeup.at, at(10));
+        // Later, or none at all: the armed timer stays, to fire early.
+        wakeup.set(at(20));
+        wakeup.set(None);
+        assert_eq!(wakeup.at, at(10));
+        // Earlier: armed again.
+        wakeup.set(at(5));
+        assert_eq!(wakeup.at, at(5));
+        // Once it has fired, whatever comes next is armed.
+        wakeup.timer = None;
+        wakeup.set(at(30));
+        assert_eq!(wakeup.at, at(30));
+        assert!(wakeup.timer.is_some());
+    }
 }

@@ -151,7 +151,7 @@ impl ClusterHarness {
                 Output::Event(_) => {}
                 Output::Cluster(ClusterOutput::Subscribe { rooms }) => node.subscribed = rooms,
                 Output::Cluster(ClusterOutput::Registry { id, request }) => {
-                    inbox.push((i, id, request));
+                    inbox.push((i, id, *request));
                 }
                 Output::Cluster(ClusterOutput::Publish { room, payload }) => {
                     self.published.push((i, room, payload));

@@ -76,8 +76,9 @@ pub enum ClusterOutput {
     Registry {
         /// Names the answer.
         id: RequestId,
-        /// The request.
-        request: RegistryRequest,
+        /// The request (boxed: it is the largest output by far, and every output,
+        /// datagrams above all, is moved through the queue at the size of the largest).
+        request: Box<RegistryRequest>,
     },
     /// Publish this envelope on `room`'s channel.
     Publish {

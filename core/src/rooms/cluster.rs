@@ -228,6 +228,7 @@ impl RoomServer {
         let c = self.cluster.as_mut().expect("cluster mode");
         let id = RequestId(c.next_id);
         c.next_id += 1;
+        let request = Box::new(request);
         self.out.cluster(ClusterOutput::Registry { id, request });
         id
     }

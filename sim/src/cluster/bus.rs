@@ -199,7 +199,7 @@ impl Bus {
         let (link, flight) = match output {
             ClusterOutput::Registry { id, request } => (
                 Link::RequestUp(node),
-                Flight::Request(node, generation, id, request),
+                Flight::Request(node, generation, id, *request),
             ),
             ClusterOutput::Publish { room, payload } => {
                 if chance(rng, self.profile.loss) {
