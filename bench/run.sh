@@ -40,7 +40,7 @@ case "${1:-}" in
         ;;
     "")
         criterion=()
-        load+=(--runs 3 --deliveries 200000 --junk 300000 --handshakes 1000)
+        load+=(--runs 3 --deliveries 200000 --junk 300000 --handshakes 5000)
         cluster_deliveries=200000
         scrape=(--runs 3 --deliveries 400000)
         ;;
