@@ -14,8 +14,10 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
 use ocm_bench::Fixture;
+use ocm_core::Machine;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 /// Measures one chat datagram from member `speaker` through `fixture`'s server, drained.
 fn bench_datagram(
@@ -30,12 +32,22 @@ fn bench_datagram(
     group.throughput(Throughput::Elements(1));
     group.bench_function(BenchmarkId::from_parameter(id), |b| {
         b.iter(|| {
+            // A microsecond apart: the buckets refill (as between reads in a server).
+            fixture.now += Duration::from_micros(1);
             fixture
                 .server
                 .handle_datagram(fixture.now, from, black_box(&datagram));
             black_box(fixture.drain())
         })
     });
+    // Every message measured was relayed, none dropped (by a rate limit, say).
+    let stats = fixture.server.stats();
+    assert_eq!(
+        stats.dropped_total(),
+        0,
+        "relay/{id}: datagrams were dropped"
+    );
+    assert!(stats.messages_relayed > 0);
 }
 
 fn relay(c: &mut Criterion) {
