@@ -3,9 +3,9 @@
 //! The ocm server on [async-std](https://docs.rs/async-std). async-std is deprecated
 //! upstream in favour of smol, which is ocm's default; this shell stays supported and
 //! passes the same end-to-end suite. The server is the shared shell,
-//! [`ocm_io::Shell<AsyncStd>`]: the owner task runs [`ocm_io::Endpoint::serve`] (the
-//! core, the UDP socket, the TCP connections and the timers), on async-std's
-//! `block_on`.
+//! [`ocm_io::Shell<AsyncStd>`]: the owner loop, [`ocm_io::Endpoint::serve`] (the core,
+//! the UDP socket, the TCP connections and the timers), on the calling thread, and in
+//! cluster mode the cluster link's tasks on async-std's executor.
 //!
 //! ```no_run
 //! use ocm_asyncstd::AsyncStd;

@@ -2,7 +2,6 @@
 //! [`ocm_io::Shell<AsyncStd>`].
 
 use async_std::task;
-use futures_lite::future::Future;
 use ocm_io::Task;
 
 /// async-std as an [`ocm_io::Runtime`]: tasks on its executor.
@@ -12,9 +11,5 @@ pub struct AsyncStd;
 impl ocm_io::Runtime for AsyncStd {
     fn spawn(task: Task) {
         task::spawn(task);
-    }
-
-    fn block_on<F: Future>(future: F) -> F::Output {
-        task::block_on(future)
     }
 }

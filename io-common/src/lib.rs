@@ -5,8 +5,7 @@
 //! - [`Options`]: what to bind and which protocol to serve.
 //! - [`Shell`]: what a shell is, given its [`Runtime`] (how to spawn a task and block on
 //!   a future): an [`Endpoint`], the bound sockets and the driver, with the owner loop
-//!   both shells run (waiting through `async_io`, the reactor under smol and async-std
-//!   alike).
+//!   both shells run (waiting in its own [`poller`], one `epoll_wait` per wait).
 //! - [`Driver`]: owns the sans-IO core ([`ocm_core::AnyServer`]: rooms or relay). The
 //!   shell's owner task feeds it `ocm_core::Input`s with `Instant::now()`, sends the
 //!   datagrams it hands back and carries out the TCP commands ([`ConnCmd`]) it collects.
@@ -19,7 +18,9 @@
 //!   batched receives and sends ([`batch_recv`]: `recvmmsg`, [`batch`]: `sendmmsg`, on
 //!   Linux).
 //! - [`tcp`]: the TCP side in the owner task: accepting, reading, writing and lingering
-//!   on non-blocking sockets, woken per socket by the reactor.
+//!   on non-blocking sockets, reported per socket by the [`poller`].
+//! - [`poller`]: the owner loop's edge-triggered `epoll`, with the deadline as its
+//!   timeout and an `eventfd` waker for what is not a socket.
 //! - [`fd_limit`]: the connection limit fitted to `RLIMIT_NOFILE` at start.
 //! - [`Inspector`]: questions to a running server's owner task (tests, admin views).
 //! - [`metrics`]: what the owner loop measures beside the core's counters, and the
@@ -37,13 +38,15 @@
 //!     driver.handle_timeout(now); tcp.expire(..)   // lingers that ran out
 //!     udp.flush(..)                          // sendmmsg batches of what the core queued
 //!     tcp.carry_out(..)                      // the core's writes and closes, at once
-//!     if nothing was waiting: wait for shutdown, a question, a ready TCP socket, a
-//!         readable UDP socket, or the next deadline (a timer kept while it does not move)
+//!     poller.wait(..)                        // one epoll_wait: no time if more is known
+//!         to be waiting, else until a socket is reported, the waker is woken
+//!         (shutdown, a question, a cluster input) or the next deadline
 //! }
 //! ```
 
 #![warn(missing_docs)]
-// The one exception, `batch`'s `sendmmsg` call, allows itself and says why.
+// The exceptions (`batch`'s `sendmmsg`, `batch_recv`'s `recvmmsg`, the portable poller's
+// registration) allow themselves and say why.
 #![deny(unsafe_code)]
 
 pub mod addr;
@@ -57,6 +60,7 @@ mod inspect;
 pub mod metrics;
 mod options;
 mod owner;
+pub mod poller;
 pub mod recorder;
 mod runtime;
 pub mod seed;

@@ -1,34 +1,35 @@
 //! [`Endpoint`]: the bound sockets and the driver, and the owner loop both shells run.
 //!
 //! Each turn of the loop reads the clock once and handles what is ready without
-//! waiting: a question from an [`Inspector`], the TCP sockets the reactor said are ready
-//! (up to [`crate::tcp::TURN_BATCH`]: accepts, and reads fed to the core straight from
-//! the buffer; [`TcpPath`]), in cluster mode up to [`CHANNEL_BATCH`] registry answers and
-//! bus messages from the [`ClusterLink`], up to [`crate::udp::READ_BATCH`] datagrams
-//! (read with a non-blocking `recvmmsg`, whether or not the reactor said the socket is
-//! readable, except in the turn right after a wait that something else ended: the
-//! socket was empty just before); then, when a timer is due, it reads the socket dry
+//! waiting: a question from an [`Inspector`], the TCP sockets that are ready (up to
+//! [`crate::tcp::TURN_BATCH`]: accepts, and reads fed to the core straight from the
+//! buffer; [`TcpPath`]), in cluster mode up to [`CHANNEL_BATCH`] registry answers and bus
+//! messages from the [`ClusterLink`], up to [`crate::udp::READ_BATCH`] datagrams (read
+//! with a non-blocking `recvmmsg` while reads come back full, and otherwise once the
+//! poller has reported the socket); then, when a timer is due, it reads the socket dry
 //! first (at most 64 batches: after a stall, what the kernel already received counts),
 //! fires due timers, sends what the core queued and carries out its TCP commands
-//! (writes and closes, on the sockets at once). Only a turn that found nothing waits,
-//! for whichever comes first: the shutdown signal, a question, a ready TCP socket, a
-//! cluster input, a readable UDP socket, or the next deadline (the core's, or a
-//! closed TCP socket's linger). So a busy server goes from batch to batch in system
-//! calls of its own (`recvmmsg`, `sendmmsg`, `accept`, `read`, `writev`), and pays for
-//! the reactor (its `epoll` calls, timer registration, wake-ups) only when it runs dry;
-//! the deadline's timer is registered again only when the deadline moves. On shutdown
-//! it handles what is already waiting, tells every member, sends those notices, and
-//! (cluster mode) gives what it owes Redis a second to get there.
+//! (writes and closes, on the sockets at once).
 //!
-//! Waiting uses `async_io` (the reactor and timers under both smol and async-std), so
-//! the loop runs unchanged on either; a shell only says how to block on it and where
-//! the cluster link's tasks run.
+//! Then it asks its own [`Poller`] (one `epoll_wait`) what has come: without waiting
+//! while it knows of more to do (a socket not read dry, a TCP socket to look at again,
+//! what the turn's TCP commands caused), so that a busy socket does not starve the
+//! others; otherwise waiting for whichever comes first: a socket reported, the waker
+//! woken (the shutdown signal, a question, a cluster input) or the next deadline (the
+//! core's, or a closed TCP socket's linger), which is the wait's own timeout. So a busy
+//! server goes from batch to batch in system calls of its own (`recvmmsg`, `sendmmsg`,
+//! `accept`, `read`, `writev`) and one `epoll_wait` per turn. On shutdown it handles what
+//! is already waiting, tells every member, sends those notices, and (cluster mode)
+//! gives what it owes Redis a second to get there.
+//!
+//! The loop blocks its thread and needs no executor: both shells run it the same way,
+//! and differ only in where the cluster link's tasks run.
 
+use crate::poller::{self, Poller};
 use crate::tcp::TcpPath;
 use crate::{errqueue, fd_limit, Driver, Inspection, Inspector, Options, Protocol, UdpPath};
 use async_channel::Receiver;
-use async_io::Timer;
-use futures_lite::future::{self, Future};
+use futures_lite::future::Future;
 use futures_lite::Stream;
 use ocm_cluster::{Answer, BusEvent, ClusterLink};
 use ocm_core::cluster::node::ClusterInput;
@@ -109,9 +110,11 @@ impl Endpoint {
         self.inspector.clone()
     }
 
-    /// Runs the owner loop until `shutdown` completes; `cluster` (cluster mode) carries
-    /// the backend's answers and messages. Returns the core's counters.
-    pub async fn serve(
+    /// Runs the owner loop on this thread until `shutdown` completes; `cluster`
+    /// (cluster mode) carries the backend's answers and messages. Returns the core's
+    /// counters. The loop blocks in its own [`Poller`]: `shutdown` and the channels are
+    /// polled with its waker, so they may complete on any thread.
+    pub fn serve(
         self,
         cluster: Option<ClusterLink>,
         shutdown: impl Future<Output = ()>,
@@ -124,8 +127,10 @@ impl Endpoint {
             inspections,
             ..
         } = self;
+        let mut poller = Poller::new()?;
+        udp.register(&poller)?;
         let mut tcp = match tcp {
-            Some(listener) => Some(TcpPath::new(listener, max_sockets)?),
+            Some(listener) => Some(TcpPath::new(listener, max_sockets, &poller)?),
             None => None,
         };
         // A single node listens to two closed channels: never ready, never in the way.
@@ -136,89 +141,86 @@ impl Endpoint {
         if let Some(link) = cluster {
             driver.attach_cluster(link);
         }
+        let waker = poller.waker();
+        let cx = &mut Context::from_waker(&waker);
         let mut shutdown = pin!(shutdown);
         // Receivers are streams that keep their listener between waits; streams are pinned.
-        let mut inspections = pin!(inspections);
-        let mut answers = pin!(answers);
-        let mut bus = pin!(bus);
-        let mut timer = Wakeup::default();
-        // The UDP socket is read while datagrams keep coming (no reactor in the way); once a
-        // read finds it empty, only when the reactor says it is readable again (a check
-        // without a system call while nothing came), so that a turn busy with TCP does
-        // not ask an empty socket every time.
-        let mut udp_busy = true;
-        let waker = future::poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+        let mut sources = Sources {
+            inspections: pin!(inspections),
+            answers: pin!(answers),
+            bus: pin!(bus),
+        };
+        // The socket may have something already; after that, it is read while reads
+        // come back full, and otherwise when the poller reports it.
+        let mut udp_ready = true;
         loop {
-            // First what is ready now, without the reactor: while datagrams or TCP
-            // inputs keep coming, the loop never waits (and never registers anything).
-            if future::poll_once(shutdown.as_mut()).await.is_some() {
+            if shutdown.as_mut().poll(cx).is_ready() {
                 break;
             }
             let now = Instant::now();
-            while let Ok(question) = inspections.try_recv() {
+            while let Ok(question) = sources.inspections.try_recv() {
                 question(&driver);
             }
-            let mut handled = match &mut tcp {
-                Some(tcp) => tcp.handle_ready(&mut driver, now),
-                None => 0,
-            };
-            handled += drain(&answers, |Answer { id, answer }| {
+            if let Some(tcp) = &mut tcp {
+                tcp.handle_ready(&poller, &mut driver, now);
+            }
+            let answered = drain(&sources.answers, |Answer { id, answer }| {
                 driver.handle_cluster(now, ClusterInput::Answer { id, answer })
             });
-            handled += drain(&bus, |event| driver.handle_bus(now, event));
-            let reading = udp_busy
-                || udp
-                    .poll_readable(&mut Context::from_waker(&waker))
-                    .is_ready();
-            let read = if reading {
-                udp.read_ready(&mut driver, now)
-            } else {
-                0
-            };
-            udp_busy = read > 0;
-            handled += read;
-            // Due timers wait for what the kernel holds, unless this turn's read has
-            // just found the socket empty.
-            let maybe_more = !reading || read >= crate::udp::READ_BATCH;
-            if maybe_more && driver.poll_timeout().is_some_and(|at| at <= now) {
-                handled += read_before_timers(&mut udp, &mut driver, now).await;
+            let heard = drain(&sources.bus, |event| driver.handle_bus(now, event));
+            if udp_ready {
+                udp.read_ready(&mut driver, now);
             }
+            // Due timers wait for what the kernel holds, unless this turn's read has
+            // just found the socket empty (after a stall the wait may end with nothing
+            // reported: interrupted, or timed out first).
+            let known_empty = udp_ready && udp.drained();
+            if !known_empty && driver.poll_timeout().is_some_and(|at| at <= now) {
+                read_before_timers(&mut udp, &mut driver, now);
+            }
+            udp_ready = !udp.drained();
             driver.handle_timeout(now);
             if let Some(tcp) = &mut tcp {
-                handled += tcp.expire(&mut driver, now);
+                tcp.expire(&poller, &mut driver, now);
             }
-            udp.flush(&mut driver).await;
-            if let Some(tcp) = &mut tcp {
-                // What the commands cause (a failed write is a closed connection) is
-                // sent next turn.
-                handled += tcp.carry_out(&mut driver, now);
-            }
-            driver.telemetry_mut().step(now.elapsed());
-            if handled > 0 {
-                continue;
-            }
-            // Nothing was waiting: sleep until something is.
-            let tcp_deadline = tcp.as_ref().and_then(TcpPath::poll_timeout);
-            timer.set(driver.poll_timeout().into_iter().chain(tcp_deadline).min());
-            let sources = Sources {
-                inspections: inspections.as_mut(),
-                tcp: tcp.as_ref(),
-                answers: answers.as_mut(),
-                bus: bus.as_mut(),
-                udp: &udp,
+            udp.flush(&mut driver);
+            // What the commands cause (a failed write is a closed connection) is sent
+            // next turn.
+            let carried = match &mut tcp {
+                Some(tcp) => tcp.carry_out(&poller, &mut driver, now),
+                None => 0,
             };
-            let woken = wait(&mut shutdown, sources, &mut timer).await;
-            match woken {
-                Woken::Stop => break,
-                Woken::Inspect(question) => question(&driver),
-                Woken::Tcp => {}
-                Woken::Answer(Answer { id, answer }) => {
-                    driver.handle_cluster(Instant::now(), ClusterInput::Answer { id, answer });
+            driver.telemetry_mut().step(now.elapsed());
+            // More to do at once: a socket not read dry, a TCP socket to look at again,
+            // what the TCP commands caused, a channel with more than one turn's share.
+            // Then the poller is only asked what else has come (a wait of no time), so
+            // that a busy socket does not keep the others waiting.
+            let busy = udp_ready
+                || tcp.as_ref().is_some_and(TcpPath::has_ready)
+                || carried > 0
+                || answered == CHANNEL_BATCH
+                || heard == CHANNEL_BATCH;
+            let deadline = if busy {
+                Some(now)
+            } else if shutdown.as_mut().poll(cx).is_ready() {
+                break;
+            } else if sources.poll(cx, &mut driver) {
+                // Something came while the turn ran: what it caused is sent next turn.
+                Some(now)
+            } else {
+                // Nothing to do but wait: until a socket is reported, the waker is woken
+                // (a question, a cluster input, shutdown) or the next deadline.
+                let tcp_deadline = tcp.as_ref().and_then(TcpPath::poll_timeout);
+                driver.poll_timeout().into_iter().chain(tcp_deadline).min()
+            };
+            poller.wait(deadline, |key| match key {
+                poller::UDP => udp_ready = true,
+                key => {
+                    if let Some(tcp) = &mut tcp {
+                        tcp.mark_ready(key);
+                    }
                 }
-                Woken::Bus(event) => driver.handle_bus(Instant::now(), event),
-                // The wait took the socket's readiness: the next turn reads.
-                Woken::Ready => udp_busy = true,
-            }
+            })?;
         }
         tracing::info!("shutting down");
         // What is already waiting is handled first (a bounded amount: the channel's
@@ -226,21 +228,23 @@ impl Endpoint {
         // told too.
         let now = Instant::now();
         if let Some(tcp) = &mut tcp {
-            tcp.handle_ready(&mut driver, now);
+            tcp.handle_ready(&poller, &mut driver, now);
         }
         udp.read_ready(&mut driver, now);
         driver.shutdown(now);
-        udp.flush(&mut driver).await;
+        udp.flush(&mut driver);
         if let Some(tcp) = &mut tcp {
             // Answers written, sockets closed (the process is going: no linger).
-            tcp.carry_out(&mut driver, now);
+            tcp.carry_out(&poller, &mut driver, now);
         }
         if let Some(link) = driver.cluster() {
             // The closing of the rooms hosted here, and their release, reach Redis.
-            if !link.flush(std::time::Duration::from_secs(1)).await {
+            if !async_io::block_on(link.flush(std::time::Duration::from_secs(1))) {
                 tracing::warn!("cluster: not everything reached Redis before exit");
             }
         }
+        // The poller goes before the sockets it watches.
+        drop(poller);
         Ok(driver.stats().clone())
     }
 }
@@ -252,17 +256,14 @@ const READS_BEFORE_TIMERS: usize = 64;
 /// cause in between) before timers due at `now` fire: after a stall (SIGSTOP, a VM's
 /// steal time) a member whose datagrams were waiting in the kernel was heard, and must
 /// not be evicted as idle. Bounded, so that a flood cannot hold the timers off.
-async fn read_before_timers(udp: &mut UdpPath, driver: &mut Driver, now: Instant) -> usize {
-    let mut handled = 0;
+fn read_before_timers(udp: &mut UdpPath, driver: &mut Driver, now: Instant) {
     for _ in 0..READS_BEFORE_TIMERS {
-        let read = udp.read_ready(driver, now);
-        handled += read;
-        if read < crate::udp::READ_BATCH {
+        udp.read_ready(driver, now);
+        if udp.drained() {
             break;
         }
-        udp.flush(driver).await;
+        udp.flush(driver);
     }
-    handled
 }
 
 /// Most inputs taken from each cluster channel (registry answers, bus) in one turn, before
@@ -280,147 +281,37 @@ fn drain<T>(channel: &Receiver<T>, mut handle: impl FnMut(T)) -> usize {
     handled
 }
 
-/// The reactor timer for the next deadline, kept across waits and registered again
-/// only when the deadline moves earlier (registering wakes the reactor: a system call
-/// or two). A deadline that moves later, or goes, keeps the armed timer: it fires
-/// early, the turn finds nothing due, and the wait after it arms the real deadline. So a
-/// stream of handshakes, each moving the earliest deadline a little later as it ends,
-/// costs no timer registration at all.
-#[derive(Default)]
-struct Wakeup {
-    timer: Option<Timer>,
-    at: Option<Instant>,
-}
-
-impl Wakeup {
-    fn set(&mut self, at: Option<Instant>) {
-        let armed_earlier = match (self.at, at) {
-            (Some(armed), Some(at)) => armed <= at,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if armed_earlier && self.timer.is_some() {
-            return;
-        }
-        self.at = at;
-        match (at, &mut self.timer) {
-            (Some(at), Some(timer)) => timer.set_at(at),
-            (Some(at), None) => self.timer = Some(Timer::at(at)),
-            (None, timer) => *timer = None,
-        }
-    }
-
-    /// Ready once the deadline has passed (never without one).
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(timer) = &mut self.timer else {
-            return Poll::Pending;
-        };
-        match Pin::new(timer).poll_next(cx) {
-            Poll::Ready(_) => {
-                // fired (a one-shot timer is spent): the next `set` makes a new one
-                self.timer = None;
-                Poll::Ready(())
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// Why a wait ended.
-enum Woken {
-    Stop,
-    Inspect(Inspection),
-    /// A TCP socket is ready.
-    Tcp,
-    Answer(Answer),
-    Bus(BusEvent),
-    /// The socket is readable or the deadline has passed: the loop looks again.
-    Ready,
-}
-
-/// What the owner waits on besides shutdown and its timer.
+/// What else wakes the owner: an inspector's question, cluster mode's registry answers
+/// and bus messages.
 struct Sources<'a> {
     inspections: Pin<&'a mut Receiver<Inspection>>,
-    tcp: Option<&'a TcpPath>,
     answers: Pin<&'a mut Receiver<Answer>>,
     bus: Pin<&'a mut Receiver<BusEvent>>,
-    udp: &'a UdpPath,
 }
 
-/// Sleeps until the owner has something to do: stop, answer a question, a ready TCP socket, a
-/// cluster input, a readable socket, or the core's deadline. Earlier sources win when several are ready.
-/// The channel receivers keep their listeners between waits (as streams), and the
-/// timer stays registered while the deadline does not move.
-async fn wait(
-    shutdown: &mut Pin<&mut impl Future<Output = ()>>,
-    sources: Sources<'_>,
-    timer: &mut Wakeup,
-) -> Woken {
-    let Sources {
-        mut inspections,
-        tcp,
-        mut answers,
-        mut bus,
-        udp,
-    } = sources;
-    future::poll_fn(|cx| {
-        if shutdown.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Woken::Stop);
+impl Sources<'_> {
+    /// Handles what any of them holds now (at most one item each); if none holds
+    /// anything, each will wake `cx` when it does. Returns whether it handled anything.
+    /// A closed channel (no inspector left; a single node has no cluster) is never ready
+    /// again: `Ready(None)` is ignored.
+    fn poll(&mut self, cx: &mut Context<'_>, driver: &mut Driver) -> bool {
+        let mut handled = false;
+        if let Poll::Ready(Some(question)) = self.inspections.as_mut().poll_next(cx) {
+            question(driver);
+            handled = true;
         }
-        // A closed channel (no inspector left; relay mode has no TCP tasks; a single
-        // node has no cluster) is never ready again: `Ready(None)` is ignored.
-        if let Poll::Ready(Some(question)) = inspections.as_mut().poll_next(cx) {
-            return Poll::Ready(Woken::Inspect(question));
+        if let Poll::Ready(Some(Answer { id, answer })) = self.answers.as_mut().poll_next(cx) {
+            driver.handle_cluster(Instant::now(), ClusterInput::Answer { id, answer });
+            handled = true;
         }
-        if tcp.is_some_and(|tcp| tcp.poll_ready(cx).is_ready()) {
-            return Poll::Ready(Woken::Tcp);
+        if let Poll::Ready(Some(event)) = self.bus.as_mut().poll_next(cx) {
+            driver.handle_bus(Instant::now(), event);
+            handled = true;
         }
-        if let Poll::Ready(Some(answer)) = answers.as_mut().poll_next(cx) {
-            return Poll::Ready(Woken::Answer(answer));
-        }
-        if let Poll::Ready(Some(event)) = bus.as_mut().poll_next(cx) {
-            return Poll::Ready(Woken::Bus(event));
-        }
-        match udp.poll_readable(cx) {
-            Poll::Ready(Ok(())) => return Poll::Ready(Woken::Ready),
-            Poll::Ready(Err(error)) => {
-                tracing::warn!(%error, "udp socket failed");
-                return Poll::Ready(Woken::Stop);
-            }
-            Poll::Pending => {}
-        }
-        timer.poll(cx).map(|()| Woken::Ready)
-    })
-    .await
+        handled
+    }
 }
 
 fn bind_error(what: &str, addr: SocketAddr, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("cannot bind {what} {addr}: {error}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn the_wakeup_is_registered_again_only_for_an_earlier_deadline() {
-        let t0 = Instant::now() + Duration::from_secs(60);
-        let at = |s| Some(t0 + Duration::from_secs(s));
-        let mut wakeup = Wakeup::default();
-        wakeup.set(at(10));
-        assert_eq!(wakeup.at, at(10));
-        // Later, or none at all: the armed timer stays, to fire early.
-        wakeup.set(at(20));
-        wakeup.set(None);
-        assert_eq!(wakeup.at, at(10));
-        // Earlier: armed again.
-        wakeup.set(at(5));
-        assert_eq!(wakeup.at, at(5));
-        // Once it has fired, whatever comes next is armed.
-        wakeup.timer = None;
-        wakeup.set(at(30));
-        assert_eq!(wakeup.at, at(30));
-        assert!(wakeup.timer.is_some());
-    }
 }

@@ -1,8 +1,8 @@
 //! [`Shell`]: an [`Endpoint`] run on an executor of the shell's choosing.
 //!
-//! All that differs between the smol and async-std shells is how a task is spawned and
-//! how a future is run to completion; a shell says that by implementing [`Runtime`] and
-//! names its server `ocm_io::Shell<ItsRuntime>`.
+//! All that differs between the smol and async-std shells is where a task is spawned (the
+//! cluster link's, in cluster mode: the owner loop itself needs no executor); a shell
+//! says that by implementing [`Runtime`] and names its server `ocm_io::Shell<ItsRuntime>`.
 
 use crate::{fd_limit, Endpoint, Inspector, Options, Protocol};
 use futures_lite::future::Future;
@@ -14,12 +14,11 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
-/// An executor: where the cluster link's tasks run, and what runs the owner loop.
+/// An executor: where the cluster link's tasks run (the owner loop runs on the thread
+/// that calls [`Shell::run_blocking`], in its own poller).
 pub trait Runtime: 'static {
     /// Runs `task` in the background, detached.
     fn spawn(task: Task);
-    /// Runs `future` to completion on the current thread.
-    fn block_on<F: Future>(future: F) -> F::Output;
 }
 
 /// A bound server, not yet running, for the runtime `R`.
@@ -62,9 +61,10 @@ impl<R: Runtime> Shell<R> {
         self.endpoint.inspector()
     }
 
-    /// Serves until `shutdown` completes, then tells every member the server is going,
-    /// sends those notices, stops accepting and returns the core's counters.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
+    /// Serves on this thread until `shutdown` completes (polled with the owner loop's
+    /// waker: it may complete on any thread), then tells every member the server is
+    /// going, sends those notices, stops accepting and returns the core's counters.
+    pub fn run_blocking(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
         let endpoint = self.endpoint;
         let cluster = endpoint.cluster_options().map(|options| {
             let redis = &options.redis;
@@ -77,11 +77,6 @@ impl<R: Runtime> Shell<R> {
                 R::spawn,
             )
         });
-        endpoint.serve(cluster, shutdown).await
-    }
-
-    /// [`Shell::run`] on the current thread.
-    pub fn run_blocking(self, shutdown: impl Future<Output = ()>) -> io::Result<Stats> {
-        R::block_on(self.run(shutdown))
+        endpoint.serve(cluster, shutdown)
     }
 }

@@ -4,12 +4,13 @@
 //! they are queued. No task per connection, no channel between a socket and the core:
 //! a handshake costs the system calls it needs and no wake-up of another thread.
 //!
-//! Readiness comes from the reactor (`async_io`, under smol and async-std alike): a
-//! socket that has to wait registers with a waker of its own that only notes its id in
-//! a ready list and wakes the owner ([`Ready`]), so a turn looks at the sockets that
-//! have something and at no other. A turn handles at most [`TURN_BATCH`] of them; the
-//! rest wait for the next turn. A socket that never has to wait (most handshakes: the
-//! request is there when it is first read) is never registered at all ([`Socket`]).
+//! Readiness comes from the owner's [`Poller`], edge-triggered: a socket that has to
+//! wait is registered once, and each report puts its id on the ready list, so a turn
+//! looks at the sockets that have something and at no other. A turn handles at most
+//! [`TURN_BATCH`] of them; the rest wait for the next turn. A socket that never has to
+//! wait (most handshakes: the request is there when it is first read) is never
+//! registered at all ([`Socket`]). Since a report comes only for what is new, a socket
+//! is read until it would block, or stays on the ready list.
 //!
 //! A connection's commands are carried out in order, and always before it is read
 //! again: once the core has answered and closed a connection, nothing read after that
@@ -26,16 +27,14 @@
 //! (out of descriptors, say) pauses accepting, from 10 ms doubling to 1 s, and is
 //! logged at most once a second.
 
+use crate::poller::{self, Poller};
 use crate::{ConnCmd, Driver, LINGER_BYTES, TCP_READ_BUFFER};
-use async_io::Async;
 use bytes::{Buf, Bytes};
 use ocm_core::hash::IdMap;
 use ocm_core::{ConnId, Input};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 /// Most sockets (the listener counts as one) handled in one turn of the owner loop.
@@ -47,48 +46,6 @@ const ACCEPT_BATCH: usize = 64;
 /// Writes gathered into one `writev`.
 const WRITE_SLICES: usize = 8;
 
-/// The listener's place in the ready list (connection ids count up from 0).
-const LISTENER: u64 = u64::MAX;
-
-/// The sockets the reactor has said are ready, and the owner to wake for them.
-#[derive(Debug, Default)]
-struct Ready {
-    ids: Mutex<Vec<u64>>,
-    owner: Mutex<Option<Waker>>,
-}
-
-impl Ready {
-    fn push(&self, id: u64) {
-        lock(&self.ids).push(id);
-        if let Some(owner) = lock(&self.owner).as_ref() {
-            owner.wake_by_ref();
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing under these locks can panic halfway; a poisoned one is still consistent.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// One socket's waker: puts its id on the ready list.
-struct SocketWake {
-    id: u64,
-    ready: Arc<Ready>,
-}
-
-impl Wake for SocketWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.ready.push(self.id);
-    }
-}
-
 /// What a connection still has to do, in the order the core said it.
 #[derive(Debug)]
 enum Op {
@@ -97,14 +54,17 @@ enum Op {
     Close,
 }
 
-/// A connection's socket, registered with the reactor only once it has had to wait.
+/// A connection's socket, registered with the poller only once it has had to wait.
 /// Most handshakes never do (the request is there when the socket is first read, the
-/// peer's FIN when it is read again), and save the `epoll_ctl` calls that add and
-/// remove a socket.
+/// peer's FIN when it is read again), and save the `epoll_ctl` call that adds it.
 #[derive(Debug)]
 enum Socket {
     Plain(TcpStream),
-    Watched(Async<TcpStream>),
+    /// Registered; `writable`: reported when it gains room to write too.
+    Watched {
+        stream: TcpStream,
+        writable: bool,
+    },
     /// Registering failed: the socket is closed.
     Lost,
 }
@@ -112,8 +72,7 @@ enum Socket {
 impl Socket {
     fn stream(&self) -> io::Result<&TcpStream> {
         match self {
-            Socket::Plain(stream) => Ok(stream),
-            Socket::Watched(stream) => Ok(stream.get_ref()),
+            Socket::Plain(stream) | Socket::Watched { stream, .. } => Ok(stream),
             Socket::Lost => Err(io::ErrorKind::NotConnected.into()),
         }
     }
@@ -132,27 +91,34 @@ impl Socket {
         }
     }
 
-    /// Registers `waker` for when the socket is readable (`writable`: has room); ready
-    /// at once if it already is. An error (registering failed) means the socket is gone.
-    fn poll(&mut self, waker: &Waker, writable: bool) -> io::Result<Poll<()>> {
-        if let Socket::Plain(_) = self {
-            let Socket::Plain(stream) = std::mem::replace(self, Socket::Lost) else {
-                return Err(io::ErrorKind::NotConnected.into());
-            };
-            *self = Socket::Watched(Async::new_nonblocking(stream)?);
-        }
-        let Socket::Watched(stream) = self else {
-            return Err(io::ErrorKind::NotConnected.into());
-        };
-        let cx = &mut Context::from_waker(waker);
-        let ready = match writable {
-            true => stream.poll_writable(cx),
-            false => stream.poll_readable(cx),
-        };
-        match ready {
-            Poll::Ready(Err(error)) => Err(error),
-            Poll::Ready(Ok(())) => Ok(Poll::Ready(())),
-            Poll::Pending => Ok(Poll::Pending),
+    /// Makes sure `poller` reports the socket (under `key`) when something arrives, and
+    /// when it has room to write if `writable`: registered the first time it has to
+    /// wait, changed when it first waits for room. A socket that is ready already is
+    /// reported at the next wait. An error (registering failed) means the socket is gone.
+    fn watch(&mut self, poller: &Poller, key: u64, writable: bool) -> io::Result<()> {
+        match self {
+            Socket::Plain(stream) => {
+                if let Err(error) = poller.add(&*stream, key, writable) {
+                    *self = Socket::Lost;
+                    return Err(error);
+                }
+                let Socket::Plain(stream) = std::mem::replace(self, Socket::Lost) else {
+                    unreachable!("matched above");
+                };
+                *self = Socket::Watched { stream, writable };
+                Ok(())
+            }
+            Socket::Watched {
+                stream,
+                writable: watched,
+            } => {
+                if writable && !*watched {
+                    poller.modify(&*stream, key, true)?;
+                    *watched = true;
+                }
+                Ok(())
+            }
+            Socket::Lost => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 }
@@ -162,7 +128,6 @@ impl Socket {
 struct Conn {
     id: ConnId,
     socket: Socket,
-    waker: Waker,
     ops: VecDeque<Op>,
     /// The peer has not closed: what is read goes to the core.
     reading: bool,
@@ -186,15 +151,17 @@ enum Fate {
 
 impl Conn {
     /// Carries out the commands, then reads (or, lingering, discards) until the socket
-    /// would block, or once when it delivered data (the core's answer to it comes
-    /// before the next read: `again` is set). Inputs go to `feed`.
+    /// would block (then it is watched by `poller`), or once when it delivered data (the
+    /// core's answer to it comes before the next read: `again` is set). Inputs go to
+    /// `feed`.
     fn drive(
         &mut self,
+        poller: &Poller,
         buf: &mut [u8],
         again: &mut bool,
         feed: &mut impl FnMut(Input<&[u8]>),
     ) -> Fate {
-        if let Some(fate) = self.run_ops(feed) {
+        if let Some(fate) = self.run_ops(poller, feed) {
             return fate;
         }
         if !self.ops.is_empty() {
@@ -212,11 +179,8 @@ impl Conn {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        return match self.socket.poll(&self.waker, false) {
-                            Ok(ready) => {
-                                *again = ready.is_ready();
-                                Fate::Open
-                            }
+                        return match self.socket.watch(poller, self.id.0, false) {
+                            Ok(()) => Fate::Open,
                             Err(_) => Fate::Gone { told: true },
                         };
                     }
@@ -238,8 +202,8 @@ impl Conn {
                 *again = true;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match self.socket.poll(&self.waker, false) {
-                    Ok(ready) => *again = ready.is_ready(),
+                match self.socket.watch(poller, conn.0, false) {
+                    Ok(()) => {}
                     // Unwatchable: as good as closed.
                     Err(_) => {
                         self.reading = false;
@@ -259,14 +223,14 @@ impl Conn {
 
     /// Works through the commands until one would block (`None`, the rest waits for
     /// the socket to be writable) or the connection is done with.
-    fn run_ops(&mut self, feed: &mut impl FnMut(Input<&[u8]>)) -> Option<Fate> {
+    fn run_ops(&mut self, poller: &Poller, feed: &mut impl FnMut(Input<&[u8]>)) -> Option<Fate> {
         while let Some(op) = self.ops.front() {
             match op {
                 Op::Write(_) => match self.write_some() {
                     Ok(true) => {}
                     Ok(false) => {
                         // Still the front: go on when there is room.
-                        if self.socket.poll(&self.waker, true).is_err() {
+                        if self.socket.watch(poller, self.id.0, true).is_err() {
                             return Some(Fate::Gone {
                                 told: self.answered,
                             });
@@ -339,12 +303,13 @@ impl Conn {
 /// The listener and the open connections, served by the owner loop.
 #[derive(Debug)]
 pub struct TcpPath {
-    listener: Async<TcpListener>,
-    listener_waker: Waker,
+    listener: TcpListener,
     conns: IdMap<ConnId, Conn>,
     next_id: u64,
     max_sockets: usize,
-    ready: Arc<Ready>,
+    /// The sockets to look at (ids, [`poller::LISTENER`]): reported by the poller, or
+    /// left with something to do by the last turn.
+    ready: Vec<u64>,
     /// At `max_sockets`: the listener is not watched until a socket closes.
     starved: bool,
     backoff: Backoff,
@@ -360,23 +325,18 @@ pub struct TcpPath {
 }
 
 impl TcpPath {
-    /// Serves `listener` (made non-blocking), with at most `max_sockets` connections
-    /// open at once.
-    pub fn new(listener: TcpListener, max_sockets: usize) -> io::Result<TcpPath> {
-        let ready = Arc::new(Ready::default());
-        let listener_waker = Waker::from(Arc::new(SocketWake {
-            id: LISTENER,
-            ready: ready.clone(),
-        }));
-        // Connections may be waiting already.
-        lock(&ready.ids).push(LISTENER);
+    /// Serves `listener` (made non-blocking, watched by `poller`), with at most
+    /// `max_sockets` connections open at once.
+    pub fn new(listener: TcpListener, max_sockets: usize, poller: &Poller) -> io::Result<TcpPath> {
+        listener.set_nonblocking(true)?;
+        poller.add(&listener, poller::LISTENER, false)?;
         Ok(TcpPath {
-            listener: Async::new(listener)?,
-            listener_waker,
+            listener,
             conns: IdMap::default(),
             next_id: 0,
             max_sockets: max_sockets.max(1),
-            ready,
+            // Connections may be waiting already.
+            ready: vec![poller::LISTENER],
             starved: false,
             backoff: Backoff::default(),
             paused_until: None,
@@ -392,19 +352,15 @@ impl TcpPath {
         self.conns.len()
     }
 
-    /// Registers the owner to be woken when a socket is ready; ready at once if one is.
-    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
-        {
-            let mut owner = lock(&self.ready.owner);
-            if !owner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *owner = Some(cx.waker().clone());
-            }
-        }
-        if lock(&self.ready.ids).is_empty() {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
+    /// The poller reported the socket under `key` (a connection id or
+    /// [`poller::LISTENER`]): the next turn looks at it.
+    pub fn mark_ready(&mut self, key: u64) {
+        self.ready.push(key);
+    }
+
+    /// A socket is waiting to be looked at: the next turn has something to do.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
     }
 
     /// When [`TcpPath::expire`] has something to do: the first closed socket's
@@ -414,28 +370,25 @@ impl TcpPath {
         closing.into_iter().chain(self.paused_until).min()
     }
 
-    /// Accepts and serves the sockets the reactor said are ready (at most
-    /// [`TURN_BATCH`]; the rest stay for the next turn), feeding what they read to
-    /// `driver`. Returns how many it looked at.
-    pub fn handle_ready(&mut self, driver: &mut Driver, now: Instant) -> usize {
-        {
-            let mut ids = lock(&self.ready.ids);
-            if ids.is_empty() {
-                return 0;
-            }
-            std::mem::swap(&mut self.turn, &mut ids);
+    /// Accepts and serves the sockets that are ready (at most [`TURN_BATCH`]; the rest
+    /// stay for the next turn), feeding what they read to `driver`. Returns how many it
+    /// looked at.
+    pub fn handle_ready(&mut self, poller: &Poller, driver: &mut Driver, now: Instant) -> usize {
+        if self.ready.is_empty() {
+            return 0;
         }
+        std::mem::swap(&mut self.turn, &mut self.ready);
         self.turn.sort_unstable();
         self.turn.dedup();
         if self.turn.len() > TURN_BATCH {
-            lock(&self.ready.ids).extend(self.turn.drain(TURN_BATCH..));
+            self.ready.extend(self.turn.drain(TURN_BATCH..));
         }
         let turn = std::mem::take(&mut self.turn);
         for &id in &turn {
-            if id == LISTENER {
+            if id == poller::LISTENER {
                 self.accept(driver, now);
             } else {
-                self.drive(ConnId(id), driver, now);
+                self.drive(poller, ConnId(id), driver, now);
             }
         }
         let handled = turn.len();
@@ -446,7 +399,7 @@ impl TcpPath {
 
     /// Carries out the TCP commands the driver has collected from the core's outputs,
     /// each connection's in order, as far as its socket allows now. Returns how many.
-    pub fn carry_out(&mut self, driver: &mut Driver, now: Instant) -> usize {
+    pub fn carry_out(&mut self, poller: &Poller, driver: &mut Driver, now: Instant) -> usize {
         driver.take_tcp_commands(&mut self.commands);
         let count = self.commands.len();
         let mut commands = std::mem::take(&mut self.commands);
@@ -476,7 +429,7 @@ impl TcpPath {
         touched.sort_unstable();
         touched.dedup();
         for &id in &touched {
-            self.drive(ConnId(id), driver, now);
+            self.drive(poller, ConnId(id), driver, now);
         }
         touched.clear();
         self.turn = touched;
@@ -485,10 +438,10 @@ impl TcpPath {
 
     /// Closes the sockets whose linger has run out (whatever they were doing) and ends
     /// an accept pause that is over. Returns how many sockets it closed.
-    pub fn expire(&mut self, driver: &mut Driver, now: Instant) -> usize {
+    pub fn expire(&mut self, poller: &Poller, driver: &mut Driver, now: Instant) -> usize {
         if self.paused_until.is_some_and(|at| at <= now) {
             self.paused_until = None;
-            lock(&self.ready.ids).push(LISTENER);
+            self.ready.push(poller::LISTENER);
         }
         let mut closed = 0;
         while let Some(&(at, id)) = self.closing.front() {
@@ -501,36 +454,48 @@ impl TcpPath {
             };
             if conn.close_by == Some(at) {
                 let told = conn.answered;
-                self.remove(id, told, driver, now);
+                self.remove(poller, id, told, driver, now);
                 closed += 1;
             }
         }
         closed
     }
 
-    fn drive(&mut self, id: ConnId, driver: &mut Driver, now: Instant) {
+    fn drive(&mut self, poller: &Poller, id: ConnId, driver: &mut Driver, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         let mut again = false;
-        let fate = conn.drive(&mut self.buf, &mut again, &mut |input| {
+        let fate = conn.drive(poller, &mut self.buf, &mut again, &mut |input| {
             driver.handle(now, input)
         });
         match fate {
-            Fate::Gone { told } => self.remove(id, told, driver, now),
-            Fate::Open if again => lock(&self.ready.ids).push(id.0),
+            Fate::Gone { told } => self.remove(poller, id, told, driver, now),
+            Fate::Open if again => self.ready.push(id.0),
             Fate::Open => {}
         }
     }
 
-    fn remove(&mut self, id: ConnId, told: bool, driver: &mut Driver, now: Instant) {
-        // Dropping the socket deregisters and closes it.
-        self.conns.remove(&id);
+    fn remove(
+        &mut self,
+        poller: &Poller,
+        id: ConnId,
+        told: bool,
+        driver: &mut Driver,
+        now: Instant,
+    ) {
+        if let Some(Conn {
+            socket: Socket::Watched { stream, .. },
+            ..
+        }) = self.conns.remove(&id)
+        {
+            poller.forget(&stream);
+        }
         if told {
             driver.handle(now, Input::TcpClosed { conn: id });
         }
         if std::mem::take(&mut self.starved) {
-            lock(&self.ready.ids).push(LISTENER);
+            self.ready.push(poller::LISTENER);
         }
     }
 
@@ -543,21 +508,16 @@ impl TcpPath {
                 self.starved = true;
                 return;
             }
-            match accept_nonblocking(self.listener.get_ref()) {
+            match accept_nonblocking(&self.listener) {
                 Ok((stream, peer)) => {
                     self.backoff.succeeded();
                     let id = ConnId(self.next_id);
                     self.next_id += 1;
-                    let waker = Waker::from(Arc::new(SocketWake {
-                        id: id.0,
-                        ready: self.ready.clone(),
-                    }));
                     self.conns.insert(
                         id,
                         Conn {
                             id,
                             socket: Socket::Plain(stream),
-                            waker,
                             ops: VecDeque::new(),
                             reading: true,
                             answered: false,
@@ -568,15 +528,10 @@ impl TcpPath {
                     driver.handle(now, Input::TcpAccepted { conn: id, peer });
                     // Read what it sent next turn, once the core's answer to the accept
                     // (a refusal, say) is carried out.
-                    lock(&self.ready.ids).push(id.0);
+                    self.ready.push(id.0);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let mut cx = Context::from_waker(&self.listener_waker);
-                    if self.listener.poll_readable(&mut cx).is_ready() {
-                        lock(&self.ready.ids).push(LISTENER);
-                    }
-                    return;
-                }
+                // The poller reports the next connection.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     let (delay, report) = self.backoff.failed(now);
@@ -589,7 +544,7 @@ impl TcpPath {
             }
         }
         // A full batch: there may be more.
-        lock(&self.ready.ids).push(LISTENER);
+        self.ready.push(poller::LISTENER);
     }
 }
 
@@ -656,12 +611,11 @@ impl Backoff {
 mod tests {
     use super::*;
     use crate::Options;
-    use futures_lite::future;
     use ocm_core::client::Handshake;
 
     /// A driver for a rooms server (its UDP socket is never used here) and a TCP path on
     /// a fresh loopback listener of at most `max_sockets` connections.
-    fn path(max_sockets: usize) -> (Driver, TcpPath, SocketAddr) {
+    fn path(max_sockets: usize) -> (Driver, TcpPath, Poller, SocketAddr) {
         let options = Options {
             stats_interval: None,
             ..Options::default()
@@ -669,51 +623,58 @@ mod tests {
         let driver = Driver::new(&options, [3; 32], "127.0.0.1:9".parse().unwrap()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        (driver, TcpPath::new(listener, max_sockets).unwrap(), addr)
+        let poller = Poller::new().unwrap();
+        let tcp = TcpPath::new(listener, max_sockets, &poller).unwrap();
+        (driver, tcp, poller, addr)
     }
 
-    /// Runs owner turns (TCP only) until `done`, waiting for readiness in between; fails
-    /// after 5 s.
-    fn turn_until(driver: &mut Driver, tcp: &mut TcpPath, done: impl Fn(&TcpPath) -> bool) {
+    /// Runs owner turns (TCP only) until `done`, waiting for the poller (at most 20 ms)
+    /// between turns with nothing left to do; fails after 5 s.
+    fn turn_until(
+        driver: &mut Driver,
+        tcp: &mut TcpPath,
+        poller: &mut Poller,
+        done: impl Fn(&TcpPath) -> bool,
+    ) {
         let give_up = Instant::now() + Duration::from_secs(5);
-        async_io::block_on(async {
-            while !done(tcp) {
-                assert!(Instant::now() < give_up, "gave up: {}", driver.summary());
-                let now = Instant::now();
-                tcp.handle_ready(driver, now);
-                while driver.poll_datagram().is_some() {}
-                tcp.carry_out(driver, now);
-                tcp.expire(driver, now);
-                let ready = future::poll_fn(|cx| tcp.poll_ready(cx));
-                future::or(ready, async {
-                    async_io::Timer::after(Duration::from_millis(20)).await;
-                })
-                .await;
-            }
-        });
+        while !done(tcp) {
+            assert!(Instant::now() < give_up, "gave up: {}", driver.summary());
+            let now = Instant::now();
+            tcp.handle_ready(poller, driver, now);
+            while driver.poll_datagram().is_some() {}
+            tcp.carry_out(poller, driver, now);
+            tcp.expire(poller, driver, now);
+            let deadline = match tcp.has_ready() {
+                true => now,
+                false => now + Duration::from_millis(20),
+            };
+            poller
+                .wait(Some(deadline), |key| tcp.mark_ready(key))
+                .unwrap();
+        }
     }
 
     #[test]
     fn at_the_socket_limit_accepting_waits_and_resumes_when_a_socket_closes() {
-        let (mut driver, mut tcp, addr) = path(2);
+        let (mut driver, mut tcp, mut poller, addr) = path(2);
         let mut clients: Vec<_> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
-        turn_until(&mut driver, &mut tcp, |tcp| tcp.open() == 2);
+        turn_until(&mut driver, &mut tcp, &mut poller, |tcp| tcp.open() == 2);
         // A few more turns: the third connection stays in the kernel's backlog.
         for _ in 0..3 {
-            turn_until(&mut driver, &mut tcp, |_| true);
+            turn_until(&mut driver, &mut tcp, &mut poller, |_| true);
             let now = Instant::now();
-            tcp.handle_ready(&mut driver, now);
+            tcp.handle_ready(&poller, &mut driver, now);
         }
         assert_eq!((tcp.open(), tcp.next_id), (2, 2));
         // The first client goes: the core closes its connection, and the third is taken.
         drop(clients.remove(0));
-        turn_until(&mut driver, &mut tcp, |tcp| tcp.next_id == 3);
+        turn_until(&mut driver, &mut tcp, &mut poller, |tcp| tcp.next_id == 3);
         assert_eq!(tcp.open(), 2);
     }
 
     #[test]
     fn an_answered_connection_lingers_until_the_peer_closes_and_is_released_then() {
-        let (mut driver, mut tcp, addr) = path(8);
+        let (mut driver, mut tcp, mut poller, addr) = path(8);
         let mut handshake = Handshake::create("room", "alice", None).unwrap();
         let mut client = TcpStream::connect(addr).unwrap();
         client
@@ -724,7 +685,7 @@ mod tests {
         client.write_all(&[0; 3]).unwrap();
         // The answer comes and the server closes its write side, while the client's
         // side is still open: the socket lingers, counted by the core.
-        turn_until(&mut driver, &mut tcp, |tcp| {
+        turn_until(&mut driver, &mut tcp, &mut poller, |tcp| {
             tcp.conns.values().any(|c| c.discarded.is_some())
         });
         let mut answer = Vec::new();
@@ -734,7 +695,7 @@ mod tests {
         // What the client sends now is discarded, not a request.
         client.write_all(&[0; 100]).unwrap();
         client.shutdown(Shutdown::Write).unwrap();
-        turn_until(&mut driver, &mut tcp, |tcp| tcp.open() == 0);
+        turn_until(&mut driver, &mut tcp, &mut poller, |tcp| tcp.open() == 0);
         assert_eq!(
             driver.counts().connections,
             0,

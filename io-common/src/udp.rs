@@ -5,17 +5,16 @@
 //!
 //! Reading in the owner task (rather than in a reader task feeding a channel) keeps a
 //! datagram on one thread from socket to fan-out: no cross-thread wake-up per datagram.
-//! The socket is an `async_io::Async`, the reactor under both smol and async-std (which
-//! exposes no readiness of its own), so this code serves both runtimes.
+//! The socket is watched by the owner's own [`Poller`], edge-triggered: the owner reads
+//! while datagrams keep coming and waits once a read has found the queue empty.
 
 use crate::metrics::FanoutMark;
+use crate::poller::{self, Poller};
 use crate::{batch, batch_recv, errqueue, Driver};
-use async_io::Async;
 use bytes::Bytes;
 use ocm_core::{Input, SendFailure};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Most datagrams read before the owner looks at its other inputs again.
@@ -24,7 +23,9 @@ pub const READ_BATCH: usize = 64;
 /// The server's UDP socket and its buffers.
 #[derive(Debug)]
 pub struct UdpPath {
-    socket: Async<UdpSocket>,
+    socket: UdpSocket,
+    /// The last read found the queue empty: what comes next is reported by the poller.
+    drained: bool,
     receiver: batch_recv::Receiver,
     outgoing: Vec<(SocketAddr, Bytes)>,
     sender: batch::Sender,
@@ -34,17 +35,27 @@ impl UdpPath {
     /// Wraps a bound socket (made non-blocking).
     pub fn new(socket: UdpSocket) -> io::Result<UdpPath> {
         Ok(UdpPath {
-            socket: Async::new(socket)?,
+            socket: {
+                socket.set_nonblocking(true)?;
+                socket
+            },
+            drained: false,
             receiver: batch_recv::Receiver::new(),
             outgoing: Vec::with_capacity(batch::SEND_BATCH),
             sender: batch::Sender::new(),
         })
     }
 
-    /// Registers the current task to be woken when a datagram (or a queued error) can be
-    /// read; ready at once if the reactor has said so since the last time.
-    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.socket.poll_readable(cx)
+    /// Watches the socket with `poller` (under [`poller::UDP`]): reported when a
+    /// datagram or a queued error arrives.
+    pub fn register(&self, poller: &Poller) -> io::Result<()> {
+        poller.add(&self.socket, poller::UDP, false)
+    }
+
+    /// The last read found the socket empty: there is nothing to read until the poller
+    /// reports it.
+    pub fn drained(&self) -> bool {
+        self.drained
     }
 
     /// Reads what is waiting, up to [`READ_BATCH`] datagrams, into the driver, without
@@ -54,8 +65,9 @@ impl UdpPath {
     /// Errors queued on the socket become send failures.
     pub fn read_ready(&mut self, driver: &mut Driver, now: Instant) -> usize {
         let mut handled = 0;
+        self.drained = false;
         while handled < READ_BATCH {
-            match self.receiver.recv(self.socket.get_ref()) {
+            match self.receiver.recv(&self.socket) {
                 Ok(n) => {
                     for i in 0..n {
                         let (from, data) = self.receiver.datagram(i);
@@ -65,14 +77,19 @@ impl UdpPath {
                     }
                     handled += n.max(1);
                     if self.receiver.last_batch_short() {
+                        self.drained = true;
                         break;
                     }
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    break;
+                }
                 Err(error) => {
-                    let failed = errqueue::drain(self.socket.get_ref());
+                    let failed = errqueue::drain(&self.socket);
                     if failed.is_empty() {
                         tracing::debug!(%error, "recv_from failed");
+                        self.drained = true;
                         break;
                     }
                     handled += failed.len();
@@ -87,9 +104,10 @@ impl UdpPath {
     }
 
     /// Sends every datagram the core has queued, in batches, waiting for the socket to
-    /// be writable when its buffer is full. Failed sends are reported to the core, which
-    /// may queue more (eviction notices): those are sent too.
-    pub async fn flush(&mut self, driver: &mut Driver) {
+    /// be writable when its buffer is full (the owner blocks: nothing is read meanwhile,
+    /// which is the back-pressure a full send buffer asks for). Failed sends are reported
+    /// to the core, which may queue more (eviction notices): those are sent too.
+    pub fn flush(&mut self, driver: &mut Driver) {
         loop {
             self.outgoing.clear();
             while self.outgoing.len() < batch::SEND_BATCH {
@@ -103,13 +121,10 @@ impl UdpPath {
             }
             let mut done = 0;
             while done < self.outgoing.len() {
-                match self
-                    .sender
-                    .send(self.socket.get_ref(), &self.outgoing[done..])
-                {
+                match self.sender.send(&self.socket, &self.outgoing[done..]) {
                     Ok(sent) => done += sent,
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                        if let Err(error) = self.socket.writable().await {
+                        if let Err(error) = wait_writable(&self.socket) {
                             tracing::debug!(%error, "waiting to send failed");
                             return;
                         }
@@ -128,12 +143,12 @@ impl UdpPath {
     /// error may be an earlier ICMP error for another member), retry once if so.
     fn send_failed(&self, driver: &mut Driver, to: SocketAddr, payload: &[u8], error: &io::Error) {
         let now = Instant::now();
-        for failed in errqueue::drain(self.socket.get_ref()) {
+        for failed in errqueue::drain(&self.socket) {
             let cause = SendFailure::Icmp;
             driver.handle(now, Input::SendFailed { to: failed, cause });
         }
         let deferred = errqueue::is_deferred(error);
-        if deferred && self.socket.get_ref().send_to(payload, to).is_ok() {
+        if deferred && self.socket.send_to(payload, to).is_ok() {
             return;
         }
         tracing::debug!(%to, %error, "send_to failed");
@@ -145,4 +160,26 @@ impl UdpPath {
         };
         driver.handle(now, Input::SendFailed { to, cause });
     }
+}
+
+/// Blocks until `socket` has room to send (`poll(2)`, not the owner's poller: nothing
+/// else is served meanwhile).
+#[cfg(target_os = "linux")]
+fn wait_writable(socket: &UdpSocket) -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    loop {
+        let mut fds = [PollFd::new(socket, PollFlags::OUT)];
+        match poll(&mut fds, None) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Elsewhere: a millisecond's pause before the next try.
+#[cfg(not(target_os = "linux"))]
+fn wait_writable(_socket: &UdpSocket) -> io::Result<()> {
+    std::thread::sleep(std::time::Duration::from_millis(1));
+    Ok(())
 }

@@ -4,9 +4,10 @@
 //!
 //! The server is the shared shell on smol's executor, [`ocm_io::Shell<Smol>`]: it binds a
 //! TCP listener and a UDP socket and drives the sans-IO core from `ocm-core` over them:
-//! one owner task ([`ocm_io::Endpoint::serve`]) holds the core, reads and sends
-//! datagrams itself, accepts, reads and writes TCP connections itself, and sleeps until
-//! the reactor has something for it or the next deadline.
+//! one owner loop ([`ocm_io::Endpoint::serve`]) holds the core, reads and sends
+//! datagrams itself, accepts, reads and writes TCP connections itself, and sleeps in its
+//! own poller until a socket has something for it or the next deadline; in cluster mode
+//! the cluster link's tasks run on smol's executor.
 //!
 //! ```no_run
 //! use ocm_smol::Smol;
