@@ -116,6 +116,13 @@ pub fn is_format(c: char) -> bool {
     FORMAT.iter().any(|&(low, high)| (low..=high).contains(&c))
 }
 
+/// True when `bytes` are printable ASCII or TAB: a chat message that is UTF-8 and passes
+/// [`message`], told in one pass over the bytes (the common case, which then needs
+/// neither a UTF-8 check nor a look at each character).
+pub fn plain_message(bytes: &[u8]) -> bool {
+    printable_ascii_or(bytes, true)
+}
+
 /// Checks a chat message's text: no control character but TAB.
 pub fn message(text: &str) -> Result<&str, NameError> {
     if printable_ascii_or(text.as_bytes(), true) {
@@ -221,5 +228,23 @@ mod tests {
         ] {
             assert_eq!(message(text), Err(NameError::ControlCharacter), "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_plain_message_is_exactly_one_that_is_ascii_and_passes_the_full_check() {
+        // Every byte alone and after a printable one: the fast path says yes only for
+        // what the UTF-8 and character checks accept, and for all such ASCII.
+        for b in 0..=255u8 {
+            for bytes in [vec![b], vec![b'a', b], vec![b; 9]] {
+                let full = std::str::from_utf8(&bytes).is_ok_and(|t| message(t).is_ok());
+                assert_eq!(plain_message(&bytes), full && bytes.is_ascii(), "{bytes:?}");
+            }
+        }
+        assert!(plain_message(b""));
+        assert!(!plain_message("\u{9b}31m".as_bytes()));
+        assert!(
+            !plain_message("caf\u{e9}".as_bytes()),
+            "not ASCII: the full check decides"
+        );
     }
 }

@@ -12,6 +12,7 @@
 
 pub(crate) mod verify;
 
+use crate::arena::PayloadArena;
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, KeyedMap, KeyedState};
 use crate::input::{Input, SendFailure};
@@ -62,6 +63,8 @@ pub struct RelayServer {
     pub(crate) verifier: Verifier,
     timers: TimerQueue<(u64, SocketAddr)>,
     out: Outbox,
+    /// Where relayed messages are copied ([`PayloadArena`]).
+    payloads: PayloadArena,
 }
 
 impl RelayServer {
@@ -81,6 +84,7 @@ impl RelayServer {
             config,
             timers: TimerQueue::default(),
             out: Outbox::default(),
+            payloads: PayloadArena::new(),
         })
     }
 
@@ -162,7 +166,7 @@ impl RelayServer {
             }
             _ => {
                 self.out.stats.messages_relayed += 1;
-                let payload = Bytes::copy_from_slice(data);
+                let payload = self.payloads.copy(data);
                 self.fan_out(Some(from), payload);
             }
         }

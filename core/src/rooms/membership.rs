@@ -313,9 +313,9 @@ impl RoomServer {
             Ok(found) => found,
             Err(reason) => return self.out.drop_datagram(from, reason),
         };
-        if !matches!(message, "" | "/exit") {
+        if !matches!(message, b"" | b"/exit") {
             let fanout = match message {
-                "/who" => Fanout::One,
+                b"/who" => Fanout::One,
                 _ => Fanout::Room,
             };
             if !self.charge_message(now, id, message.len(), fanout) {
@@ -329,16 +329,20 @@ impl RoomServer {
             self.set_udp(id, from);
         }
         match message {
-            "" => self.out.stats.keepalives += 1,
-            "/exit" => self.remove_member(id, Removal::Left),
-            "/who" => self.answer_who(id, from),
+            b"" => self.out.stats.keepalives += 1,
+            b"/exit" => self.remove_member(id, Removal::Left),
+            b"/who" => self.answer_who(id, from),
             text => {
                 self.out.stats.messages_relayed += 1;
                 let member = &self.members[&id];
-                let line = relayed_line(&member.username, text);
+                // A single node writes the line into its arena (sent and dropped this
+                // turn); a cluster node's line is also queued for Redis, in a buffer
+                // of its own.
+                let line = match self.cluster {
+                    None => self.lines.relayed_line(&member.username, text),
+                    Some(_) => relayed_line(&member.username, text),
+                };
                 let room = member.room.clone();
-                // A single node sends the line's one buffer; a cluster node shares it
-                // with the envelope.
                 let published = self.cluster.is_some().then(|| line.clone());
                 self.notify_room(&room, Some(id), line);
                 if let Some(line) = published {
@@ -401,7 +405,7 @@ impl RoomServer {
         &self,
         from: SocketAddr,
         data: &'a [u8],
-    ) -> Result<(MemberId, &'a str), DropReason> {
+    ) -> Result<(MemberId, &'a [u8]), DropReason> {
         let datagram = RoomDatagram::decode(data)?;
         // The token first: a member's room exists (and its name is UTF-8), so the room
         // is looked up only to say why a datagram without a member of it is dropped.
@@ -419,8 +423,11 @@ impl RoomServer {
         if member.ip != canonical_ip(from.ip()) {
             return Err(DropReason::WrongAddress);
         }
-        let message = std::str::from_utf8(datagram.message).map_err(|_| DropReason::NotUtf8)?;
-        let message = names::message(message).map_err(|_| DropReason::ControlCharacter)?;
+        let message = datagram.message;
+        if !names::plain_message(message) {
+            let text = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
+            names::message(text).map_err(|_| DropReason::ControlCharacter)?;
+        }
         Ok((id, message))
     }
 

@@ -35,6 +35,7 @@ mod rates;
 
 pub use cluster::ClusterStats;
 
+use crate::arena::PayloadArena;
 use crate::config::{Config, ConfigError};
 use crate::hash::{keyed_map, IdMap, KeyedMap, KeyedState};
 use crate::input::{Input, SendFailure};
@@ -131,6 +132,8 @@ pub struct RoomServer {
     next_member: u64,
     timers: TimerQueue<TimerKey>,
     out: Outbox,
+    /// Where a single node writes relayed lines ([`PayloadArena`]).
+    lines: PayloadArena,
     /// Answers to probes from sources that are no member's (see [`crate::probe`]).
     pub(crate) unverified_answers: crate::rate::TokenBucket,
     /// Cluster mode only (`docs/CLUSTER.md`).
@@ -164,6 +167,7 @@ impl RoomServer {
             next_member: 0,
             timers: TimerQueue::default(),
             out: Outbox::default(),
+            lines: PayloadArena::new(),
             unverified_answers: crate::rate::TokenBucket::new(
                 crate::probe::UNVERIFIED_ANSWERS_PER_SEC,
                 crate::probe::UNVERIFIED_ANSWERS_PER_SEC,

@@ -65,13 +65,13 @@ impl<'a> RoomDatagram<'a> {
 }
 
 /// The relayed line `<username>: <message>`, cut at a character boundary to at most
-/// 4094 bytes.
-pub fn relayed_line(username: &str, message: &str) -> Bytes {
+/// 4094 bytes (`message` is UTF-8, checked by the caller).
+pub fn relayed_line(username: &str, message: &[u8]) -> Bytes {
     let mut out =
         BytesMut::with_capacity((username.len() + 2 + message.len()).min(MAX_RELAYED_LEN));
     out.put_slice(username.as_bytes());
     out.put_slice(b": ");
-    out.put_slice(message.as_bytes());
+    out.put_slice(message);
     let cut = floor_char_boundary(&out, MAX_RELAYED_LEN);
     out.truncate(cut);
     out.freeze()
@@ -123,12 +123,12 @@ mod tests {
     #[test]
     fn relayed_line_is_cut_at_a_character_boundary() {
         let long = "é".repeat(3000); // 6000 bytes
-        let line = relayed_line("ab", &long);
+        let line = relayed_line("ab", long.as_bytes());
         assert_eq!(line.len(), 4094); // "ab: " is 4 bytes, then 2045 whole "é"
-        let line = relayed_line("abc", &long);
+        let line = relayed_line("abc", long.as_bytes());
         assert_eq!(line.len(), 4093); // "abc: " is 5 bytes, 2044 "é"; half of one would be 4094
         assert!(std::str::from_utf8(&line).is_ok());
-        assert_eq!(&relayed_line("bob", "hi")[..], b"bob: hi");
+        assert_eq!(&relayed_line("bob", b"hi")[..], b"bob: hi");
     }
 
     proptest! {
@@ -153,7 +153,7 @@ mod tests {
 
         #[test]
         fn relayed_line_is_valid_utf8_and_bounded(name in "[a-z]{1,10}", msg in any::<String>()) {
-            let line = relayed_line(&name, &msg);
+            let line = relayed_line(&name, msg.as_bytes());
             prop_assert!(line.len() <= MAX_RELAYED_LEN);
             let text = std::str::from_utf8(&line).unwrap();
             let full = format!("{name}: {msg}");

@@ -266,7 +266,7 @@ pub fn room_datagram(data: &[u8]) {
 }
 
 fn check_relayed_line(name: &str, message: &str) {
-    let line = relayed_line(name, message);
+    let line = relayed_line(name, message.as_bytes());
     let full = format!("{name}: {message}");
     let text = std::str::from_utf8(&line).expect("relayed line is UTF-8");
     assert!(
