@@ -14,7 +14,7 @@ use crate::names;
 use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
 use crate::rate::TokenBucket;
-use crate::rate::{room_bucket, MemberRates};
+use crate::rate::{room_bucket, source_bucket, MemberRates};
 use crate::token::Token;
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
 use crate::wire::request::Credentials;
@@ -313,6 +313,10 @@ impl RoomServer {
             Ok(found) => found,
             Err(reason) => return self.out.drop_datagram(from, reason),
         };
+        let chat = !matches!(message, b"" | b"/exit" | b"/who");
+        if chat && self.cluster.is_none() && self.members[&id].udp == Some(from) {
+            return self.relay_chat(now, id, from, message);
+        }
         if !matches!(message, b"" | b"/exit") {
             let fanout = match message {
                 b"/who" => Fanout::One,
@@ -350,6 +354,52 @@ impl RoomServer {
                 }
             }
         }
+    }
+
+    /// A chat message on a single node from a member's known address, the common case,
+    /// in one look at the room: charged (or dropped, nothing changed, as
+    /// [`RoomServer::charge_message`] does), the member heard, the line written into
+    /// the arena and sent to every other member with an address, as the general path
+    /// does (`notify_room`).
+    fn relay_chat(&mut self, now: Instant, id: MemberId, from: SocketAddr, text: &[u8]) {
+        let member = &self.members[&id];
+        let key = self.source(member.ip);
+        let Some(room) = self.rooms.get_mut(&member.room) else {
+            return;
+        };
+        let members = &mut self.members;
+        let fanout = room
+            .members
+            .iter()
+            .filter(|m| **m != id && members[m].udp.is_some())
+            .count();
+        let config = &self.config;
+        let source = self
+            .source_rates
+            .entry(key)
+            .or_insert_with(|| source_bucket(config));
+        let member = members.get_mut(&id).expect("authorized member exists");
+        let (rates, bucket) = (&mut member.rates, &mut room.fanout);
+        if !crate::rate::charge_message(now, rates, source, bucket, text.len(), fanout) {
+            return self.out.drop_datagram(from, DropReason::RateLimited);
+        }
+        member.reach = Reach::Proven;
+        member.liveness.heard(now);
+        self.out.stats.messages_relayed += 1;
+        let line = self.lines.relayed_line(&member.username, text);
+        let mut unreachable = 0;
+        let to = room.members.iter().filter_map(|m| {
+            if *m == id {
+                return None;
+            }
+            let member = members.get_mut(m)?;
+            let to = member.udp?;
+            let reached = member.reach.spend();
+            unreachable += u64::from(!reached);
+            reached.then_some(to)
+        });
+        self.out.fan_out(to, line);
+        self.out.stats.unproven_skipped += unreachable;
     }
 
     /// `/who`: the member list, to the asker only (its address was just verified).
