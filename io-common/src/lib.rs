@@ -3,8 +3,8 @@
 //! What the smol and async-std shells share, none of it tied to a runtime:
 //!
 //! - [`Options`]: what to bind and which protocol to serve.
-//! - [`Shell`]: what a shell is, given its [`Runtime`] (how to spawn a task and block on
-//!   a future): an [`Endpoint`], the bound sockets and the driver, with the owner loop
+//! - [`Shell`]: what a shell is, given its [`Runtime`] (where the cluster link's tasks
+//!   are spawned): an [`Endpoint`], the bound sockets and the driver, with the owner loop
 //!   both shells run (waiting in its own [`poller`], one `epoll_wait` per wait).
 //! - [`Driver`]: owns the sans-IO core ([`ocm_core::AnyServer`]: rooms or relay). The
 //!   shell's owner task feeds it `ocm_core::Input`s with `Instant::now()`, sends the

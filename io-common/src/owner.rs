@@ -7,16 +7,18 @@
 //! messages from the [`ClusterLink`], up to [`crate::udp::READ_BATCH`] datagrams (read
 //! with a non-blocking `recvmmsg` while reads come back full, and otherwise once the
 //! poller has reported the socket); then, when a timer is due, it reads the socket dry
-//! first (at most 64 batches: after a stall, what the kernel already received counts),
+//! first, unless this turn's read has just found it empty (at most 64 batches: after a
+//! stall, what the kernel already received counts),
 //! fires due timers, sends what the core queued and carries out its TCP commands
-//! (writes and closes, on the sockets at once).
+//! (writes and closes, on the sockets at once; what they cause too, a few rounds deep).
 //!
 //! Then it asks its own [`Poller`] (one `epoll_wait`) what has come: without waiting
 //! while it knows of more to do (a socket not read dry, a TCP socket to look at again,
-//! what the turn's TCP commands caused), so that a busy socket does not starve the
+//! TCP commands left over from the turn), so that a busy socket does not starve the
 //! others; otherwise waiting for whichever comes first: a socket reported, the waker
 //! woken (the shutdown signal, a question, a cluster input) or the next deadline (the
-//! core's, or a closed TCP socket's linger), which is the wait's own timeout. So a busy
+//! core's, a closed TCP socket's linger, the end of an accept pause), which is the wait's
+//! own timeout. So a busy
 //! server goes from batch to batch in system calls of its own (`recvmmsg`, `sendmmsg`,
 //! `accept`, `read`, `writev`) and one `epoll_wait` per turn. On shutdown it handles what
 //! is already waiting, tells every member, sends those notices, and (cluster mode)
@@ -120,19 +122,21 @@ impl Endpoint {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<Stats> {
         let Endpoint {
-            tcp,
+            tcp: listener,
             max_sockets,
             mut udp,
             mut driver,
             inspections,
             ..
         } = self;
+        // The sockets are declared before the poller, so that on every way out the
+        // poller goes first and no socket is closed while registered with it.
+        let mut tcp = None;
         let mut poller = Poller::new()?;
         udp.register(&poller)?;
-        let mut tcp = match tcp {
-            Some(listener) => Some(TcpPath::new(listener, max_sockets, &poller)?),
-            None => None,
-        };
+        if let Some(listener) = listener {
+            tcp = Some(TcpPath::new(listener, max_sockets, &poller)?);
+        }
         // A single node listens to two closed channels: never ready, never in the way.
         let (answers, bus) = match &cluster {
             Some(link) => (link.answers().clone(), link.bus().clone()),
@@ -183,13 +187,7 @@ impl Endpoint {
             if let Some(tcp) = &mut tcp {
                 tcp.expire(&poller, &mut driver, now);
             }
-            udp.flush(&mut driver);
-            // What the commands cause (a failed write is a closed connection) is sent
-            // next turn.
-            let carried = match &mut tcp {
-                Some(tcp) => tcp.carry_out(&poller, &mut driver, now),
-                None => 0,
-            };
+            let carried = send(&mut udp, tcp.as_mut(), &poller, &mut driver, now);
             driver.telemetry_mut().step(now.elapsed());
             // More to do at once: a socket not read dry, a TCP socket to look at again,
             // what the TCP commands caused, a channel with more than one turn's share.
@@ -205,7 +203,9 @@ impl Endpoint {
             } else if shutdown.as_mut().poll(cx).is_ready() {
                 break;
             } else if sources.poll(cx, &mut driver) {
-                // Something came while the turn ran: what it caused is sent next turn.
+                // Something came while the turn ran: what it caused goes out now, before
+                // any socket is read again.
+                send(&mut udp, tcp.as_mut(), &poller, &mut driver, Instant::now());
                 Some(now)
             } else {
                 // Nothing to do but wait: until a socket is reported, the waker is woken
@@ -243,10 +243,38 @@ impl Endpoint {
                 tracing::warn!("cluster: not everything reached Redis before exit");
             }
         }
-        // The poller goes before the sockets it watches.
-        drop(poller);
         Ok(driver.stats().clone())
     }
+}
+
+/// Most rounds of TCP commands carried out in one go (see [`send`]).
+const CARRY_ROUNDS: usize = 3;
+
+/// Sends the datagrams the core queued and carries out its TCP commands, and what those
+/// cause (a connection closed for good is the core's to hear, and it may answer with
+/// more) for up to [`CARRY_ROUNDS`] rounds, so that a connection's commands are carried
+/// out before it is read again. Returns how many commands the last round carried out:
+/// more than none, and there may be more.
+fn send(
+    udp: &mut UdpPath,
+    mut tcp: Option<&mut TcpPath>,
+    poller: &Poller,
+    driver: &mut Driver,
+    now: Instant,
+) -> usize {
+    udp.flush(driver);
+    let Some(tcp) = tcp.as_mut() else {
+        return 0;
+    };
+    let mut carried = 0;
+    for _ in 0..CARRY_ROUNDS {
+        carried = tcp.carry_out(poller, driver, now);
+        if carried == 0 {
+            break;
+        }
+        udp.flush(driver);
+    }
+    carried
 }
 
 /// Most datagram batches read before due timers fire (see [`read_before_timers`]).

@@ -27,10 +27,12 @@ use std::os::fd::AsFd;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-/// The listener's key (connection ids count up from 0).
-pub const LISTENER: u64 = u64::MAX - 1;
+/// The listener's key (connection ids count up from 0). The keys are at the top of
+/// `usize`, not `u64`, so that the portable backend's `usize` keys hold them on 32-bit
+/// targets too (`usize::MAX` itself is `polling`'s own).
+pub const LISTENER: u64 = usize::MAX as u64 - 1;
 /// The UDP socket's key.
-pub const UDP: u64 = u64::MAX - 2;
+pub const UDP: u64 = usize::MAX as u64 - 2;
 
 /// Most events taken from the kernel in one wait (more stay for the next).
 const EVENTS: usize = 256;
@@ -111,7 +113,7 @@ mod epoll {
     use std::time::Duration;
 
     /// The waker's key (never reported).
-    const NOTIFY: u64 = u64::MAX - 3;
+    const NOTIFY: u64 = usize::MAX as u64 - 3;
 
     pub struct Backend {
         epoll: OwnedFd,
@@ -285,8 +287,9 @@ mod portable {
 
         pub fn add(&self, source: impl AsFd, key: u64, writable: bool) -> io::Result<()> {
             let fd = source.as_fd().as_raw_fd();
-            // SAFETY: the owner forgets a source before it closes it, and the sources it
-            // has not closed when it stops outlive the poller.
+            // SAFETY: the owner forgets a connection's socket before it closes it, and
+            // declares the sockets it keeps to the end (the UDP socket, the listener)
+            // before the poller, which is therefore dropped first on every way out.
             unsafe {
                 self.poller
                     .add_with_mode(fd, interest(key, writable), PollMode::Edge)

@@ -12,9 +12,10 @@
 //! registered at all ([`Socket`]). Since a report comes only for what is new, a socket
 //! is read until it would block, or stays on the ready list.
 //!
-//! A connection's commands are carried out in order, and always before it is read
-//! again: once the core has answered and closed a connection, nothing read after that
-//! reaches the core. What is read after an answer is the bounded linger (until the
+//! A connection's commands are carried out in order, and before it is read again (the
+//! owner loop carries out what the core's inputs caused, and what that causes, before
+//! it reads another socket; only a chain of more than a few rounds waits a turn, and
+//! the core itself ignores what comes for a connection it has closed). What is read after an answer is the bounded linger (until the
 //! core's deadline, `Config::linger`, and at most [`LINGER_BYTES`]); a connection that
 //! lingered is reported closed ([`Input::TcpClosed`]) when its socket is, since until
 //! then the core counts it against the connection limits. A connection closed without
@@ -22,7 +23,7 @@
 //!
 //! At most `max_sockets` connection sockets are open at once (the core's
 //! `max_handshakes` plus [`crate::fd_limit::ACCEPT_SLACK`] for those accepted and not
-//! yet refused): at that many the listener is not watched until one closes, and new
+//! yet refused): at that many the listener's reports are set aside until one closes, and new
 //! connections wait in the kernel's backlog, holding no descriptor. An `accept` error
 //! (out of descriptors, say) pauses accepting, from 10 ms doubling to 1 s, and is
 //! logged at most once a second.
@@ -137,6 +138,8 @@ struct Conn {
     close_by: Option<Instant>,
     /// Lingering: bytes read and discarded since the close.
     discarded: Option<usize>,
+    /// On the ready list.
+    queued: bool,
 }
 
 /// What became of a connection after it was driven.
@@ -307,10 +310,12 @@ pub struct TcpPath {
     conns: IdMap<ConnId, Conn>,
     next_id: u64,
     max_sockets: usize,
-    /// The sockets to look at (ids, [`poller::LISTENER`]): reported by the poller, or
-    /// left with something to do by the last turn.
-    ready: Vec<u64>,
-    /// At `max_sockets`: the listener is not watched until a socket closes.
+    /// The sockets to look at (ids, [`poller::LISTENER`]), first come first served, each
+    /// at most once ([`Conn::queued`], `listener_queued`): reported by the poller, or
+    /// left with something to do by an earlier turn.
+    ready: VecDeque<u64>,
+    listener_queued: bool,
+    /// At `max_sockets`: the listener's reports are set aside until a socket closes.
     starved: bool,
     backoff: Backoff,
     /// After an `accept` error: when to try again.
@@ -336,7 +341,8 @@ impl TcpPath {
             next_id: 0,
             max_sockets: max_sockets.max(1),
             // Connections may be waiting already.
-            ready: vec![poller::LISTENER],
+            ready: VecDeque::from([poller::LISTENER]),
+            listener_queued: true,
             starved: false,
             backoff: Backoff::default(),
             paused_until: None,
@@ -355,7 +361,15 @@ impl TcpPath {
     /// The poller reported the socket under `key` (a connection id or
     /// [`poller::LISTENER`]): the next turn looks at it.
     pub fn mark_ready(&mut self, key: u64) {
-        self.ready.push(key);
+        if key == poller::LISTENER {
+            if !std::mem::replace(&mut self.listener_queued, true) {
+                self.ready.push_back(key);
+            }
+        } else if let Some(conn) = self.conns.get_mut(&ConnId(key)) {
+            if !std::mem::replace(&mut conn.queued, true) {
+                self.ready.push_back(key);
+            }
+        }
     }
 
     /// A socket is waiting to be looked at: the next turn has something to do.
@@ -370,24 +384,24 @@ impl TcpPath {
         closing.into_iter().chain(self.paused_until).min()
     }
 
-    /// Accepts and serves the sockets that are ready (at most [`TURN_BATCH`]; the rest
-    /// stay for the next turn), feeding what they read to `driver`. Returns how many it
-    /// looked at.
+    /// Accepts and serves the sockets that are ready, in the order they became so (at
+    /// most [`TURN_BATCH`]; the rest stay first in line for the next turn), feeding what
+    /// they read to `driver`. Returns how many it looked at.
     pub fn handle_ready(&mut self, poller: &Poller, driver: &mut Driver, now: Instant) -> usize {
         if self.ready.is_empty() {
             return 0;
         }
-        std::mem::swap(&mut self.turn, &mut self.ready);
-        self.turn.sort_unstable();
-        self.turn.dedup();
-        if self.turn.len() > TURN_BATCH {
-            self.ready.extend(self.turn.drain(TURN_BATCH..));
-        }
-        let turn = std::mem::take(&mut self.turn);
+        let count = self.ready.len().min(TURN_BATCH);
+        let mut turn = std::mem::take(&mut self.turn);
+        turn.extend(self.ready.drain(..count));
         for &id in &turn {
             if id == poller::LISTENER {
+                self.listener_queued = false;
                 self.accept(driver, now);
             } else {
+                if let Some(conn) = self.conns.get_mut(&ConnId(id)) {
+                    conn.queued = false;
+                }
                 self.drive(poller, ConnId(id), driver, now);
             }
         }
@@ -441,7 +455,7 @@ impl TcpPath {
     pub fn expire(&mut self, poller: &Poller, driver: &mut Driver, now: Instant) -> usize {
         if self.paused_until.is_some_and(|at| at <= now) {
             self.paused_until = None;
-            self.ready.push(poller::LISTENER);
+            self.mark_ready(poller::LISTENER);
         }
         let mut closed = 0;
         while let Some(&(at, id)) = self.closing.front() {
@@ -471,7 +485,7 @@ impl TcpPath {
         });
         match fate {
             Fate::Gone { told } => self.remove(poller, id, told, driver, now),
-            Fate::Open if again => self.ready.push(id.0),
+            Fate::Open if again => self.mark_ready(id.0),
             Fate::Open => {}
         }
     }
@@ -495,7 +509,7 @@ impl TcpPath {
             driver.handle(now, Input::TcpClosed { conn: id });
         }
         if std::mem::take(&mut self.starved) {
-            self.ready.push(poller::LISTENER);
+            self.mark_ready(poller::LISTENER);
         }
     }
 
@@ -523,12 +537,13 @@ impl TcpPath {
                             answered: false,
                             close_by: None,
                             discarded: None,
+                            queued: false,
                         },
                     );
                     driver.handle(now, Input::TcpAccepted { conn: id, peer });
                     // Read what it sent next turn, once the core's answer to the accept
                     // (a refusal, say) is carried out.
-                    self.ready.push(id.0);
+                    self.mark_ready(id.0);
                 }
                 // The poller reports the next connection.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -544,7 +559,7 @@ impl TcpPath {
             }
         }
         // A full batch: there may be more.
-        self.ready.push(poller::LISTENER);
+        self.mark_ready(poller::LISTENER);
     }
 }
 
@@ -705,6 +720,25 @@ mod tests {
             driver.stats().handshakes(ocm_core::wire::tcrp::Status::Ok),
             1
         );
+    }
+
+    #[test]
+    fn the_ready_list_is_first_come_first_served_and_holds_a_socket_once() {
+        let (mut driver, mut tcp, mut poller, addr) = path(8);
+        let _clients: Vec<_> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        turn_until(&mut driver, &mut tcp, &mut poller, |tcp| tcp.open() == 3);
+        // Let the accepted connections' first reads (nothing there yet) happen.
+        turn_until(&mut driver, &mut tcp, &mut poller, |tcp| !tcp.has_ready());
+        for key in [2, 0, 2, poller::LISTENER, 0, 99] {
+            tcp.mark_ready(key);
+        }
+        // In order of arrival, each once; a connection that is not open is not listed.
+        assert_eq!(Vec::from(tcp.ready.clone()), [2, 0, poller::LISTENER]);
+        // A turn takes them, and a socket may be listed again after it was looked at.
+        let now = Instant::now();
+        tcp.handle_ready(&poller, &mut driver, now);
+        tcp.mark_ready(0);
+        assert_eq!(Vec::from(tcp.ready.clone()), [0]);
     }
 
     #[test]

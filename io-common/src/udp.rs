@@ -88,9 +88,14 @@ impl UdpPath {
                 Err(error) => {
                     let failed = errqueue::drain(&self.socket);
                     if failed.is_empty() {
+                        // The socket's pending error (say an ICMP error that a full
+                        // receive buffer had no room to queue) fails one receive and is
+                        // cleared by it: datagrams may still be waiting, and with an
+                        // edge-triggered poller nothing would report them again. The
+                        // next receive says; the batch bounds the retries.
                         tracing::debug!(%error, "recv_from failed");
-                        self.drained = true;
-                        break;
+                        handled += 1;
+                        continue;
                     }
                     handled += failed.len();
                     for to in failed {
@@ -182,4 +187,55 @@ fn wait_writable(socket: &UdpSocket) -> io::Result<()> {
 fn wait_writable(_socket: &UdpSocket) -> io::Result<()> {
     std::thread::sleep(std::time::Duration::from_millis(1));
     Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::Options;
+    use std::time::Duration;
+
+    /// An ICMP error that comes back while the receive queue is full sets the socket's
+    /// pending error but cannot be queued (the error queue shares the receive buffer):
+    /// the next receive fails with nothing in the error queue. That is not an empty
+    /// socket: were it taken for one, the edge-triggered poller would never report the
+    /// full queue again (found in review).
+    #[test]
+    fn a_receive_failed_by_an_unqueued_error_does_not_leave_datagrams_unread() {
+        let options = Options {
+            stats_interval: None,
+            ..Options::default()
+        };
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        errqueue::enable(&socket).unwrap();
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBuf, &4096).unwrap();
+        let mut driver = Driver::new(&options, [3; 32], to).unwrap();
+        let mut udp = UdpPath::new(socket).unwrap();
+        // Fill the receive queue (what does not fit is dropped by the kernel).
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..64 {
+            peer.send_to(&[0; 200], to).unwrap();
+        }
+        // A send to a closed port: its ICMP error comes back to the full socket.
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let gone = closed.local_addr().unwrap();
+        drop(closed);
+        udp.socket.send_to(b"x", gone).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        // Until the socket is read dry, the owner must not think it is.
+        for _ in 0..16 {
+            udp.read_ready(&mut driver, Instant::now());
+            let waiting = udp.socket.peek_from(&mut [0; 512]).is_ok();
+            assert!(
+                !(udp.drained() && waiting),
+                "datagrams are waiting, and the owner takes the socket for empty"
+            );
+            if udp.drained() {
+                break;
+            }
+        }
+        assert!(udp.drained(), "read dry in the end");
+        assert!(driver.stats().datagrams_received > 0);
+    }
 }
