@@ -388,16 +388,7 @@ impl RoomServer {
         self.out.stats.messages_relayed += 1;
         let line = self.lines.relayed_line(&member.username, text);
         let mut unreachable = 0;
-        let to = room.members.iter().filter_map(|m| {
-            if *m == id {
-                return None;
-            }
-            let member = members.get_mut(m)?;
-            let to = member.udp?;
-            let reached = member.reach.spend();
-            unreachable += u64::from(!reached);
-            reached.then_some(to)
-        });
+        let to = recipients(members, &room.members, Some(id), &mut unreachable);
         self.out.fan_out(to, line);
         self.out.stats.unproven_skipped += unreachable;
     }
@@ -488,16 +479,7 @@ impl RoomServer {
         };
         let members = &mut self.members;
         let mut unreachable = 0;
-        let to = entry.members.iter().filter_map(|id| {
-            if Some(*id) == skip {
-                return None;
-            }
-            let member = members.get_mut(id)?;
-            let to = member.udp?;
-            let reached = member.reach.spend();
-            unreachable += u64::from(!reached);
-            reached.then_some(to)
-        });
+        let to = recipients(members, &entry.members, skip, &mut unreachable);
         self.out.fan_out(to, payload);
         self.out.stats.unproven_skipped += unreachable;
     }
@@ -633,4 +615,25 @@ fn unindex(
             by_addr.remove(&addr);
         }
     }
+}
+
+/// The addresses a room's fan-out goes to: each of `room`'s members but `skip` with an
+/// address that may be sent to now (an unproven address spends one of its sends);
+/// `unreachable` counts those whose unproven address has no send left.
+fn recipients<'a>(
+    members: &'a mut crate::hash::IdMap<MemberId, Member>,
+    room: &'a [MemberId],
+    skip: Option<MemberId>,
+    unreachable: &'a mut u64,
+) -> impl Iterator<Item = SocketAddr> + 'a {
+    room.iter().filter_map(move |id| {
+        if Some(*id) == skip {
+            return None;
+        }
+        let member = members.get_mut(id)?;
+        let to = member.udp?;
+        let reached = member.reach.spend();
+        *unreachable += u64::from(!reached);
+        reached.then_some(to)
+    })
 }
