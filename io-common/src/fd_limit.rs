@@ -4,10 +4,11 @@
 //! the core counts it against `max_handshakes` for all of that time (lingering
 //! included). Accepting holds at most [`ACCEPT_SLACK`] more, connections accepted
 //! and not yet refused; the process needs [`RESERVE`] for itself (standard streams, the
-//! owner's poller and its waker, the reactor, the UDP socket and the listener, a trace file, the runtime's threads). So
-//! at start ([`fit`]) the server reads the limit, raises the soft limit toward the hard
-//! one as far as it needs, and, if that is still not enough, lowers `max_handshakes` to
-//! what fits, with a warning: accepting then never runs out of descriptors.
+//! owner's poller and its waker, the reactor, the UDP socket and the listener, a trace
+//! file, the runtime's threads). So at start ([`fit`]) the server reads the limit,
+//! raises the soft limit toward the hard one as far as it needs, and, if that is still
+//! not enough, lowers `max_handshakes` to what fits, with a warning: accepting then
+//! never runs out of descriptors.
 
 use ocm_core::Config;
 

@@ -8,9 +8,9 @@
 //! with a non-blocking `recvmmsg` while reads come back full, and otherwise once the
 //! poller has reported the socket); then, when a timer is due, it reads the socket dry
 //! first, unless this turn's read has just found it empty (at most 64 batches: after a
-//! stall, what the kernel already received counts),
-//! fires due timers, sends what the core queued and carries out its TCP commands
-//! (writes and closes, on the sockets at once; what they cause too, a few rounds deep).
+//! stall, what the kernel already received counts), fires due timers, sends what the
+//! core queued and carries out its TCP commands (writes and closes, on the sockets at
+//! once; what they cause too, a few rounds deep).
 //!
 //! Then it asks its own [`Poller`] (one `epoll_wait`) what has come: without waiting
 //! while it knows of more to do (a socket not read dry, a TCP socket to look at again,
@@ -18,11 +18,10 @@
 //! others; otherwise waiting for whichever comes first: a socket reported, the waker
 //! woken (the shutdown signal, a question, a cluster input) or the next deadline (the
 //! core's, a closed TCP socket's linger, the end of an accept pause), which is the wait's
-//! own timeout. So a busy
-//! server goes from batch to batch in system calls of its own (`recvmmsg`, `sendmmsg`,
-//! `accept`, `read`, `writev`) and one `epoll_wait` per turn. On shutdown it handles what
-//! is already waiting, tells every member, sends those notices, and (cluster mode)
-//! gives what it owes Redis a second to get there.
+//! own timeout. So a busy server goes from batch to batch in system calls of its own
+//! (`recvmmsg`, `sendmmsg`, `accept`, `read`, `writev`) and one `epoll_wait` per turn.
+//! On shutdown it handles what is already waiting, tells every member, sends those
+//! notices, and (cluster mode) gives what it owes Redis a second to get there.
 //!
 //! The loop blocks its thread and needs no executor: both shells run it the same way,
 //! and differ only in where the cluster link's tasks run.

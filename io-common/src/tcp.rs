@@ -15,17 +15,18 @@
 //! A connection's commands are carried out in order, and before it is read again (the
 //! owner loop carries out what the core's inputs caused, and what that causes, before
 //! it reads another socket; only a chain of more than a few rounds waits a turn, and
-//! the core itself ignores what comes for a connection it has closed). What is read after an answer is the bounded linger (until the
-//! core's deadline, `Config::linger`, and at most [`LINGER_BYTES`]); a connection that
-//! lingered is reported closed ([`Input::TcpClosed`]) when its socket is, since until
-//! then the core counts it against the connection limits. A connection closed without
+//! the core itself ignores what comes for a connection it has closed). What is read
+//! after an answer is the bounded linger (until the core's deadline, `Config::linger`,
+//! and at most [`LINGER_BYTES`]); a connection that lingered is reported closed
+//! ([`Input::TcpClosed`]) when its socket is, since until then the core counts it
+//! against the connection limits. A connection closed without
 //! an answer, or whose peer has closed already, closes at once.
 //!
 //! At most `max_sockets` connection sockets are open at once (the core's
 //! `max_handshakes` plus [`crate::fd_limit::ACCEPT_SLACK`] for those accepted and not
-//! yet refused): at that many the listener's reports are set aside until one closes, and new
-//! connections wait in the kernel's backlog, holding no descriptor. An `accept` error
-//! (out of descriptors, say) pauses accepting, from 10 ms doubling to 1 s, and is
+//! yet refused): at that many the listener's reports are set aside until one closes,
+//! and new connections wait in the kernel's backlog, holding no descriptor. An `accept`
+//! error (out of descriptors, say) pauses accepting, from 10 ms doubling to 1 s, and is
 //! logged at most once a second.
 
 use crate::poller::{self, Poller};
