@@ -30,7 +30,7 @@ pub enum Profiler {
 }
 
 /// The system calls `perf stat` counts one by one.
-const SYSCALLS: [&str; 15] = [
+const SYSCALLS: [&str; 16] = [
     "recvmmsg",
     "sendmmsg",
     "recvfrom",
@@ -40,6 +40,7 @@ const SYSCALLS: [&str; 15] = [
     "epoll_ctl",
     "read",
     "write",
+    "writev",
     "timerfd_settime",
     "futex",
     "accept4",
@@ -85,6 +86,7 @@ impl Profiler {
                 let out = dir.join(format!("{slug}.{pid}.perf"));
                 let mut events = vec!["raw_syscalls:sys_enter".to_string()];
                 events.push("context-switches".into());
+                events.push("page-faults".into());
                 events.extend(SYSCALLS.iter().map(|s| format!("syscalls:sys_enter_{s}")));
                 let child = Command::new("perf")
                     .args(["stat", "-x", ",", "-e", &events.join(",")])

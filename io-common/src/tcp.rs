@@ -10,7 +10,11 @@
 //! [`TURN_BATCH`] of them; the rest wait for the next turn. A socket that never has to
 //! wait (most handshakes: the request is there when it is first read) is never
 //! registered at all ([`Socket`]). Since a report comes only for what is new, a socket
-//! is read until it would block, or stays on the ready list.
+//! is read until it would block, or stays on the ready list. The listener is
+//! level-triggered instead: each report accepts one connection, the next wait reports it
+//! again while more are queued, and no `accept` is made only to learn that none is. A
+//! connection accepted is read in the same turn, once the core's answer to the accept
+//! is carried out: most handshakes are accepted, answered and closed in one turn.
 //!
 //! A connection's commands are carried out in order, and before it is read again (the
 //! owner loop carries out what the core's inputs caused, and what that causes, before
@@ -24,10 +28,10 @@
 //!
 //! At most `max_sockets` connection sockets are open at once (the core's
 //! `max_handshakes` plus [`crate::fd_limit::ACCEPT_SLACK`] for those accepted and not
-//! yet refused): at that many the listener's reports are set aside until one closes,
+//! yet refused): at that many the listener is taken off the poller until one closes,
 //! and new connections wait in the kernel's backlog, holding no descriptor. An `accept`
-//! error (out of descriptors, say) pauses accepting, from 10 ms doubling to 1 s, and is
-//! logged at most once a second.
+//! error (out of descriptors, say) pauses accepting the same way, from 10 ms doubling to
+//! 1 s, and is logged at most once a second.
 
 use crate::poller::{self, Poller};
 use crate::{ConnCmd, Driver, LINGER_BYTES, TCP_READ_BUFFER};
@@ -41,9 +45,6 @@ use std::time::{Duration, Instant};
 
 /// Most sockets (the listener counts as one) handled in one turn of the owner loop.
 pub const TURN_BATCH: usize = 64;
-
-/// Most connections accepted in one turn.
-const ACCEPT_BATCH: usize = 64;
 
 /// Writes gathered into one `writev`.
 const WRITE_SLICES: usize = 8;
@@ -316,7 +317,13 @@ pub struct TcpPath {
     /// left with something to do by an earlier turn.
     ready: VecDeque<u64>,
     listener_queued: bool,
-    /// At `max_sockets`: the listener's reports are set aside until a socket closes.
+    /// Connections on the ready list ([`Conn::queued`]); the list may also hold the ids
+    /// of connections closed since, which a turn skips.
+    queued_conns: usize,
+    /// The listener is on the poller (level-triggered): off it while accepting is
+    /// paused, at `max_sockets` or after an `accept` error.
+    listening: bool,
+    /// At `max_sockets`: accepting waits until a socket closes.
     starved: bool,
     backoff: Backoff,
     /// After an `accept` error: when to try again.
@@ -328,6 +335,8 @@ pub struct TcpPath {
     /// This turn's share of the ready list.
     turn: Vec<u64>,
     commands: Vec<(ConnId, ConnCmd)>,
+    /// The connections that [`TcpPath::carry_out`] gave commands to.
+    touched: Vec<u64>,
 }
 
 impl TcpPath {
@@ -335,7 +344,7 @@ impl TcpPath {
     /// `max_sockets` connections open at once.
     pub fn new(listener: TcpListener, max_sockets: usize, poller: &Poller) -> io::Result<TcpPath> {
         listener.set_nonblocking(true)?;
-        poller.add(&listener, poller::LISTENER, false)?;
+        poller.add_level(&listener, poller::LISTENER)?;
         Ok(TcpPath {
             listener,
             conns: IdMap::default(),
@@ -344,6 +353,8 @@ impl TcpPath {
             // Connections may be waiting already.
             ready: VecDeque::from([poller::LISTENER]),
             listener_queued: true,
+            queued_conns: 0,
+            listening: true,
             starved: false,
             backoff: Backoff::default(),
             paused_until: None,
@@ -351,6 +362,7 @@ impl TcpPath {
             buf: vec![0; TCP_READ_BUFFER].into_boxed_slice(),
             turn: Vec::new(),
             commands: Vec::new(),
+            touched: Vec::new(),
         })
     }
 
@@ -369,13 +381,14 @@ impl TcpPath {
         } else if let Some(conn) = self.conns.get_mut(&ConnId(key)) {
             if !std::mem::replace(&mut conn.queued, true) {
                 self.ready.push_back(key);
+                self.queued_conns += 1;
             }
         }
     }
 
     /// A socket is waiting to be looked at: the next turn has something to do.
     pub fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        self.listener_queued || self.queued_conns > 0
     }
 
     /// When [`TcpPath::expire`] has something to do: the first closed socket's
@@ -398,10 +411,17 @@ impl TcpPath {
         for &id in &turn {
             if id == poller::LISTENER {
                 self.listener_queued = false;
-                self.accept(driver, now);
+                if let Some(id) = self.accept(poller, driver, now) {
+                    // What the core said to the accept (a refusal, say) is carried out,
+                    // then what the client has sent is read: in this turn, not the next.
+                    self.carry_out(poller, driver, now);
+                    self.drive(poller, id, driver, now);
+                }
             } else {
+                // Ids are not reused: a live connection listed is queued.
                 if let Some(conn) = self.conns.get_mut(&ConnId(id)) {
                     conn.queued = false;
+                    self.queued_conns -= 1;
                 }
                 self.drive(poller, ConnId(id), driver, now);
             }
@@ -418,7 +438,7 @@ impl TcpPath {
         driver.take_tcp_commands(&mut self.commands);
         let count = self.commands.len();
         let mut commands = std::mem::take(&mut self.commands);
-        let mut touched = std::mem::take(&mut self.turn);
+        let mut touched = std::mem::take(&mut self.touched);
         for (id, cmd) in commands.drain(..) {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
@@ -447,7 +467,7 @@ impl TcpPath {
             self.drive(poller, ConnId(id), driver, now);
         }
         touched.clear();
-        self.turn = touched;
+        self.touched = touched;
         count
     }
 
@@ -456,7 +476,7 @@ impl TcpPath {
     pub fn expire(&mut self, poller: &Poller, driver: &mut Driver, now: Instant) -> usize {
         if self.paused_until.is_some_and(|at| at <= now) {
             self.paused_until = None;
-            self.mark_ready(poller::LISTENER);
+            self.listen(poller, now);
         }
         let mut closed = 0;
         while let Some(&(at, id)) = self.closing.front() {
@@ -499,30 +519,65 @@ impl TcpPath {
         driver: &mut Driver,
         now: Instant,
     ) {
-        if let Some(Conn {
-            socket: Socket::Watched { stream, .. },
-            ..
-        }) = self.conns.remove(&id)
-        {
-            poller.forget(&stream);
+        if let Some(conn) = self.conns.remove(&id) {
+            if conn.queued {
+                self.queued_conns -= 1;
+            }
+            if let Socket::Watched { stream, .. } = &conn.socket {
+                poller.forget(stream);
+            }
         }
         if told {
             driver.handle(now, Input::TcpClosed { conn: id });
         }
         if std::mem::take(&mut self.starved) {
-            self.mark_ready(poller::LISTENER);
+            self.listen(poller, now);
         }
     }
 
-    fn accept(&mut self, driver: &mut Driver, now: Instant) {
-        if self.paused_until.is_some() {
-            return;
-        }
-        for _ in 0..ACCEPT_BATCH {
-            if self.conns.len() >= self.max_sockets {
-                self.starved = true;
+    /// Accepting resumes: the listener goes back on the poller and is looked at next
+    /// turn. If it cannot be added, accepting pauses as after an `accept` error.
+    fn listen(&mut self, poller: &Poller, now: Instant) {
+        if !self.listening {
+            if let Err(error) = poller.add_level(&self.listener, poller::LISTENER) {
+                self.pause(error, now);
                 return;
             }
+            self.listening = true;
+        }
+        self.mark_ready(poller::LISTENER);
+    }
+
+    /// Accepting waits (at `max_sockets`, or paused): the listener is taken off the
+    /// poller, or its queued connections would end every wait at once.
+    fn stop_listening(&mut self, poller: &Poller) {
+        if self.listening && poller.remove(&self.listener).is_ok() {
+            self.listening = false;
+        }
+    }
+
+    /// After a failure (`accept`, or adding the listener to the poller): no accepting
+    /// until the backoff's delay is over.
+    fn pause(&mut self, error: io::Error, now: Instant) {
+        let (delay, report) = self.backoff.failed(now);
+        if let Some(failures) = report {
+            tracing::warn!(%error, failures, ?delay, "accept failed; backing off");
+        }
+        self.paused_until = Some(now + delay);
+    }
+
+    /// Accepts one connection, if one is queued and there is room for it (the listener
+    /// is level-triggered: the next wait reports it again while more are queued).
+    fn accept(&mut self, poller: &Poller, driver: &mut Driver, now: Instant) -> Option<ConnId> {
+        if self.paused_until.is_some() {
+            return None;
+        }
+        if self.conns.len() >= self.max_sockets {
+            self.starved = true;
+            self.stop_listening(poller);
+            return None;
+        }
+        loop {
             match accept_nonblocking(&self.listener) {
                 Ok((stream, peer)) => {
                     self.backoff.succeeded();
@@ -542,25 +597,17 @@ impl TcpPath {
                         },
                     );
                     driver.handle(now, Input::TcpAccepted { conn: id, peer });
-                    // Read what it sent next turn, once the core's answer to the accept
-                    // (a refusal, say) is carried out.
-                    self.mark_ready(id.0);
+                    return Some(id);
                 }
-                // The poller reports the next connection.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
-                    let (delay, report) = self.backoff.failed(now);
-                    if let Some(failures) = report {
-                        tracing::warn!(%error, failures, ?delay, "accept failed; backing off");
-                    }
-                    self.paused_until = Some(now + delay);
-                    return;
+                    self.pause(error, now);
+                    self.stop_listening(poller);
+                    return None;
                 }
             }
         }
-        // A full batch: there may be more.
-        self.mark_ready(poller::LISTENER);
     }
 }
 
@@ -682,6 +729,15 @@ mod tests {
             tcp.handle_ready(&poller, &mut driver, now);
         }
         assert_eq!((tcp.open(), tcp.next_id), (2, 2));
+        // The listener, level-triggered, is off the poller meanwhile: the queued
+        // connection does not end every wait.
+        let mut reported = Vec::new();
+        poller
+            .wait(Some(Instant::now() + Duration::from_millis(30)), |key| {
+                reported.push(key)
+            })
+            .unwrap();
+        assert!(!reported.contains(&poller::LISTENER), "{reported:?}");
         // The first client goes: the core closes its connection, and the third is taken.
         drop(clients.remove(0));
         turn_until(&mut driver, &mut tcp, &mut poller, |tcp| tcp.next_id == 3);
@@ -721,6 +777,52 @@ mod tests {
             driver.stats().handshakes(ocm_core::wire::tcrp::Status::Ok),
             1
         );
+    }
+
+    #[test]
+    fn a_handshake_is_accepted_read_answered_and_closed_in_one_turn() {
+        let (mut driver, mut tcp, mut poller, addr) = path(8);
+        let mut handshake = Handshake::create("room", "alice", None).unwrap();
+        let mut client = TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client.write_all(handshake.request()).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        // The wait that reports the connection (the turn's first look at the listener
+        // may come before the client's connect).
+        let mut turns = 0;
+        while tcp.open() == 0 {
+            turns += 1;
+            assert!(turns < 100, "never accepted");
+            let now = Instant::now();
+            tcp.handle_ready(&poller, &mut driver, now);
+            if tcp.open() > 0 {
+                break;
+            }
+            poller
+                .wait(Some(now + Duration::from_millis(50)), |key| {
+                    tcp.mark_ready(key)
+                })
+                .unwrap();
+        }
+        // That one turn read the request: the core has answered it.
+        assert_eq!(
+            driver.stats().handshakes(ocm_core::wire::tcrp::Status::Ok),
+            1
+        );
+        // Carrying out the answer reads the client's FIN too and closes the socket:
+        // nothing is left to look at, so the owner would wait.
+        let now = Instant::now();
+        for _ in 0..3 {
+            while driver.poll_datagram().is_some() {}
+            tcp.carry_out(&poller, &mut driver, now);
+        }
+        assert_eq!(tcp.open(), 0);
+        assert!(!tcp.has_ready(), "a closed connection is not work");
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).unwrap();
+        assert!(matches!(handshake.handle_data(&answer), Ok(Some(_))));
     }
 
     #[test]
