@@ -12,6 +12,8 @@
 //! (any other `port`, and any `ip`, is ignored: the address is always the TCP peer's).
 
 use crate::names;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
 
 /// What a client asked for, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,39 +52,135 @@ impl std::error::Error for PayloadError {}
 /// Parses a request payload.
 pub fn parse_payload(payload: &[u8]) -> Result<Credentials, PayloadError> {
     let text = std::str::from_utf8(payload).map_err(|_| PayloadError::NotUtf8)?;
-    let object = match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Object(object)) => object,
-        _ => {
-            let username = names::username(payload).map_err(PayloadError::BadUsername)?;
-            return Ok(Credentials {
-                username: username.to_owned(),
-                password: None,
-                port: None,
-            });
-        }
+    let Ok(Object(fields)) = serde_json::from_str::<Object<'_>>(text) else {
+        let username = names::username(payload).map_err(PayloadError::BadUsername)?;
+        return Ok(Credentials {
+            username: username.to_owned(),
+            password: None,
+            port: None,
+        });
     };
     // `username` wins; `user_name` only stands in when `username` is absent.
-    let username = match object.get("username").or_else(|| object.get("user_name")) {
-        Some(serde_json::Value::String(name)) => name,
+    let username = match fields.username.or(fields.user_name) {
+        Some(Value::Str(name)) => name,
         _ => return Err(PayloadError::BadJson),
     };
     names::username(username.as_bytes()).map_err(PayloadError::BadUsername)?;
-    let password = match object.get("password") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(pw)) if pw.is_empty() => None,
-        Some(serde_json::Value::String(pw)) => Some(pw.clone()),
+    let password = match fields.password {
+        None | Some(Value::Null) => None,
+        Some(Value::Str(pw)) if pw.is_empty() => None,
+        Some(Value::Str(pw)) => Some(pw.into_owned()),
         Some(_) => return Err(PayloadError::BadJson),
     };
-    let port = object
-        .get("port")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|port| u16::try_from(port).ok())
-        .filter(|port| *port != 0);
+    let port = match fields.port {
+        Some(Value::Int(port)) => u16::try_from(port).ok().filter(|port| *port != 0),
+        _ => None,
+    };
     Ok(Credentials {
-        username: username.clone(),
+        username: username.into_owned(),
         password,
         port,
     })
+}
+
+/// The fields of a JSON object payload that mean something, each the last of its key
+/// (the other keys' values are skipped unparsed): read straight from the payload, with
+/// no map of every value built and dropped.
+#[derive(Default)]
+struct Fields<'a> {
+    username: Option<Value<'a>>,
+    user_name: Option<Value<'a>>,
+    password: Option<Value<'a>>,
+    port: Option<Value<'a>>,
+}
+
+/// A payload that is a JSON object; anything else fails to deserialize as one.
+struct Object<'a>(Fields<'a>);
+
+/// A JSON value, as far as the payload's rules tell them apart.
+enum Value<'a> {
+    /// A string, borrowed from the payload unless it has escapes.
+    Str(Cow<'a, str>),
+    Null,
+    /// A non-negative integer.
+    Int(u64),
+    /// Anything else: a negative or fractional number, a boolean, an array, an object.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Object<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Object<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Fields::default();
+                while let Some(key) = map.next_key::<Value<'de>>()? {
+                    let field = match &key {
+                        Value::Str(key) if key == "username" => &mut fields.username,
+                        Value::Str(key) if key == "user_name" => &mut fields.user_name,
+                        Value::Str(key) if key == "password" => &mut fields.password,
+                        Value::Str(key) if key == "port" => &mut fields.port,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *field = Some(map.next_value()?);
+                }
+                Ok(Object(fields))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Value<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = Value<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Value::Str(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Value::Str(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Value::Str(Cow::Owned(text)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Value::Null)
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(Value::Int(n))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+                Ok(u64::try_from(n).map_or(Value::Other, Value::Int))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Value::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Value::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Value::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Value::Other)
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
 }
 
 /// Builds the JSON payload the ocm client sends. Other clients may send the raw name.
@@ -99,6 +197,7 @@ pub fn encode_payload(username: &str, password: Option<&str>) -> Vec<u8> {
 mod tests {
     use super::*;
     use names::NameError;
+    use proptest::prelude::*;
 
     fn creds(username: &str, password: Option<&str>) -> Credentials {
         Credentials {
@@ -206,6 +305,117 @@ mod tests {
             parse_payload(b"a\tb"),
             Err(PayloadError::BadUsername(NameError::ControlCharacter))
         );
+    }
+
+    /// The parse as it was, over a `serde_json::Value` map: the reference the borrowed
+    /// parse must agree with.
+    fn parse_through_value(payload: &[u8]) -> Result<Credentials, PayloadError> {
+        let text = std::str::from_utf8(payload).map_err(|_| PayloadError::NotUtf8)?;
+        let object = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(object)) => object,
+            _ => {
+                let username = names::username(payload).map_err(PayloadError::BadUsername)?;
+                return Ok(creds(username, None));
+            }
+        };
+        let username = match object.get("username").or_else(|| object.get("user_name")) {
+            Some(serde_json::Value::String(name)) => name,
+            _ => return Err(PayloadError::BadJson),
+        };
+        names::username(username.as_bytes()).map_err(PayloadError::BadUsername)?;
+        let password = match object.get("password") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(pw)) if pw.is_empty() => None,
+            Some(serde_json::Value::String(pw)) => Some(pw.clone()),
+            Some(_) => return Err(PayloadError::BadJson),
+        };
+        let port = object
+            .get("port")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|port| u16::try_from(port).ok())
+            .filter(|port| *port != 0);
+        Ok(Credentials {
+            username: username.clone(),
+            password,
+            port,
+        })
+    }
+
+    /// JSON-ish payloads: objects of the keys that matter (escaped too), duplicated, with
+    /// values of every type, nested, truncated or followed by junk, and plain text.
+    fn payloads() -> impl Strategy<Value = Vec<u8>> {
+        let key = prop_oneof![
+            Just("username"),
+            Just("user_name"),
+            Just("password"),
+            Just("port"),
+            Just("user\\u006eame"),
+            Just("x"),
+        ];
+        let leaf = prop_oneof![
+            Just("\"alice\"".to_owned()),
+            Just("\"bob\"".to_owned()),
+            Just("0".to_owned()),
+            Just("65535".to_owned()),
+            Just("65536".to_owned()),
+            Just("\"\"".to_owned()),
+            Just("\"al\\\"ice\"".to_owned()),
+            Just("\"*root\"".to_owned()),
+            Just("\"a\\tb\"".to_owned()),
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            (-70_000i64..70_000).prop_map(|n| n.to_string()),
+            Just("18446744073709551616".to_owned()),
+            Just("5000.0".to_owned()),
+            Just("1e3".to_owned()),
+        ];
+        let nested = leaf.clone().prop_recursive(3, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(inner, 0..3).prop_map(|v| {
+                    let entries: Vec<_> = v
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| format!("\"k{i}\":{v}"))
+                        .collect();
+                    format!("{{{}}}", entries.join(","))
+                }),
+            ]
+        });
+        let value = prop_oneof![4 => leaf, 1 => nested];
+        // Usually a valid name under one of the name keys, somewhere among the rest.
+        let name = prop_oneof![Just("username"), Just("user_name"), Just("user\\u006eame")];
+        let named = prop::option::weighted(0.8, (name, prop_oneof![Just("alice"), Just("bob")]));
+        let entries = prop::collection::vec((key, value), 0..5);
+        let object =
+            (entries, named, any::<prop::sample::Index>()).prop_map(|(mut entries, named, at)| {
+                if let Some((key, name)) = named {
+                    let at = at.index(entries.len() + 1);
+                    entries.insert(at, (key, format!("\"{name}\"")));
+                }
+                let entries: Vec<_> = entries
+                    .iter()
+                    .map(|(k, v)| format!("\"{k}\": {v}"))
+                    .collect();
+                format!(" {{{}}} ", entries.join(","))
+            });
+        prop_oneof![
+            4 => object.clone().prop_map(String::into_bytes),
+            1 => (object.clone(), 0..40usize).prop_map(|(o, cut)| {
+                o.into_bytes().into_iter().take(cut).collect()
+            }),
+            1 => object.prop_map(|o| format!("{o}x").into_bytes()),
+            1 => prop::collection::vec(any::<u8>(), 0..40),
+            1 => "[a-z\"{}:, ]{0,20}".prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_borrowed_parse_agrees_with_the_value_map(payload in payloads()) {
+            proptest::prop_assert_eq!(parse_payload(&payload), parse_through_value(&payload));
+        }
     }
 
     #[test]
