@@ -23,7 +23,7 @@ pub const LINES_PER_SECOND: u32 = 20;
 /// The window a [`LogLimiter`] counts lines in.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
-/// Lets at most `limit` lines through per [`WINDOW`] and counts the rest. Time is
+/// Lets at most `limit` lines through per `WINDOW` and counts the rest. Time is
 /// passed in; the limiter never reads a clock.
 #[derive(Debug)]
 pub struct LogLimiter {

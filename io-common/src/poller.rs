@@ -4,8 +4,8 @@
 //! wait is about six system calls (arming a timerfd and re-registering it, the
 //! `epoll_wait`, reading and re-registering the reactor's notifier, re-arming the
 //! one-shot UDP registration): more than the `recvmmsg` and `sendmmsg` of the batch it
-//! waited for. Here the sockets are registered once, edge-triggered, the deadline is the
-//! wait's own timeout, and a wait is one `epoll_wait`.
+//! waited for. Here the sockets are registered once (edge-triggered, but for the
+//! listener), the deadline is the wait's own timeout, and a wait is one `epoll_wait`.
 //!
 //! Edge-triggered means a source is reported when something new arrives, not while it
 //! stays ready: the owner reads a reported socket until it would block (or keeps it on
@@ -13,16 +13,17 @@
 //! next. Registering a socket that is already ready reports it at the next wait, so a
 //! socket registered only once a read would block loses nothing. The listener is the one
 //! exception, level-triggered ([`Poller::add_level`]): reported at every wait while a
-//! connection is queued, so the owner accepts one per report and never calls an `accept`
-//! that would block only to learn that the queue is empty (one system call in eight of a
-//! handshake); it is taken off the poller while accepting is paused.
+//! connection is queued, so the owner accepts what it takes in a turn (one connection
+//! unless they queue up) and never calls an `accept` that would block only to learn that
+//! the queue is empty (one system call in eight of a handshake); it is taken off the
+//! poller while accepting is paused.
 //!
 //! What is not a socket (the shutdown signal, an inspector's question, cluster mode's
 //! channels) wakes the owner through [`Poller::waker`]: a `Waker` that writes to an
 //! `eventfd` the wait also watches, at most once until the owner has woken.
 //!
 //! That is the Linux backend, over `rustix`'s safe `epoll`. Elsewhere the same interface
-//! is the `polling` crate in its edge-triggered mode (kqueue on the BSDs and macOS),
+//! is the `polling` crate in its edge- and level-triggered modes (kqueue on the BSDs and macOS),
 //! whose waits cost what its backend costs; on Linux that backend is compiled for the
 //! tests only, which hold both to the same behaviour.
 
@@ -118,7 +119,8 @@ impl Poller {
     }
 }
 
-/// Linux: `epoll`, edge-triggered, and an `eventfd` for the waker.
+/// Linux: `epoll` (edge-triggered but for [`Poller::add_level`]), and an `eventfd` for
+/// the waker.
 #[cfg(target_os = "linux")]
 mod epoll {
     use super::EVENTS;
@@ -268,7 +270,8 @@ mod epoll {
     }
 }
 
-/// Elsewhere (and in Linux's tests): the `polling` crate, edge-triggered.
+/// Elsewhere (and in Linux's tests): the `polling` crate, edge-triggered but for
+/// [`Poller::add_level`].
 #[cfg(any(not(target_os = "linux"), test))]
 #[allow(unsafe_code)]
 mod portable {

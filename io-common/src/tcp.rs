@@ -4,17 +4,19 @@
 //! they are queued. No task per connection, no channel between a socket and the core:
 //! a handshake costs the system calls it needs and no wake-up of another thread.
 //!
-//! Readiness comes from the owner's [`Poller`], edge-triggered: a socket that has to
+//! Readiness comes from the owner's [`Poller`], edge-triggered for connections: a socket that has to
 //! wait is registered once, and each report puts its id on the ready list, so a turn
 //! looks at the sockets that have something and at no other. A turn handles at most
 //! [`TURN_BATCH`] of them; the rest wait for the next turn. A socket that never has to
 //! wait (most handshakes: the request is there when it is first read) is never
-//! registered at all ([`Socket`]). Since a report comes only for what is new, a socket
+//! registered at all (`Socket`). Since a report comes only for what is new, a socket
 //! is read until it would block, or stays on the ready list. The listener is
-//! level-triggered instead: each report accepts one connection, the next wait reports it
-//! again while more are queued, and no `accept` is made only to learn that none is. A
-//! connection accepted is read in the same turn, once the core's answer to the accept
-//! is carried out: most handshakes are accepted, answered and closed in one turn.
+//! level-triggered instead: each report accepts one connection (more, in doubling bursts,
+//! while they queue up turn after turn), the next wait reports it again while more are
+//! queued, and no `accept` is made only to learn that none is. A connection accepted is
+//! read in the same turn, last, once the core's answers to the accept and to the turn's
+//! other reads are carried out: most handshakes are accepted, answered and closed in
+//! one turn.
 //!
 //! A connection's commands are carried out in order, and before it is read again (the
 //! owner loop carries out what the core's inputs caused, and what that causes, before
@@ -43,8 +45,12 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Most sockets (the listener counts as one) handled in one turn of the owner loop.
+/// Most sockets on the ready list (the listener counts as one) handled in one turn of
+/// the owner loop; the connections the listener's turn accepts come on top.
 pub const TURN_BATCH: usize = 64;
+
+/// Most connections accepted in one turn (see [`TcpPath::accept`]).
+const ACCEPT_BATCH: usize = 64;
 
 /// Writes gathered into one `writev`.
 const WRITE_SLICES: usize = 8;
@@ -337,6 +343,14 @@ pub struct TcpPath {
     commands: Vec<(ConnId, ConnCmd)>,
     /// The connections that [`TcpPath::carry_out`] gave commands to.
     touched: Vec<u64>,
+    /// The connections this turn accepted.
+    accepted: Vec<ConnId>,
+    /// How many connections the listener's next report accepts at most, if it comes in
+    /// the turn after `full_accepts_on`, the last whose accepts all succeeded.
+    accept_burst: usize,
+    full_accepts_on: Option<u64>,
+    /// Turns so far ([`TcpPath::handle_ready`] calls).
+    turns: u64,
 }
 
 impl TcpPath {
@@ -363,6 +377,10 @@ impl TcpPath {
             turn: Vec::new(),
             commands: Vec::new(),
             touched: Vec::new(),
+            accepted: Vec::new(),
+            accept_burst: 1,
+            full_accepts_on: None,
+            turns: 0,
         })
     }
 
@@ -400,33 +418,43 @@ impl TcpPath {
 
     /// Accepts and serves the sockets that are ready, in the order they became so (at
     /// most [`TURN_BATCH`]; the rest stay first in line for the next turn), feeding what
-    /// they read to `driver`. Returns how many it looked at.
+    /// they read to `driver`. The connections it accepts are read last: once the
+    /// core's answers to their accepts (a refusal, say) and to this turn's other reads
+    /// are carried out ([`TcpPath::carry_out`]), so that no socket is read twice
+    /// before what the core said to its first read is done. Returns how many sockets it
+    /// looked at.
     pub fn handle_ready(&mut self, poller: &Poller, driver: &mut Driver, now: Instant) -> usize {
+        self.turns += 1;
         if self.ready.is_empty() {
             return 0;
         }
         let count = self.ready.len().min(TURN_BATCH);
         let mut turn = std::mem::take(&mut self.turn);
         turn.extend(self.ready.drain(..count));
+        let mut accepted = std::mem::take(&mut self.accepted);
         for &id in &turn {
             if id == poller::LISTENER {
                 self.listener_queued = false;
-                if let Some(id) = self.accept(poller, driver, now) {
-                    // What the core said to the accept (a refusal, say) is carried out,
-                    // then what the client has sent is read: in this turn, not the next.
-                    self.carry_out(poller, driver, now);
-                    self.drive(poller, id, driver, now);
-                }
+                self.accept(poller, driver, now, &mut accepted);
             } else {
-                // Ids are not reused: a live connection listed is queued.
+                // Ids are not reused: a connection listed is queued unless it is gone.
                 if let Some(conn) = self.conns.get_mut(&ConnId(id)) {
-                    conn.queued = false;
-                    self.queued_conns -= 1;
+                    if std::mem::replace(&mut conn.queued, false) {
+                        self.queued_conns -= 1;
+                    }
                 }
                 self.drive(poller, ConnId(id), driver, now);
             }
         }
-        let handled = turn.len();
+        if !accepted.is_empty() {
+            self.carry_out(poller, driver, now);
+            for &id in &accepted {
+                self.drive(poller, id, driver, now);
+            }
+        }
+        let handled = turn.len() + accepted.len();
+        accepted.clear();
+        self.accepted = accepted;
         self.turn = turn;
         self.turn.clear();
         handled
@@ -521,7 +549,8 @@ impl TcpPath {
     ) {
         if let Some(conn) = self.conns.remove(&id) {
             if conn.queued {
-                self.queued_conns -= 1;
+                debug_assert!(self.queued_conns > 0);
+                self.queued_conns = self.queued_conns.saturating_sub(1);
             }
             if let Socket::Watched { stream, .. } = &conn.socket {
                 poller.forget(stream);
@@ -551,8 +580,13 @@ impl TcpPath {
     /// Accepting waits (at `max_sockets`, or paused): the listener is taken off the
     /// poller, or its queued connections would end every wait at once.
     fn stop_listening(&mut self, poller: &Poller) {
-        if self.listening && poller.remove(&self.listener).is_ok() {
-            self.listening = false;
+        if !self.listening {
+            return;
+        }
+        match poller.remove(&self.listener) {
+            Ok(()) => self.listening = false,
+            // Still watched: the owner loop turns without waiting until accepting resumes.
+            Err(error) => tracing::error!(%error, "could not take the listener off the poller"),
         }
     }
 
@@ -566,18 +600,35 @@ impl TcpPath {
         self.paused_until = Some(now + delay);
     }
 
-    /// Accepts one connection, if one is queued and there is room for it (the listener
-    /// is level-triggered: the next wait reports it again while more are queued).
-    fn accept(&mut self, poller: &Poller, driver: &mut Driver, now: Instant) -> Option<ConnId> {
-        if self.paused_until.is_some() {
-            return None;
-        }
-        if self.conns.len() >= self.max_sockets {
-            self.starved = true;
-            self.stop_listening(poller);
-            return None;
-        }
-        loop {
+    /// Accepts connections while there is room for them, adding their ids to
+    /// `accepted`: one, or more when they queue up. The listener is level-triggered, so
+    /// the next wait reports it again while more are queued: one accept per report costs
+    /// no `accept` that would block. When the listener is ready turn after turn and
+    /// every accept of the last turn succeeded, the burst doubles (to [`ACCEPT_BATCH`]);
+    /// once an accept would block it is one again. So connections that come one at a
+    /// time cost one wait each and no failed accept, and a queue of them one wait per
+    /// batch.
+    fn accept(
+        &mut self,
+        poller: &Poller,
+        driver: &mut Driver,
+        now: Instant,
+        accepted: &mut Vec<ConnId>,
+    ) {
+        let burst = match self.full_accepts_on == Some(self.turns.wrapping_sub(1)) {
+            true => self.accept_burst,
+            false => 1,
+        };
+        self.accept_burst = 1;
+        for _ in 0..burst {
+            if self.paused_until.is_some() {
+                return;
+            }
+            if self.conns.len() >= self.max_sockets {
+                self.starved = true;
+                self.stop_listening(poller);
+                return;
+            }
             match accept_nonblocking(&self.listener) {
                 Ok((stream, peer)) => {
                     self.backoff.succeeded();
@@ -597,17 +648,21 @@ impl TcpPath {
                         },
                     );
                     driver.handle(now, Input::TcpAccepted { conn: id, peer });
-                    return Some(id);
+                    accepted.push(id);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    return self.mark_ready(poller::LISTENER)
+                }
                 Err(error) => {
                     self.pause(error, now);
                     self.stop_listening(poller);
-                    return None;
+                    return;
                 }
             }
         }
+        self.accept_burst = (burst * 2).min(ACCEPT_BATCH);
+        self.full_accepts_on = Some(self.turns);
     }
 }
 
@@ -780,7 +835,7 @@ mod tests {
     }
 
     #[test]
-    fn a_handshake_is_accepted_read_answered_and_closed_in_one_turn() {
+    fn a_connection_is_read_in_the_turn_that_accepts_it_and_not_listed_once_closed() {
         let (mut driver, mut tcp, mut poller, addr) = path(8);
         let mut handshake = Handshake::create("room", "alice", None).unwrap();
         let mut client = TcpStream::connect(addr).unwrap();
@@ -823,6 +878,64 @@ mod tests {
         let mut answer = Vec::new();
         client.read_to_end(&mut answer).unwrap();
         assert!(matches!(handshake.handle_data(&answer), Ok(Some(_))));
+    }
+
+    /// One owner turn as far as the listener goes: the poller's reports (no waiting),
+    /// then the ready sockets. Returns how many connections are open.
+    fn listener_turn(driver: &mut Driver, tcp: &mut TcpPath, poller: &mut Poller) -> usize {
+        poller
+            .wait(Some(Instant::now()), |key| tcp.mark_ready(key))
+            .unwrap();
+        tcp.handle_ready(poller, driver, Instant::now());
+        tcp.open()
+    }
+
+    #[test]
+    fn queued_connections_are_accepted_in_bursts_that_double_turn_after_turn() {
+        let (mut driver, mut tcp, mut poller, addr) = path(64);
+        let connect = |n| -> Vec<_> {
+            let clients = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
+            std::thread::sleep(Duration::from_millis(20));
+            clients
+        };
+        let _first = connect(3);
+        // One, then two: every accept succeeded, so the next burst is four.
+        let opened: Vec<_> = (0..2)
+            .map(|_| listener_turn(&mut driver, &mut tcp, &mut poller))
+            .collect();
+        assert_eq!((opened, tcp.accept_burst), (vec![1, 3], 4));
+        // A turn without the listener, then a queue again: it starts from one.
+        tcp.handle_ready(&poller, &mut driver, Instant::now());
+        let _second = connect(4);
+        assert_eq!(listener_turn(&mut driver, &mut tcp, &mut poller), 4);
+        // Then two, then one more, where the second accept would block: one again.
+        assert_eq!(listener_turn(&mut driver, &mut tcp, &mut poller), 6);
+        assert_eq!(listener_turn(&mut driver, &mut tcp, &mut poller), 7);
+        assert_eq!(tcp.accept_burst, 1);
+    }
+
+    #[test]
+    fn after_a_pause_the_listener_is_watched_again_and_accepts() {
+        let (mut driver, mut tcp, mut poller, addr) = path(8);
+        let now = Instant::now();
+        tcp.paused_until = Some(now + Duration::from_millis(10));
+        tcp.stop_listening(&poller);
+        let _client = TcpStream::connect(addr).unwrap();
+        // Paused: off the poller, and not accepting even if asked to.
+        let mut reported = Vec::new();
+        poller
+            .wait(Some(now + Duration::from_millis(30)), |key| {
+                reported.push(key)
+            })
+            .unwrap();
+        assert!(!reported.contains(&poller::LISTENER), "{reported:?}");
+        tcp.mark_ready(poller::LISTENER);
+        tcp.handle_ready(&poller, &mut driver, Instant::now());
+        assert_eq!(tcp.open(), 0);
+        // The pause ends: watched again, and the queued connection is taken.
+        tcp.expire(&poller, &mut driver, Instant::now());
+        assert!(tcp.listening);
+        turn_until(&mut driver, &mut tcp, &mut poller, |tcp| tcp.open() == 1);
     }
 
     #[test]
