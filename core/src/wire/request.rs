@@ -12,7 +12,7 @@
 //! (any other `port`, and any `ip`, is ignored: the address is always the TCP peer's).
 
 use crate::names;
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 
 /// What a client asked for, checked.
@@ -83,9 +83,12 @@ pub fn parse_payload(payload: &[u8]) -> Result<Credentials, PayloadError> {
     })
 }
 
-/// The fields of a JSON object payload that mean something, each the last of its key
-/// (the other keys' values are skipped unparsed): read straight from the payload, with
-/// no map of every value built and dropped.
+/// The fields of a JSON object payload that mean something, each the last of its key:
+/// read straight from the payload, with no map of every value built and dropped. The
+/// other keys' values are still parsed through [`Value`] and thrown away, not skipped
+/// (`IgnoredAny` would skip them unchecked: a lone surrogate escape, a number out of
+/// range or nesting past serde_json's depth limit must fail the parse, as they fail a
+/// `serde_json::Value`, so that such a payload is the raw username it always was).
 #[derive(Default)]
 struct Fields<'a> {
     username: Option<Value<'a>>,
@@ -97,7 +100,9 @@ struct Fields<'a> {
 /// A payload that is a JSON object; anything else fails to deserialize as one.
 struct Object<'a>(Fields<'a>);
 
-/// A JSON value, as far as the payload's rules tell them apart.
+/// A JSON value, as far as the payload's rules tell them apart. (With serde_json's
+/// `arbitrary_precision` feature, which nothing in the build turns on, numbers would come
+/// as maps and a `port` would be ignored.)
 enum Value<'a> {
     /// A string, borrowed from the payload unless it has escapes.
     Str(Cow<'a, str>),
@@ -125,7 +130,7 @@ impl<'de> Deserialize<'de> for Object<'de> {
                         Value::Str(key) if key == "password" => &mut fields.password,
                         Value::Str(key) if key == "port" => &mut fields.port,
                         _ => {
-                            map.next_value::<IgnoredAny>()?;
+                            map.next_value::<Value>()?;
                             continue;
                         }
                     };
@@ -170,12 +175,13 @@ impl<'de> Deserialize<'de> for Value<'de> {
             fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
                 Ok(Value::Other)
             }
+            // What is inside is parsed too (and checked by serde_json), then dropped.
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                while seq.next_element::<Value>()?.is_some() {}
                 Ok(Value::Other)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                while map.next_entry::<Value, Value>()?.is_some() {}
                 Ok(Value::Other)
             }
         }
@@ -260,6 +266,14 @@ mod tests {
         // Not a JSON object, so it is the raw name, quotes and all.
         assert_eq!(parse_payload(b"\"bob\""), Ok(creds("\"bob\"", None)));
         assert_eq!(parse_payload(b"{broken"), Ok(creds("{broken", None)));
+        // Not valid JSON anywhere in it (a lone surrogate, a number out of range, even
+        // under a key that means nothing): the raw name too.
+        for text in [
+            r#"{"username":"alice","x":"\ud800"}"#,
+            r#"{"username":"alice","x":[1e400]}"#,
+        ] {
+            assert_eq!(parse_payload(text.as_bytes()), Ok(creds(text, None)));
+        }
     }
 
     #[test]
@@ -368,6 +382,13 @@ mod tests {
             Just("18446744073709551616".to_owned()),
             Just("5000.0".to_owned()),
             Just("1e3".to_owned()),
+            Just("1.0".to_owned()),
+            Just("-0".to_owned()),
+            Just("1e400".to_owned()),
+            Just("\"\\ud800\"".to_owned()),
+            Just("\"\\udc00x\"".to_owned()),
+            Just("\"\\ud83d\\ude00\"".to_owned()),
+            (120usize..136).prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth))),
         ];
         let nested = leaf.clone().prop_recursive(3, 12, 3, |inner| {
             prop_oneof![
