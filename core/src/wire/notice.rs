@@ -173,27 +173,48 @@ pub enum Notice {
 impl Notice {
     /// The body, without the rooms' `* ` prefix.
     pub fn body(&self) -> String {
-        match self {
-            Notice::Joined(name) => format!("{name} joined"),
-            Notice::Left(name) => format!("{name} left"),
-            Notice::WasDisconnected(name) => format!("{name} was disconnected"),
-            Notice::Disconnected(reason) => format!("disconnected: {reason}, join again"),
-            Notice::RoomClosed(reason) => format!("room closed: {reason}"),
-            Notice::Members(list) => format!("{MEMBERS_PREFIX}{list}"),
-            Notice::Alive(n) => format!("alive: {n} members"),
-            Notice::NotMember => NOT_MEMBER.to_owned(),
-            Notice::Welcome(name) => format!("{WELCOME}{name}"),
-            Notice::Verify { code, short: true } => format!("{VERIFY_COMMAND}{code}"),
-            Notice::Verify { code, short: false } => {
-                format!("to join, send: {VERIFY_COMMAND}{code}")
-            }
-            Notice::Other(text) => text.clone(),
-        }
+        let mut out = String::new();
+        self.write_body(&mut out);
+        out
     }
 
     /// The rooms form: `* ` and the body.
     pub fn room_text(&self) -> String {
-        format!("{NOTICE_PREFIX}{}", self.body())
+        let mut out = String::with_capacity(NOTICE_PREFIX.len() + 40);
+        out.push_str(NOTICE_PREFIX);
+        self.write_body(&mut out);
+        out
+    }
+
+    /// Appends the body to `out`, piece by piece (no `format!` machinery: a join's
+    /// notice is written on every handshake).
+    fn write_body(&self, out: &mut String) {
+        let (head, tail) = match self {
+            Notice::Joined(name) => (name.as_str(), " joined"),
+            Notice::Left(name) => (name.as_str(), " left"),
+            Notice::WasDisconnected(name) => (name.as_str(), " was disconnected"),
+            Notice::Disconnected(reason) => {
+                out.push_str("disconnected: ");
+                (reason.as_str(), ", join again")
+            }
+            Notice::RoomClosed(reason) => ("room closed: ", reason.as_str()),
+            Notice::Members(list) => (MEMBERS_PREFIX, list.as_str()),
+            Notice::Alive(n) => {
+                use std::fmt::Write;
+                let _ = write!(out, "alive: {n} members");
+                return;
+            }
+            Notice::NotMember => (NOT_MEMBER, ""),
+            Notice::Welcome(name) => (WELCOME, name.as_str()),
+            Notice::Verify { code, short: true } => (VERIFY_COMMAND, code.as_str()),
+            Notice::Verify { code, short: false } => {
+                out.push_str("to join, send: ");
+                (VERIFY_COMMAND, code.as_str())
+            }
+            Notice::Other(text) => (text.as_str(), ""),
+        };
+        out.push_str(head);
+        out.push_str(tail);
     }
 
     /// Recognizes a body. The two notices that end a session (`disconnected: ...` and
@@ -283,6 +304,34 @@ mod tests {
             CloseReason::ServerShutdown.to_string(),
             "server shutting down"
         );
+        let texts = [
+            (
+                Notice::Members("alice (host), bob".into()),
+                "members: alice (host), bob",
+            ),
+            (Notice::Alive(12), "alive: 12 members"),
+            (Notice::NotMember, "not a member"),
+            (Notice::Welcome("bob".into()), "welcome, bob"),
+            (
+                Notice::Verify {
+                    code: "012345".into(),
+                    short: true,
+                },
+                "/verify 012345",
+            ),
+            (
+                Notice::Verify {
+                    code: "012345".into(),
+                    short: false,
+                },
+                "to join, send: /verify 012345",
+            ),
+            (Notice::Other("maintenance".into()), "maintenance"),
+        ];
+        for (notice, body) in texts {
+            assert_eq!(notice.body(), body);
+            assert_eq!(notice.room_text(), format!("* {body}"));
+        }
     }
 
     #[test]
