@@ -4,7 +4,7 @@
 use super::{ensure, InvariantViolation};
 use crate::output::ConnId;
 use crate::rooms::{canonical_ip, RoomServer};
-use crate::source::{Source, SourceCounts};
+use crate::source::Source;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
@@ -38,8 +38,9 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
             )?;
         }
 
+        ensure(s.rooms.consistent(), "rooms by name and by number differ")?;
         let mut listed = 0;
-        for (name, room) in &s.rooms {
+        for (name, room) in s.rooms.iter() {
             ensure(
                 room.members.len() <= c.max_members_per_room,
                 "room over max_members_per_room",
@@ -54,6 +55,10 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
                 ensure(
                     member.room == *name,
                     "member's room differs from the room listing it",
+                )?;
+                ensure(
+                    s.rooms.id_of(name) == Some(member.room_id),
+                    "member's room number names another room",
                 )?;
                 ensure(
                     usernames.insert(&member.username),
@@ -94,22 +99,27 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
 
         let members = s.members.values().map(|m| s.source(m.ip));
         counts_match(
-            &s.members_per_source,
+            s.members_per_source.iter(),
             members,
             c.max_members_per_ip,
             "per-source member counts are not the members' own",
         )?;
         counts_match(
-            &s.rooms_per_source,
+            s.rooms_per_source.iter(),
             s.rooms.values().filter_map(|r| r.source),
             c.max_rooms_per_source,
             "per-source room counts are not the rooms' own",
         )?;
         ensure(
-            s.source_rates
-                .keys()
-                .all(|source| s.members_per_source.get(*source) > 0),
-            "a message bucket kept for a source without members",
+            s.members_per_source.consistent(),
+            "sources by address and by number differ",
+        )?;
+        ensure(
+            s.members.values().all(|m| {
+                let source = s.source(m.ip);
+                s.members_per_source.id_of(source) == Some(m.source_id)
+            }),
+            "member's source number names another source",
         )?;
         for room in s.rooms.values() {
             let Some(source) = room.source else { continue };
@@ -127,7 +137,7 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
         )?;
 
         counts_match(
-            &s.conns_per_source,
+            s.conns_per_source.iter(),
             s.conns.values().map(|conn| conn.source),
             c.max_handshakes_per_ip,
             "per-source connection counts are not the connections' own",
@@ -180,7 +190,7 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
 /// `counts` holds, for every source, how many of `items` count under it, each between 1
 /// and `max`.
 fn counts_match(
-    counts: &SourceCounts,
+    counts: impl Iterator<Item = (Source, usize)>,
     items: impl Iterator<Item = Source>,
     max: usize,
     rule: &'static str,
@@ -189,7 +199,7 @@ fn counts_match(
     for source in items {
         *actual.entry(source).or_insert(0) += 1;
     }
-    let listed: HashMap<Source, usize> = counts.iter().collect();
+    let listed: HashMap<Source, usize> = counts.collect();
     ensure(listed == actual, rule)?;
     ensure(
         actual.values().all(|n| *n <= max),

@@ -544,13 +544,12 @@ impl RoomServer {
         }
         let source = self.source(waiting.ip);
         self.rooms_per_source.add(source);
-        let (id, token) = self.add_member(now, room.clone(), waiting.username.clone(), waiting.ip);
-        self.rooms.insert(
+        let room_id = self.rooms.insert(
             room.clone(),
             Room {
                 password: password.map(Box::new),
                 source: Some(source),
-                members: vec![id],
+                members: Vec::new(),
                 fanout: crate::rate::room_bucket(&self.config),
                 cluster: Some(Box::new(RoomCluster {
                     claim,
@@ -559,6 +558,12 @@ impl RoomServer {
                     needs_restore: false,
                 })),
             },
+        );
+        let (id, token) = self.add_member(
+            now,
+            (room_id, room.clone()),
+            waiting.username.clone(),
+            waiting.ip,
         );
         self.subscriptions_changed();
         self.out.emit(Event::RoomCreated {
@@ -641,12 +646,13 @@ impl RoomServer {
             );
             self.subscriptions_changed();
         }
-        let (id, token) = self.add_member(now, room.clone(), waiting.username.clone(), waiting.ip);
-        self.rooms
-            .get_mut(&room)
-            .expect("room exists")
-            .members
-            .push(id);
+        let room_id = self.rooms.id_of(&room).expect("room exists");
+        let (id, token) = self.add_member(
+            now,
+            (room_id, room.clone()),
+            waiting.username.clone(),
+            waiting.ip,
+        );
         let notice = Bytes::from(Notice::Joined(waiting.username.to_string()).room_text());
         self.notify_room(&room, Some(id), notice.clone());
         self.publish(&room, Body::Deliver(notice));
@@ -835,7 +841,7 @@ impl RoomServer {
         let (node, lease, at) = (c.config.node.clone(), c.config.lease, c.renew_at);
         self.timers.schedule(at, TimerKey::Renew);
         let (mut owned, mut mirrored) = (Vec::new(), Vec::new());
-        for (name, room) in &self.rooms {
+        for (name, room) in self.rooms.iter() {
             if let Some(rc) = &room.cluster {
                 let list = if rc.owned { &mut owned } else { &mut mirrored };
                 list.push((name.clone(), rc.claim.clone()));

@@ -7,6 +7,8 @@
 
 use super::cluster::RoomCluster;
 use super::rates::{Fanout, Reach};
+use super::sources::SourceId;
+use super::table::RoomId;
 use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
 use crate::cluster::envelope::{Body, ClosedBy};
 use crate::liveness::Liveness;
@@ -32,6 +34,10 @@ pub(crate) struct MemberId(u64);
 #[derive(Debug)]
 pub(crate) struct Member {
     pub(crate) room: Arc<str>,
+    /// The number of `room` (see [`super::table`]), for the lookups of every message.
+    pub(crate) room_id: RoomId,
+    /// The number of the source of `ip` (see [`super::sources`]), likewise.
+    pub(crate) source_id: SourceId,
     pub(crate) username: Arc<str>,
     pub(crate) token: Token,
     pub(crate) ip: IpAddr,
@@ -94,17 +100,15 @@ impl RoomServer {
             .password
             .map(|pw| Box::new(PasswordHash::new(&pw, &mut self.rng)));
         let username: Arc<str> = credentials.username.into();
-        let (id, token) = self.add_member(now, name.clone(), username.clone(), ip);
-        self.rooms.insert(
-            name.clone(),
-            Room {
-                password,
-                source: Some(source),
-                members: vec![id],
-                fanout: room_bucket(&self.config),
-                cluster: None,
-            },
-        );
+        let room = Room {
+            password,
+            source: Some(source),
+            members: Vec::new(),
+            fanout: room_bucket(&self.config),
+            cluster: None,
+        };
+        let room_id = self.rooms.insert(name.clone(), room);
+        let (id, token) = self.add_member(now, (room_id, name.clone()), username.clone(), ip);
         self.out.emit(Event::RoomCreated {
             room: name,
             host: username,
@@ -143,10 +147,9 @@ impl RoomServer {
             .expect("room exists")
             .0
             .clone();
+        let room_id = self.rooms.id_of(&name).expect("room exists");
         let username: Arc<str> = credentials.username.into();
-        let (id, token) = self.add_member(now, name.clone(), username.clone(), ip);
-        let room = self.rooms.get_mut(&name).expect("room exists");
-        room.members.push(id);
+        let (id, token) = self.add_member(now, (room_id, name.clone()), username.clone(), ip);
         let notice = Bytes::from(Notice::Joined(username.to_string()).room_text());
         self.notify_room(&name, Some(id), notice);
         self.out.emit(Event::MemberJoined {
@@ -239,10 +242,11 @@ impl RoomServer {
             && self.rooms_per_source.get(self.source(ip)) < self.config.max_rooms_per_source
     }
 
+    /// A new member of room `room_id` (named `room`), added to its member list last.
     pub(crate) fn add_member(
         &mut self,
         now: Instant,
-        room: Arc<str>,
+        (room_id, room): (RoomId, Arc<str>),
         username: Arc<str>,
         ip: IpAddr,
     ) -> (MemberId, Token) {
@@ -255,11 +259,19 @@ impl RoomServer {
         let id = MemberId(self.next_member);
         self.next_member += 1;
         self.tokens.insert(token, id);
-        self.members_per_source.add(self.source(ip));
+        let source = self.source(ip);
+        let config = &self.config;
+        let source_id = self
+            .members_per_source
+            .add(source, || source_bucket(config));
+        let entry = self.rooms.by_id_mut(room_id).expect("the member's room");
+        entry.members.push(id);
         self.members.insert(
             id,
             Member {
                 room,
+                room_id,
+                source_id,
                 username,
                 token,
                 ip,
@@ -363,8 +375,8 @@ impl RoomServer {
     /// does (`notify_room`).
     fn relay_chat(&mut self, now: Instant, id: MemberId, from: SocketAddr, text: &[u8]) {
         let member = &self.members[&id];
-        let key = self.source(member.ip);
-        let Some(room) = self.rooms.get_mut(&member.room) else {
+        let (room_id, source_id) = (member.room_id, member.source_id);
+        let Some(room) = self.rooms.by_id_mut(room_id) else {
             return;
         };
         let members = &mut self.members;
@@ -373,11 +385,10 @@ impl RoomServer {
             .iter()
             .filter(|m| **m != id && members[m].udp.is_some())
             .count();
-        let config = &self.config;
         let source = self
-            .source_rates
-            .entry(key)
-            .or_insert_with(|| source_bucket(config));
+            .members_per_source
+            .bucket_mut(source_id)
+            .expect("a member's source");
         let member = members.get_mut(&id).expect("authorized member exists");
         let (rates, bucket) = (&mut member.rates, &mut room.fanout);
         if !crate::rate::charge_message(now, rates, source, bucket, text.len(), fanout) {
@@ -395,7 +406,10 @@ impl RoomServer {
 
     /// `/who`: the member list, to the asker only (its address was just verified).
     fn answer_who(&mut self, id: MemberId, from: SocketAddr) {
-        let room = &self.rooms[&self.members[&id].room];
+        let room = self
+            .rooms
+            .by_id(self.members[&id].room_id)
+            .expect("the member's room");
         let names = room
             .members
             .iter()
@@ -436,7 +450,10 @@ impl RoomServer {
         member.reach = Reach::Proven;
         member.liveness.heard(now);
         self.out.stats.keepalives += 1;
-        let size = self.rooms[&member.room].members.len();
+        let size = self
+            .rooms
+            .by_id(member.room_id)
+            .map_or(0, |r| r.members.len());
         self.out
             .datagram(from, Bytes::from(Notice::Alive(size).room_text()));
     }
@@ -591,11 +608,7 @@ impl RoomServer {
     fn forget_member(&mut self, id: MemberId) -> Option<Member> {
         let member = self.members.remove(&id)?;
         self.tokens.remove(&member.token);
-        let source = self.source(member.ip);
-        self.members_per_source.remove(source);
-        if self.members_per_source.get(source) == 0 {
-            self.source_rates.remove(&source);
-        }
+        self.members_per_source.remove(member.source_id);
         if let Some(addr) = member.udp {
             unindex(&mut self.by_addr, addr, id);
         }

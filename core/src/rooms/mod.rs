@@ -32,6 +32,8 @@ pub(crate) mod cluster;
 mod handshake;
 pub(crate) mod membership;
 mod rates;
+pub(crate) mod sources;
+pub(crate) mod table;
 
 pub use cluster::ClusterStats;
 
@@ -57,7 +59,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use handshake::Conn;
-use membership::{Member, MemberId, Removal, Room};
+use membership::{Member, MemberId, Removal};
 
 /// What a timer entry belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -115,17 +117,16 @@ pub struct RoomServer {
     pub(crate) holders: BTreeSet<(usize, Reverse<(Instant, ConnId)>)>,
     /// Bytes held by every unfinished request together (at most `request_budget`).
     pub(crate) request_bytes: usize,
-    pub(crate) rooms: KeyedMap<Arc<str>, Room>,
+    pub(crate) rooms: table::Rooms,
     pub(crate) members: IdMap<MemberId, Member>,
     /// Keyed by tokens the server drew itself from its secret stream: random, never
     /// chosen by a peer, so hashed like ids ([`IdMap`]).
     pub(crate) tokens: IdMap<crate::token::Token, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
-    pub(crate) members_per_source: SourceCounts,
+    /// Members per source, with their shared message bucket (see `rates.rs`).
+    pub(crate) members_per_source: sources::SourceMembers,
     /// Rooms alive by their host's source.
     pub(crate) rooms_per_source: SourceCounts,
-    /// The message bucket of every source with members (see `rates.rs`).
-    pub(crate) source_rates: KeyedMap<Source, crate::rate::TokenBucket>,
     /// Wrong passwords per source and per room (see [`crate::throttle`]).
     pub(crate) password_sources: Throttle<Source>,
     pub(crate) password_rooms: Throttle<Arc<str>>,
@@ -154,13 +155,12 @@ impl RoomServer {
             incomplete: BTreeSet::new(),
             holders: BTreeSet::new(),
             request_bytes: 0,
-            rooms: keyed_map(state),
+            rooms: table::Rooms::new(state),
             members: IdMap::default(),
             tokens: IdMap::default(),
             by_addr: keyed_map(state),
-            members_per_source: SourceCounts::new(state),
+            members_per_source: sources::SourceMembers::new(state),
             rooms_per_source: SourceCounts::new(state),
-            source_rates: keyed_map(state),
             password_sources: Throttle::new(config.password_failures_per_source, state),
             password_rooms: Throttle::new(config.password_failures_per_room, state),
             config,

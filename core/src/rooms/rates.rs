@@ -12,7 +12,6 @@
 
 use super::membership::MemberId;
 use super::RoomServer;
-use crate::rate::source_bucket;
 use std::time::Instant;
 
 /// Whether a member's address was proven by a datagram from it.
@@ -59,8 +58,11 @@ impl RoomServer {
         fanout: Fanout,
     ) -> bool {
         let member = &self.members[&id];
-        let key = self.source(member.ip);
-        let room = self.rooms.get_mut(&member.room).expect("the member's room");
+        let source_id = member.source_id;
+        let room = self
+            .rooms
+            .by_id_mut(member.room_id)
+            .expect("the member's room");
         let fanout = match fanout {
             Fanout::One => 1,
             Fanout::Room => room
@@ -69,12 +71,11 @@ impl RoomServer {
                 .filter(|m| **m != id && self.members[m].udp.is_some())
                 .count(),
         };
-        let config = &self.config;
         let member = self.members.get_mut(&id).expect("a member");
         let source = self
-            .source_rates
-            .entry(key)
-            .or_insert_with(|| source_bucket(config));
+            .members_per_source
+            .bucket_mut(source_id)
+            .expect("a member's source");
         let room = &mut room.fanout;
         crate::rate::charge_message(now, &mut member.rates, source, room, bytes, fanout)
     }
