@@ -46,6 +46,14 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
                 "room over max_members_per_room",
             )?;
             ensure(!room.members.is_empty(), "a room without its host")?;
+            let addressed = room
+                .members
+                .iter()
+                .filter(|id| s.members.get(id).is_some_and(|m| m.udp.is_some()));
+            ensure(
+                addressed.count() == room.addressed,
+                "a room's count of members with an address is off",
+            )?;
             let mut usernames = HashSet::new();
             for id in &room.members {
                 let member = s

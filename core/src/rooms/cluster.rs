@@ -550,6 +550,7 @@ impl RoomServer {
                 password: password.map(Box::new),
                 source: Some(source),
                 members: Vec::new(),
+                addressed: 0,
                 fanout: crate::rate::room_bucket(&self.config),
                 cluster: Some(Box::new(RoomCluster {
                     claim,
@@ -635,6 +636,7 @@ impl RoomServer {
                     password: password.map(Box::new),
                     source: None,
                     members: Vec::new(),
+                    addressed: 0,
                     fanout: crate::rate::room_bucket(&self.config),
                     cluster: Some(Box::new(RoomCluster {
                         claim,

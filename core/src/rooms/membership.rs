@@ -59,6 +59,9 @@ pub(crate) struct Room {
     /// In join order: the host is always the first (its going closes the room),
     /// except in a cluster mirror, which holds only the members served here.
     pub(crate) members: Vec<MemberId>,
+    /// How many of `members` have a known address: what a message fans out to, the
+    /// sender apart, counted without looking at each member.
+    pub(crate) addressed: usize,
     /// The datagrams its chat may make the server send.
     pub(crate) fanout: TokenBucket,
     /// Cluster mode: the room's claim, and whether its host is served here.
@@ -104,6 +107,7 @@ impl RoomServer {
             password,
             source: Some(source),
             members: Vec::new(),
+            addressed: 0,
             fanout: room_bucket(&self.config),
             cluster: None,
         };
@@ -303,8 +307,12 @@ impl RoomServer {
         }
         let old = member.udp.replace(addr);
         let (room, username) = (member.room.clone(), member.username.clone());
-        if let Some(old) = old {
-            unindex(&mut self.by_addr, old, id);
+        match old {
+            Some(old) => unindex(&mut self.by_addr, old, id),
+            None => {
+                let entry = self.rooms.by_id_mut(member.room_id);
+                entry.expect("the member's room").addressed += 1;
+            }
         }
         self.by_addr.entry(addr).or_default().push(id);
         self.out.emit(Event::MemberAddress {
@@ -321,12 +329,12 @@ impl RoomServer {
         if let Some(token) = crate::probe::room_probe_token(data) {
             return self.answer_probe(now, from, token, data.len());
         }
-        let (id, message) = match self.authorize(from, data) {
+        let (id, message, known) = match self.authorize(from, data) {
             Ok(found) => found,
             Err(reason) => return self.out.drop_datagram(from, reason),
         };
         let chat = !matches!(message, b"" | b"/exit" | b"/who");
-        if chat && self.cluster.is_none() && self.members[&id].udp == Some(from) {
+        if chat && self.cluster.is_none() && known {
             return self.relay_chat(now, id, from, message);
         }
         if !matches!(message, b"" | b"/exit") {
@@ -374,22 +382,16 @@ impl RoomServer {
     /// the arena and sent to every other member with an address, as the general path
     /// does (`notify_room`).
     fn relay_chat(&mut self, now: Instant, id: MemberId, from: SocketAddr, text: &[u8]) {
-        let member = &self.members[&id];
-        let (room_id, source_id) = (member.room_id, member.source_id);
-        let Some(room) = self.rooms.by_id_mut(room_id) else {
+        let member = self.members.get_mut(&id).expect("authorized member exists");
+        let Some(room) = self.rooms.by_id_mut(member.room_id) else {
             return;
         };
-        let members = &mut self.members;
-        let fanout = room
-            .members
-            .iter()
-            .filter(|m| **m != id && members[m].udp.is_some())
-            .count();
+        // every other member with an address: the sender has one (it is `from`)
+        let fanout = room.addressed - 1;
         let source = self
             .members_per_source
-            .bucket_mut(source_id)
+            .bucket_mut(member.source_id)
             .expect("a member's source");
-        let member = members.get_mut(&id).expect("authorized member exists");
         let (rates, bucket) = (&mut member.rates, &mut room.fanout);
         if !crate::rate::charge_message(now, rates, source, bucket, text.len(), fanout) {
             return self.out.drop_datagram(from, DropReason::RateLimited);
@@ -399,7 +401,7 @@ impl RoomServer {
         self.out.stats.messages_relayed += 1;
         let line = self.lines.relayed_line(&member.username, text);
         let mut unreachable = 0;
-        let to = recipients(members, &room.members, Some(id), &mut unreachable);
+        let to = recipients(&mut self.members, &room.members, Some(id), &mut unreachable);
         self.out.fan_out(to, line);
         self.out.stats.unproven_skipped += unreachable;
     }
@@ -458,12 +460,13 @@ impl RoomServer {
             .datagram(from, Bytes::from(Notice::Alive(size).room_text()));
     }
 
-    /// Finds the member a datagram speaks for, or why it must be dropped.
+    /// Finds the member a datagram speaks for, or why it must be dropped: the member,
+    /// the message, and whether `from` is the member's known address already.
     fn authorize<'a>(
         &self,
         from: SocketAddr,
         data: &'a [u8],
-    ) -> Result<(MemberId, &'a [u8]), DropReason> {
+    ) -> Result<(MemberId, &'a [u8], bool), DropReason> {
         let datagram = RoomDatagram::decode(data)?;
         // The token first: a member's room exists (and its name is UTF-8), so the room
         // is looked up only to say why a datagram without a member of it is dropped.
@@ -472,8 +475,7 @@ impl RoomServer {
             .map(|id| (*id, &self.members[id]))
             .filter(|(_, member)| member.room.as_bytes() == datagram.room);
         let Some((id, member)) = member else {
-            let room = std::str::from_utf8(datagram.room);
-            return Err(match room.is_ok_and(|room| self.rooms.contains_key(room)) {
+            return Err(match self.rooms.contains_bytes(datagram.room) {
                 true => DropReason::UnknownToken,
                 false => DropReason::UnknownRoom,
             });
@@ -486,7 +488,7 @@ impl RoomServer {
             let text = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
             names::message(text).map_err(|_| DropReason::ControlCharacter)?;
         }
-        Ok((id, message))
+        Ok((id, message, member.udp == Some(from)))
     }
 
     /// Sends `payload` to every member of `room` with a known address, except `skip`.
@@ -543,9 +545,10 @@ impl RoomServer {
         };
         let room = member.room.clone();
         let mut is_host = false;
-        if let Some(entry) = self.rooms.get_mut(&room) {
+        if let Some(entry) = self.rooms.by_id_mut(member.room_id) {
             is_host = entry.is_host(id);
             entry.members.retain(|m| *m != id);
+            entry.addressed -= usize::from(member.udp.is_some());
         }
         match how {
             Removal::Left => {

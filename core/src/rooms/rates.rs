@@ -57,24 +57,19 @@ impl RoomServer {
         bytes: usize,
         fanout: Fanout,
     ) -> bool {
-        let member = &self.members[&id];
-        let source_id = member.source_id;
+        let member = self.members.get_mut(&id).expect("a member");
         let room = self
             .rooms
             .by_id_mut(member.room_id)
             .expect("the member's room");
         let fanout = match fanout {
             Fanout::One => 1,
-            Fanout::Room => room
-                .members
-                .iter()
-                .filter(|m| **m != id && self.members[m].udp.is_some())
-                .count(),
+            // every other member with an address
+            Fanout::Room => room.addressed - usize::from(member.udp.is_some()),
         };
-        let member = self.members.get_mut(&id).expect("a member");
         let source = self
             .members_per_source
-            .bucket_mut(source_id)
+            .bucket_mut(member.source_id)
             .expect("a member's source");
         let room = &mut room.fanout;
         crate::rate::charge_message(now, &mut member.rates, source, room, bytes, fanout)

@@ -2,16 +2,17 @@
 //! member keeps).
 //!
 //! A room's name is chosen by a peer, so finding a room by name hashes it with the
-//! keyed SipHash of a [`KeyedMap`]. A chat message needs its sender's room on every
-//! datagram, so each room also gets a number when it is made, never reused: its members
-//! keep it, and it finds the room in an [`IdMap`] with one multiplication and no string
-//! comparison. Going through the rooms goes by the name map, so in the order a map of
-//! names alone would give.
+//! keyed SipHash of a [`KeyedMap`]. Names are keyed as bytes, so a datagram's room
+//! field is looked up as it came, with no UTF-8 check first (every name held is
+//! UTF-8, so bytes that are not match none). A chat message needs its sender's room on
+//! every datagram, so each room also gets a number when it is made, never reused: its
+//! members keep it, and it finds the room in an [`IdMap`] with one multiplication and
+//! no string comparison. Going through the rooms goes by the name map.
 
 use super::membership::Room;
 use crate::hash::{keyed_map, IdMap, KeyedMap, KeyedState};
 use std::borrow::Borrow;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::ops::Index;
 use std::sync::Arc;
 
@@ -19,10 +20,27 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct RoomId(u64);
 
+/// A room's name as a key: hashed and compared as its bytes, so that it can be found
+/// by bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Name(Arc<str>);
+
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_bytes().hash(state);
+    }
+}
+
+impl Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 /// Every room, by name and by number.
 #[derive(Debug)]
 pub(crate) struct Rooms {
-    ids: KeyedMap<Arc<str>, RoomId>,
+    ids: KeyedMap<Name, RoomId>,
     rooms: IdMap<RoomId, Room>,
     next: u64,
 }
@@ -40,7 +58,7 @@ impl Rooms {
     /// Adds room `name`, or replaces the room of that name (which keeps its number).
     pub(crate) fn insert(&mut self, name: Arc<str>, room: Room) -> RoomId {
         let next = &mut self.next;
-        let id = *self.ids.entry(name).or_insert_with(|| {
+        let id = *self.ids.entry(Name(name)).or_insert_with(|| {
             *next += 1;
             RoomId(*next)
         });
@@ -49,45 +67,30 @@ impl Rooms {
     }
 
     /// The number of room `name`.
-    pub(crate) fn id_of<Q>(&self, name: &Q) -> Option<RoomId>
-    where
-        Arc<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.ids.get(name).copied()
+    pub(crate) fn id_of(&self, name: &str) -> Option<RoomId> {
+        self.ids.get(name.as_bytes()).copied()
     }
 
-    pub(crate) fn get<Q>(&self, name: &Q) -> Option<&Room>
-    where
-        Arc<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.rooms.get(self.ids.get(name)?)
+    pub(crate) fn get(&self, name: &str) -> Option<&Room> {
+        self.rooms.get(self.ids.get(name.as_bytes())?)
     }
 
-    pub(crate) fn get_mut<Q>(&mut self, name: &Q) -> Option<&mut Room>
-    where
-        Arc<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.rooms.get_mut(self.ids.get(name)?)
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Room> {
+        self.rooms.get_mut(self.ids.get(name.as_bytes())?)
     }
 
     /// Room `name` with its name as stored (shared with its members).
-    pub(crate) fn get_key_value<Q>(&self, name: &Q) -> Option<(&Arc<str>, &Room)>
-    where
-        Arc<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let (name, id) = self.ids.get_key_value(name)?;
-        Some((name, &self.rooms[id]))
+    pub(crate) fn get_key_value(&self, name: &str) -> Option<(&Arc<str>, &Room)> {
+        let (name, id) = self.ids.get_key_value(name.as_bytes())?;
+        Some((&name.0, &self.rooms[id]))
     }
 
-    pub(crate) fn contains_key<Q>(&self, name: &Q) -> bool
-    where
-        Arc<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    pub(crate) fn contains_key(&self, name: &str) -> bool {
+        self.contains_bytes(name.as_bytes())
+    }
+
+    /// Whether a room is named `name`, given as bytes (not UTF-8: none is).
+    pub(crate) fn contains_bytes(&self, name: &[u8]) -> bool {
         self.ids.contains_key(name)
     }
 
@@ -100,22 +103,14 @@ impl Rooms {
         self.rooms.get_mut(&id)
     }
 
-    pub(crate) fn remove<Q>(&mut self, name: &Q) -> Option<Room>
-    where
-        Arc<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    pub(crate) fn remove(&mut self, name: &str) -> Option<Room> {
         self.remove_entry(name).map(|(_, room)| room)
     }
 
-    pub(crate) fn remove_entry<Q>(&mut self, name: &Q) -> Option<(Arc<str>, Room)>
-    where
-        Arc<str>: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let (name, id) = self.ids.remove_entry(name)?;
+    pub(crate) fn remove_entry(&mut self, name: &str) -> Option<(Arc<str>, Room)> {
+        let (name, id) = self.ids.remove_entry(name.as_bytes())?;
         let room = self.rooms.remove(&id).expect("a named room has a number");
-        Some((name, room))
+        Some((name.0, room))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -127,7 +122,7 @@ impl Rooms {
     }
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.ids.keys()
+        self.ids.keys().map(|name| &name.0)
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &Room> {
@@ -135,7 +130,7 @@ impl Rooms {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Room)> {
-        self.ids.iter().map(|(name, id)| (name, &self.rooms[id]))
+        self.ids.iter().map(|(name, id)| (&name.0, &self.rooms[id]))
     }
 
     /// Whether the two maps hold the same rooms (checked by [`crate::invariants`]).
@@ -145,14 +140,10 @@ impl Rooms {
     }
 }
 
-impl<Q> Index<&Q> for Rooms
-where
-    Arc<str>: Borrow<Q>,
-    Q: Hash + Eq + ?Sized,
-{
+impl Index<&str> for Rooms {
     type Output = Room;
 
-    fn index(&self, name: &Q) -> &Room {
+    fn index(&self, name: &str) -> &Room {
         self.get(name).expect("no room of that name")
     }
 }
@@ -168,6 +159,7 @@ mod tests {
             password: None,
             source: None,
             members: Vec::new(),
+            addressed: 0,
             fanout: crate::rate::TokenBucket::new(1, burst),
             cluster: None,
         }
@@ -200,6 +192,17 @@ mod tests {
         assert!(rooms.by_id(den).is_none() && rooms.get("den").is_none());
         assert_eq!(rooms.len(), 1);
         assert!(rooms.consistent());
+    }
+
+    #[test]
+    fn names_are_found_by_their_bytes_and_bytes_that_are_not_utf8_find_nothing() {
+        let mut rooms = rooms();
+        rooms.insert("café".into(), room(1));
+        assert!(rooms.contains_bytes("café".as_bytes()));
+        assert!(rooms.contains_key("café"));
+        assert!(!rooms.contains_bytes(b"caf"));
+        // "café" in Latin-1: the same letters, not the same bytes
+        assert!(!rooms.contains_bytes(b"caf\xe9"));
     }
 
     #[test]

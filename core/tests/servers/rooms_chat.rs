@@ -64,6 +64,8 @@ fn unauthorized_datagrams_are_dropped_counted_and_change_nothing() {
             DropReason::WrongAddress,
         ),
         (A, datagram(b"nope", &ta, b"x"), DropReason::UnknownRoom),
+        // a room name that is not UTF-8 names no room (none is), token or not
+        (A, datagram(b"lobb\xff", &ta, b"x"), DropReason::UnknownRoom),
         (
             A,
             datagram(b"lobby", &[b'0'; 32], b"x"),
@@ -89,7 +91,7 @@ fn unauthorized_datagrams_are_dropped_counted_and_change_nothing() {
         );
     }
     assert_eq!(h.room_server().members_of("lobby").unwrap(), before);
-    assert_eq!(h.server.stats().dropped_total(), 9);
+    assert_eq!(h.server.stats().dropped_total(), 10);
     assert_eq!(h.server.stats().dropped(DropReason::WrongAddress), 2);
 }
 
