@@ -42,6 +42,7 @@ pub mod record;
 pub mod relay;
 pub mod rooms;
 pub mod source;
+pub(crate) mod source_members;
 pub mod stats;
 mod throttle;
 pub mod timers;

@@ -2,6 +2,7 @@
 
 use super::{ensure, InvariantViolation};
 use crate::relay::RelayServer;
+use crate::source::Source;
 
 /// Checks the client limit and that the fan-out order lists each client once.
 pub(crate) fn check(relay: &RelayServer) -> Result<(), InvariantViolation> {
@@ -21,14 +22,22 @@ pub(crate) fn check(relay: &RelayServer) -> Result<(), InvariantViolation> {
             .all(|c| c.liveness.failures() < relay.config.max_send_failures),
         "client kept after max_send_failures",
     )?;
-    let counted: usize = relay.per_ip.values().map(|(n, _)| n).sum();
+    let counted: usize = relay.per_ip.iter().map(|(_, n)| n).sum();
     ensure(
         counted == relay.clients.len()
             && relay
                 .per_ip
-                .values()
-                .all(|(n, _)| (1..=relay.config.max_members_per_ip).contains(n)),
+                .iter()
+                .all(|(_, n)| (1..=relay.config.max_members_per_ip).contains(&n)),
         "per-IP client counts disagree with the clients or the limit",
+    )?;
+    ensure(
+        relay.per_ip.consistent()
+            && relay.clients.iter().all(|(addr, client)| {
+                let source = Source::of(addr.ip(), crate::source::MAX_IPV6_PREFIX);
+                relay.per_ip.id_of(source) == Some(client.source)
+            }),
+        "a client's IP entry is not its IP's",
     )?;
     ensure(
         relay.verifier.tracked() <= crate::throttle::MAX_ENTRIES,

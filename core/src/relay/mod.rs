@@ -24,6 +24,8 @@ use crate::outbox::Outbox;
 use crate::output::{DropReason, Event, Output};
 use crate::rate::{room_bucket, source_bucket, MemberRates, TokenBucket};
 use crate::rooms::{canonical_addr, Counts};
+use crate::source::Source;
+use crate::source_members::{SourceId, SourceMembers};
 use crate::stats::Stats;
 use crate::timers::TimerQueue;
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
@@ -32,7 +34,6 @@ use crate::wire::MAX_DATAGRAM_LEN;
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,6 +46,8 @@ pub(crate) struct Client {
     username: Arc<str>,
     pub(crate) liveness: Liveness,
     rates: MemberRates,
+    /// Its IP's entry in [`RelayServer::per_ip`].
+    pub(crate) source: SourceId,
 }
 
 /// The relay-mode server state machine. Same driving pattern as
@@ -56,8 +59,8 @@ pub struct RelayServer {
     /// Registration order, for a deterministic fan-out.
     pub(crate) order: Vec<SocketAddr>,
     next_id: u64,
-    /// Clients per IP, with their IP's message bucket.
-    pub(crate) per_ip: KeyedMap<IpAddr, (usize, TokenBucket)>,
+    /// Clients per IP (each IP a source of its own), with their IP's message bucket.
+    pub(crate) per_ip: SourceMembers,
     /// The datagrams the one room's chat may make the server send.
     fanout: TokenBucket,
     pub(crate) verifier: Verifier,
@@ -78,7 +81,7 @@ impl RelayServer {
             clients: keyed_map(state),
             order: Vec::new(),
             next_id: 0,
-            per_ip: keyed_map(state),
+            per_ip: SourceMembers::new(state),
             fanout: room_bucket(&config),
             verifier: Verifier::new(&mut rng, state),
             config,
@@ -107,40 +110,22 @@ impl RelayServer {
             Ok(parts) => parts,
             Err(reason) => return self.out.drop_datagram(from, reason),
         };
-        if !self.clients.contains_key(&from) {
-            if message == "/exit" {
-                return;
-            }
-            let verified = self.config.relay_verify;
-            if verified {
-                let Some(code) = verify::echoed_code(message) else {
-                    return self.challenge(now, from, data.len());
-                };
-                if self.verifier.check(now, from, code) != Check::Valid {
-                    return self.out.drop_datagram(from, DropReason::Unverified);
+        let client = match self.clients.get_mut(&from) {
+            Some(client) => client,
+            None => {
+                if !self.admit(now, from, username, message, data.len()) {
+                    return;
                 }
+                self.clients.get_mut(&from).expect("registered just now")
             }
-            let ip = crate::rooms::canonical_ip(from.ip());
-            let from_ip = self.per_ip.get(&ip).map_or(0, |(n, _)| *n);
-            if self.clients.len() >= self.config.max_members
-                || from_ip >= self.config.max_members_per_ip
-            {
-                return self.out.drop_datagram(from, DropReason::ServerFull);
-            }
-            self.register(now, from, username, verified);
-            if verified {
-                // `/verify CODE` registered it; it is not a message to relay.
-                return;
-            }
-        }
+        };
         // A message is charged to its client's, its IP's and the room's buckets (see
         // [`crate::rate`]); a keepalive, `/exit` or a code's echo is free.
         let free = matches!(message, "" | "/exit") || verify::echoed_code(message).is_some();
-        let fanout = self.clients.len().saturating_sub(1);
-        let client = self.clients.get_mut(&from).expect("registered above");
+        let fanout = self.order.len().saturating_sub(1);
         if !free {
-            let ip = crate::rooms::canonical_ip(from.ip());
-            let (_, source) = self.per_ip.get_mut(&ip).expect("its IP is counted");
+            let source = self.per_ip.bucket_mut(client.source);
+            let source = source.expect("its IP is counted");
             let (rates, room) = (&mut client.rates, &mut self.fanout);
             let bytes = message.len();
             if !crate::rate::charge_message(now, rates, source, room, bytes, fanout) {
@@ -261,12 +246,51 @@ impl RelayServer {
         }
     }
 
+    /// A datagram from an address that is not a client's: registers it when it may be
+    /// one (verified, under the limits), and says whether the datagram is then to be
+    /// handled as the new client's (not when it was the echo that registered it).
+    fn admit(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        username: &str,
+        message: &str,
+        len: usize,
+    ) -> bool {
+        if message == "/exit" {
+            return false;
+        }
+        let verified = self.config.relay_verify;
+        if verified {
+            let Some(code) = verify::echoed_code(message) else {
+                self.challenge(now, from, len);
+                return false;
+            };
+            if self.verifier.check(now, from, code) != Check::Valid {
+                self.out.drop_datagram(from, DropReason::Unverified);
+                return false;
+            }
+        }
+        let from_ip = self.per_ip.get(source_of(from));
+        if self.clients.len() >= self.config.max_members
+            || from_ip >= self.config.max_members_per_ip
+        {
+            self.out.drop_datagram(from, DropReason::ServerFull);
+            return false;
+        }
+        self.register(now, from, username, verified);
+        // `/verify CODE` registered it; it is not a message to relay.
+        !verified
+    }
+
     /// Registers `from`; a verified address is welcomed (the answer to its code: it has
     /// shown that it receives).
     fn register(&mut self, now: Instant, from: SocketAddr, username: &str, verified: bool) {
         let id = self.next_id;
         self.next_id += 1;
         let username: Arc<str> = username.into();
+        let config = &self.config;
+        let source = self.per_ip.add(source_of(from), || source_bucket(config));
         self.clients.insert(
             from,
             Client {
@@ -274,14 +298,9 @@ impl RelayServer {
                 username: username.clone(),
                 liveness: Liveness::new(now),
                 rates: MemberRates::new(&self.config),
+                source,
             },
         );
-        let config = &self.config;
-        let ip = crate::rooms::canonical_ip(from.ip());
-        self.per_ip
-            .entry(ip)
-            .or_insert_with(|| (0, source_bucket(config)))
-            .0 += 1;
         self.order.push(from);
         self.timers
             .schedule(now + self.config.idle_timeout, (id, from));
@@ -305,13 +324,7 @@ impl RelayServer {
             return;
         };
         self.order.retain(|a| *a != addr);
-        let ip = crate::rooms::canonical_ip(addr.ip());
-        if let Some((n, _)) = self.per_ip.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_ip.remove(&ip);
-            }
-        }
+        self.per_ip.remove(client.source);
         self.sweep_timers();
         let name = client.username.to_string();
         let (to_others, event) = match evicted {
@@ -396,6 +409,11 @@ impl Machine for RelayServer {
 }
 
 /// Splits and checks a client datagram.
+/// The source `from` counts under: its IP, whatever its family.
+fn source_of(from: SocketAddr) -> Source {
+    Source::of(from.ip(), crate::source::MAX_IPV6_PREFIX)
+}
+
 fn parse(data: &[u8]) -> Result<(&str, &str), DropReason> {
     let datagram = RelayDatagram::decode(data)?;
     let RelayDatagram::Message { username, message } = datagram else {

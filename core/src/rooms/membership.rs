@@ -7,7 +7,6 @@
 
 use super::cluster::RoomCluster;
 use super::rates::{Fanout, Reach};
-use super::sources::SourceId;
 use super::table::RoomId;
 use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
 use crate::cluster::envelope::{Body, ClosedBy};
@@ -17,6 +16,7 @@ use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
 use crate::rate::TokenBucket;
 use crate::rate::{room_bucket, source_bucket, MemberRates};
+use crate::source_members::SourceId;
 use crate::token::Token;
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
 use crate::wire::request::Credentials;
@@ -36,7 +36,7 @@ pub(crate) struct Member {
     pub(crate) room: Arc<str>,
     /// The number of `room` (see [`super::table`]), for the lookups of every message.
     pub(crate) room_id: RoomId,
-    /// The number of the source of `ip` (see [`super::sources`]), likewise.
+    /// The number of the source of `ip` (see [`crate::source_members`]), likewise.
     pub(crate) source_id: SourceId,
     pub(crate) username: Arc<str>,
     pub(crate) token: Token,

@@ -32,7 +32,6 @@ pub(crate) mod cluster;
 mod handshake;
 pub(crate) mod membership;
 mod rates;
-pub(crate) mod sources;
 pub(crate) mod table;
 
 pub use cluster::ClusterStats;
@@ -124,7 +123,7 @@ pub struct RoomServer {
     pub(crate) tokens: IdMap<crate::token::Token, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
     /// Members per source, with their shared message bucket (see `rates.rs`).
-    pub(crate) members_per_source: sources::SourceMembers,
+    pub(crate) members_per_source: crate::source_members::SourceMembers,
     /// Rooms alive by their host's source.
     pub(crate) rooms_per_source: SourceCounts,
     /// Wrong passwords per source and per room (see [`crate::throttle`]).
@@ -159,7 +158,7 @@ impl RoomServer {
             members: IdMap::default(),
             tokens: IdMap::default(),
             by_addr: keyed_map(state),
-            members_per_source: sources::SourceMembers::new(state),
+            members_per_source: crate::source_members::SourceMembers::new(state),
             rooms_per_source: SourceCounts::new(state),
             password_sources: Throttle::new(config.password_failures_per_source, state),
             password_rooms: Throttle::new(config.password_failures_per_room, state),

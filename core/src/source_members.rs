@@ -1,5 +1,6 @@
 //! The sources members come from: how many members each has (for the per-source member
-//! limit) and the message bucket they share (see `rates.rs`).
+//! limit) and the message bucket they share ([`crate::rate`]): a room server's members,
+//! a relay's clients (each IP a source of its own).
 //!
 //! A source is looked up by its address, hashed with the keyed SipHash of a
 //! [`KeyedMap`], when a member comes and goes. Every chat message charges its source's
@@ -73,6 +74,12 @@ impl SourceMembers {
             self.entries.remove(&id);
             self.ids.remove(&source);
         }
+    }
+
+    /// Forgets every source.
+    pub(crate) fn clear(&mut self) {
+        self.ids.clear();
+        self.entries.clear();
     }
 
     /// The message bucket of source `id`, while it has members.
