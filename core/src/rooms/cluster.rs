@@ -798,7 +798,7 @@ impl RoomServer {
         }
         let here = self
             .rooms
-            .get(&*envelope.room)
+            .get(&envelope.room)
             .and_then(|r| r.cluster.as_ref());
         if here.map(|rc| rc.claim.epoch) != Some(envelope.epoch) {
             c.stats.dropped += 1;
