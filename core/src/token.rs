@@ -120,6 +120,62 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// A token's wire form, 32 lowercase hex characters, as a map key: a datagram's token
+/// field is looked up as it came, without decoding it first. Text that is no token's
+/// (uppercase, not hex) matches none, exactly what [`Token::parse`] refuses; the wrong
+/// length makes no key at all. Compared in constant time like [`Token`].
+#[derive(Clone, Copy)]
+pub struct TokenText([u8; TOKEN_HEX_LEN]);
+
+impl TokenText {
+    /// `token`'s wire form.
+    pub fn of(token: &Token) -> TokenText {
+        TokenText(token.to_hex())
+    }
+
+    /// A datagram's token field, if it has a token's length.
+    pub fn from_wire(text: &[u8]) -> Option<TokenText> {
+        text.try_into().ok().map(TokenText)
+    }
+
+    fn words(&self) -> [u64; 4] {
+        let mut words = [0; 4];
+        for (word, bytes) in words.iter_mut().zip(self.0.chunks_exact(8)) {
+            *word = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        }
+        words
+    }
+}
+
+/// Constant-time, as [`Token`]'s.
+impl PartialEq for TokenText {
+    fn eq(&self, other: &TokenText) -> bool {
+        let (a, b) = (self.words(), other.words());
+        let same = a[0].ct_eq(&b[0]) & a[1].ct_eq(&b[1]) & a[2].ct_eq(&b[2]) & a[3].ct_eq(&b[3]);
+        same.into()
+    }
+}
+
+impl Eq for TokenText {}
+
+/// The four words folded into one (each hex digit carries 4 random bits in its low
+/// nibble; rotations keep the words' digits from cancelling out), for an
+/// [`crate::hash::IdMap`]: keys are the server's random tokens, never a peer's choice.
+impl Hash for TokenText {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let [a, b, c, d] = self.words();
+        state.write_u64(a ^ b.rotate_left(1) ^ c.rotate_left(2) ^ d.rotate_left(3));
+    }
+}
+
+impl std::fmt::Debug for TokenText {
+    /// Never prints the secret itself, as [`Token`]'s.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let prefix = std::str::from_utf8(&self.0[..6]).unwrap_or("?");
+        write!(f, "TokenText({prefix}…)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +187,39 @@ mod tests {
         let token = Token::from_bytes([0xab; 16]);
         assert_eq!(&token.to_hex(), b"abababababababababababababababab");
         assert_eq!(Token::parse(&token.to_hex()), Some(token));
+    }
+
+    #[test]
+    fn a_token_text_matches_its_token_wire_form_only() {
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        let token = Token::generate(&mut rng);
+        let text = TokenText::of(&token);
+        assert_eq!(TokenText::from_wire(&token.to_hex()), Some(text));
+        // the same digits in uppercase are no token's, as for parse
+        let upper = token.to_hex().to_ascii_uppercase();
+        assert_ne!(TokenText::from_wire(&upper), Some(text));
+        assert!(TokenText::from_wire(&token.to_hex()[..31]).is_none());
+        // one digit off anywhere is another key
+        for i in 0..TOKEN_HEX_LEN {
+            let mut other = token.to_hex();
+            other[i] = if other[i] == b'0' { b'1' } else { b'0' };
+            assert_ne!(TokenText::from_wire(&other), Some(text), "digit {i}");
+        }
+        assert!(!format!("{text:?}").contains(std::str::from_utf8(&token.to_hex()[6..]).unwrap()));
+    }
+
+    #[test]
+    fn token_texts_spread_over_buckets_and_tags() {
+        use std::hash::BuildHasher;
+        let mut rng = ChaCha20Rng::from_seed([6; 32]);
+        let hashes: Vec<u64> = (0..4096)
+            .map(|_| crate::hash::IdState.hash_one(TokenText::of(&Token::generate(&mut rng))))
+            .collect();
+        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 4095).collect();
+        let tags: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        // 4096 random keys into 4096 buckets fill about 63 % of them; all 128 tags show
+        assert!(low.len() > 2400, "{} buckets", low.len());
+        assert_eq!(tags.len(), 128);
     }
 
     #[test]

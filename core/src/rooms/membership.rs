@@ -17,7 +17,7 @@ use crate::password::PasswordHash;
 use crate::rate::TokenBucket;
 use crate::rate::{room_bucket, source_bucket, MemberRates};
 use crate::source_members::SourceId;
-use crate::token::Token;
+use crate::token::{Token, TokenText};
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
 use crate::wire::request::Credentials;
 use crate::wire::room_datagram::{relayed_line, RoomDatagram, MAX_RELAYED_LEN};
@@ -256,13 +256,13 @@ impl RoomServer {
     ) -> (MemberId, Token) {
         let token = loop {
             let token = Token::generate(&mut self.rng);
-            if !self.tokens.contains_key(&token) {
+            if !self.tokens.contains_key(&TokenText::of(&token)) {
                 break token;
             }
         };
         let id = MemberId(self.next_member);
         self.next_member += 1;
-        self.tokens.insert(token, id);
+        self.tokens.insert(TokenText::of(&token), id);
         let source = self.source(ip);
         let config = &self.config;
         let source_id = self
@@ -426,7 +426,7 @@ impl RoomServer {
     /// is no larger than the probe and within the global rate, else dropped. Either way
     /// nothing else changes.
     fn answer_probe(&mut self, now: Instant, from: SocketAddr, token: &[u8], len: usize) {
-        let member = Token::parse(token)
+        let member = TokenText::from_wire(token)
             .and_then(|t| self.tokens.get(&t).copied())
             .ok_or(DropReason::UnknownToken)
             .and_then(|id| match self.members[&id].ip == canonical_ip(from.ip()) {
@@ -470,7 +470,7 @@ impl RoomServer {
         let datagram = RoomDatagram::decode(data)?;
         // The token first: a member's room exists (and its name is UTF-8), so the room
         // is looked up only to say why a datagram without a member of it is dropped.
-        let member = Token::parse(datagram.token)
+        let member = TokenText::from_wire(datagram.token)
             .and_then(|token| self.tokens.get(&token))
             .map(|id| (*id, &self.members[id]))
             .filter(|(_, member)| member.room.as_bytes() == datagram.room);
@@ -610,7 +610,7 @@ impl RoomServer {
     /// Drops a member's token and address index entry.
     fn forget_member(&mut self, id: MemberId) -> Option<Member> {
         let member = self.members.remove(&id)?;
-        self.tokens.remove(&member.token);
+        self.tokens.remove(&TokenText::of(&member.token));
         self.members_per_source.remove(member.source_id);
         if let Some(addr) = member.udp {
             unindex(&mut self.by_addr, addr, id);

@@ -119,8 +119,9 @@ pub struct RoomServer {
     pub(crate) rooms: table::Rooms,
     pub(crate) members: IdMap<MemberId, Member>,
     /// Keyed by tokens the server drew itself from its secret stream: random, never
-    /// chosen by a peer, so hashed like ids ([`IdMap`]).
-    pub(crate) tokens: IdMap<crate::token::Token, MemberId>,
+    /// chosen by a peer, so hashed like ids ([`IdMap`]). In their wire form, so that a
+    /// datagram's token is looked up as it came ([`crate::token::TokenText`]).
+    pub(crate) tokens: IdMap<crate::token::TokenText, MemberId>,
     pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
     /// Members per source, with their shared message bucket (see `rates.rs`).
     pub(crate) members_per_source: crate::source_members::SourceMembers,

@@ -76,6 +76,12 @@ fn unauthorized_datagrams_are_dropped_counted_and_change_nothing() {
             datagram(b"lobby", b"short", b"x"),
             DropReason::UnknownToken,
         ),
+        // alice's token in uppercase is not her token: only lowercase hex is one
+        (
+            A,
+            datagram(b"lobby", &ta.to_ascii_uppercase(), b"x"),
+            DropReason::UnknownToken,
+        ),
         (A, datagram(b"lobby", &ta, b"\xff\xfe"), DropReason::NotUtf8),
         (A, vec![5, 32, b'l'], DropReason::Truncated),
         (A, vec![], DropReason::Truncated),
@@ -91,7 +97,7 @@ fn unauthorized_datagrams_are_dropped_counted_and_change_nothing() {
         );
     }
     assert_eq!(h.room_server().members_of("lobby").unwrap(), before);
-    assert_eq!(h.server.stats().dropped_total(), 10);
+    assert_eq!(h.server.stats().dropped_total(), 11);
     assert_eq!(h.server.stats().dropped(DropReason::WrongAddress), 2);
 }
 
