@@ -254,15 +254,16 @@ impl RoomServer {
         username: Arc<str>,
         ip: IpAddr,
     ) -> (MemberId, Token) {
-        let token = loop {
+        let (token, text) = loop {
             let token = Token::generate(&mut self.rng);
-            if !self.tokens.contains_key(&TokenText::of(&token)) {
-                break token;
+            let text = TokenText::of(&token);
+            if !self.tokens.contains_key(&text) {
+                break (token, text);
             }
         };
         let id = MemberId(self.next_member);
         self.next_member += 1;
-        self.tokens.insert(TokenText::of(&token), id);
+        self.tokens.insert(text, id);
         let source = self.source(ip);
         let config = &self.config;
         let source_id = self
