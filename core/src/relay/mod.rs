@@ -121,7 +121,7 @@ impl RelayServer {
         };
         // A message is charged to its client's, its IP's and the room's buckets (see
         // [`crate::rate`]); a keepalive, `/exit` or a code's echo is free.
-        let free = matches!(message, "" | "/exit") || verify::echoed_code(message).is_some();
+        let free = matches!(message, b"" | b"/exit") || verify::echoed_code(message).is_some();
         let fanout = self.order.len().saturating_sub(1);
         if !free {
             let source = self.per_ip.bucket_mut(client.source);
@@ -138,10 +138,10 @@ impl RelayServer {
         }
         match message {
             // A late echo of a code (the client saw the question twice) is a keepalive.
-            "" => self.out.stats.keepalives += 1,
+            b"" => self.out.stats.keepalives += 1,
             m if verify::echoed_code(m).is_some() => self.out.stats.keepalives += 1,
-            "/exit" => self.unregister(from, None),
-            "/who" => {
+            b"/exit" => self.unregister(from, None),
+            b"/who" => {
                 let names = self
                     .order
                     .iter()
@@ -254,10 +254,10 @@ impl RelayServer {
         now: Instant,
         from: SocketAddr,
         username: &str,
-        message: &str,
+        message: &[u8],
         len: usize,
     ) -> bool {
-        if message == "/exit" {
+        if message == b"/exit" {
             return false;
         }
         let verified = self.config.relay_verify;
@@ -414,14 +414,17 @@ fn source_of(from: SocketAddr) -> Source {
     Source::of(from.ip(), crate::source::MAX_IPV6_PREFIX)
 }
 
-fn parse(data: &[u8]) -> Result<(&str, &str), DropReason> {
+fn parse(data: &[u8]) -> Result<(&str, &[u8]), DropReason> {
     let datagram = RelayDatagram::decode(data)?;
     let RelayDatagram::Message { username, message } = datagram else {
         return Err(DropReason::BadUsername);
     };
     let username = names::username(username).map_err(|_| DropReason::BadUsername)?;
-    let message = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
-    let message = names::message(message).map_err(|_| DropReason::ControlCharacter)?;
+    // Printable ASCII, the common case, is UTF-8 and free of control characters as it is.
+    if !names::plain_message(message) {
+        let text = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
+        names::message(text).map_err(|_| DropReason::ControlCharacter)?;
+    }
     Ok((username, message))
 }
 

@@ -132,10 +132,10 @@ impl Verifier {
 }
 
 /// The code of a `/verify CODE` message, if that is what it is.
-pub(crate) fn echoed_code(message: &str) -> Option<&str> {
-    message
-        .strip_prefix(VERIFY_COMMAND)
-        .filter(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+pub(crate) fn echoed_code(message: &[u8]) -> Option<&str> {
+    let code = message.strip_prefix(VERIFY_COMMAND.as_bytes())?;
+    let digits = code.len() == 6 && code.iter().all(u8::is_ascii_digit);
+    digits.then(|| std::str::from_utf8(code).ok()).flatten()
 }
 
 #[cfg(test)]
@@ -201,9 +201,9 @@ mod tests {
             Check::Wrong,
             "expired"
         );
-        assert_eq!(echoed_code("/verify 012345"), Some("012345"));
-        assert_eq!(echoed_code("/verify 12345"), None);
-        assert_eq!(echoed_code("verify 123456"), None);
+        assert_eq!(echoed_code(b"/verify 012345"), Some("012345"));
+        assert_eq!(echoed_code(b"/verify 12345"), None);
+        assert_eq!(echoed_code(b"verify 123456"), None);
     }
 
     #[test]
