@@ -11,7 +11,8 @@
 //! as markdown tables of median (min–max):
 //!
 //! 1. **fan-out**: one sender and *members − 1* receivers; deliveries per second and the
-//!    server's CPU time (user + system, all threads, from `/proc`) per delivery, against
+//!    server's CPU time (all threads' run time in nanoseconds, `/proc/PID/task/*/schedstat`;
+//!    the user share from `utime` and `stime`) per delivery, against
 //!    the batched raw relay ([`ocm_bench::batched`]) and the naive one
 //!    ([`ocm_bench::baseline`]);
 //! 2. **junk**: a flood of datagrams the server drops (rooms: an unknown room; relay: no
@@ -175,7 +176,11 @@ struct Server {
 /// What a server spent on a measured phase.
 #[derive(Clone, Debug, Default)]
 struct Spent {
+    /// User and system time, in clock ticks: for the user share.
     cpu: procfs::CpuTime,
+    /// Run time of all its threads in nanoseconds (`schedstat`), when no thread ended
+    /// during the phase; else the ticks' total.
+    run: Duration,
     /// Profile counters, totals for the phase.
     counters: Vec<(String, u64)>,
 }
@@ -183,7 +188,7 @@ struct Spent {
 impl Spent {
     /// CPU nanoseconds per unit, for `units` units of work.
     fn cpu_per(&self, units: u64) -> f64 {
-        self.cpu.total().as_nanos() as f64 / units.max(1) as f64
+        self.run.as_nanos() as f64 / units.max(1) as f64
     }
 
     /// The share of the CPU time spent in user space.
@@ -204,6 +209,7 @@ impl Spent {
 /// A measured phase under way.
 struct Phase {
     cpu: procfs::CpuTime,
+    run: procfs::RunTimes,
     probe: Probe,
 }
 
@@ -213,15 +219,24 @@ impl Server {
         let probe = profiler.begin(self.child.id(), &self.slug)?;
         Ok(Phase {
             cpu: procfs::cpu_time(self.child.id())?,
+            run: procfs::run_times(self.child.id())?,
             probe,
         })
     }
 
     /// Ends a measured phase.
     fn end(&self, phase: Phase) -> io::Result<Spent> {
+        let run = procfs::run_times(self.child.id())?.since(&phase.run);
         let cpu = procfs::cpu_time(self.child.id())?.since(phase.cpu);
+        if run.is_none() {
+            eprintln!(
+                "  {}: a thread ended during the phase; CPU time from clock ticks",
+                self.slug
+            );
+        }
         Ok(Spent {
             cpu,
+            run: run.unwrap_or(cpu.total()),
             counters: phase.probe.end()?,
         })
     }
