@@ -8,8 +8,9 @@
 //! A map whose keys the server numbers itself, never a peer, cannot be flooded: an
 //! [`IdMap`] hashes such a key with one multiplication ([`IdState`]), for the lookups
 //! made once per recipient of every message. So can one keyed by tokens: the server
-//! draws them from its secret ChaCha20 stream, so they are uniformly random, and a peer
-//! can only look one up, never insert one of its choosing.
+//! draws them from its secret ChaCha20 stream, a peer can only look one up, never insert
+//! one of its choosing, and their text is folded into one well-spread word
+//! ([`crate::token::TokenText`]).
 
 use rand_core::RngCore;
 use siphasher::sip::SipHasher13;

@@ -3,7 +3,7 @@
 //! a relay's clients (each IP a source of its own).
 //!
 //! A source is looked up by its address, hashed with the keyed SipHash of a
-//! [`KeyedMap`], when a member comes and goes. Every chat message charges its source's
+//! [`KeyedMap`], when a member comes and goes and when a newcomer's seat is checked. Every chat message charges its source's
 //! bucket, so each source also gets a number, never reused, that its members keep and
 //! that finds the entry in an [`IdMap`] with one multiplication. An entry lives while
 //! the source has members, so there are never more entries than members.

@@ -98,8 +98,8 @@ impl Token {
 
 impl Eq for Token {}
 
-/// Tokens live in maps whose hasher is keyed from the server's seed, so bucket
-/// placement reveals nothing an outsider could use.
+/// For sets and maps of tokens in tests and simulators (the server's token map is keyed
+/// by [`TokenText`]).
 impl Hash for Token {
     fn hash<H: Hasher>(&self, state: &mut H) {
         let [a, b] = self.words();

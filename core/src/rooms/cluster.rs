@@ -544,7 +544,7 @@ impl RoomServer {
         }
         let source = self.source(waiting.ip);
         self.rooms_per_source.add(source);
-        let room_id = self.rooms.insert(
+        let inserted = self.rooms.insert(
             room.clone(),
             Room {
                 password: password.map(Box::new),
@@ -553,13 +553,19 @@ impl RoomServer {
                 addressed: 0,
                 fanout: crate::rate::room_bucket(&self.config),
                 cluster: Some(Box::new(RoomCluster {
-                    claim,
+                    claim: claim.clone(),
                     owned: true,
                     last_seq: 0,
                     needs_restore: false,
                 })),
             },
         );
+        let Some(room_id) = inserted else {
+            // checked above: not reached
+            self.rooms_per_source.remove(source);
+            self.fire(RegistryRequest::Release { room, claim });
+            return self.finish_waiting(now, waiting, Err(Status::RoomExists));
+        };
         let (id, token) = self.add_member(
             now,
             (room_id, room.clone()),

@@ -111,7 +111,10 @@ impl RoomServer {
             fanout: room_bucket(&self.config),
             cluster: None,
         };
-        let room_id = self.rooms.insert(name.clone(), room);
+        let Some(room_id) = self.rooms.insert(name.clone(), room) else {
+            self.rooms_per_source.remove(source);
+            return Err(Status::RoomExists); // checked above: not reached
+        };
         let (id, token) = self.add_member(now, (room_id, name.clone()), username.clone(), ip);
         self.out.emit(Event::RoomCreated {
             room: name,
@@ -388,7 +391,8 @@ impl RoomServer {
             return;
         };
         // every other member with an address: the sender has one (it is `from`)
-        let fanout = room.addressed - 1;
+        debug_assert!(room.addressed >= 1, "the sender has an address");
+        let fanout = room.addressed.saturating_sub(1);
         let source = self
             .members_per_source
             .bucket_mut(member.source_id)

@@ -65,7 +65,9 @@ impl RoomServer {
         let fanout = match fanout {
             Fanout::One => 1,
             // every other member with an address
-            Fanout::Room => room.addressed - usize::from(member.udp.is_some()),
+            Fanout::Room => room
+                .addressed
+                .saturating_sub(usize::from(member.udp.is_some())),
         };
         let source = self
             .members_per_source
