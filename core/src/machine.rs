@@ -27,6 +27,7 @@ use crate::output::Output;
 use crate::relay::RelayServer;
 use crate::rooms::{Counts, RoomServer};
 use crate::stats::Stats;
+use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -36,6 +37,12 @@ pub trait Machine {
     fn handle(&mut self, now: Instant, input: Input<&[u8]>);
     /// The next thing to do, until `None`.
     fn poll_output(&mut self) -> Option<Output>;
+    /// Moves the datagrams at the front of the queue, up to `max`, into `into` (as
+    /// [`Output::Datagram`]'s destination and payload), stopping at the first output of
+    /// another kind: the same outputs in the same order as [`Machine::poll_output`],
+    /// without a call per datagram. Returns how many it moved; 0 when the next output is
+    /// not a datagram (or there is none), which `poll_output` then gives.
+    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize;
     /// When [`Input::Timeout`] should next be fed. Earlier or later is harmless.
     fn poll_timeout(&self) -> Option<Instant>;
     /// The limits in force.
@@ -150,6 +157,10 @@ impl Machine for AnyServer {
 
     fn poll_output(&mut self) -> Option<Output> {
         self.machine_mut().poll_output()
+    }
+
+    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize {
+        self.machine_mut().drain_datagrams(into, max)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

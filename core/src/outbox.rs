@@ -34,6 +34,28 @@ impl Outbox {
         self.queue.pop_front()
     }
 
+    /// The datagrams at the front of the queue, up to `max`, moved into `into`: see
+    /// [`crate::Machine::drain_datagrams`].
+    pub(crate) fn drain_datagrams(
+        &mut self,
+        into: &mut Vec<(SocketAddr, Bytes)>,
+        max: usize,
+    ) -> usize {
+        let mut moved = 0;
+        while moved < max {
+            match self.queue.pop_front() {
+                Some(Output::Datagram { to, payload }) => into.push((to, payload)),
+                Some(other) => {
+                    self.queue.push_front(other);
+                    break;
+                }
+                None => break,
+            }
+            moved += 1;
+        }
+        moved
+    }
+
     /// Outputs queued.
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
@@ -88,5 +110,40 @@ impl Outbox {
 
     pub(crate) fn emit(&mut self, event: Event) {
         self.queue.push_back(Output::Event(event));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn draining_gives_the_leading_datagrams_in_order_and_stops_at_anything_else() {
+        let mut out = Outbox::default();
+        out.datagram(addr(1), Bytes::from_static(b"a"));
+        out.datagram(addr(2), Bytes::from_static(b"b"));
+        out.datagram(addr(3), Bytes::from_static(b"c"));
+        out.tcp_close(ConnId(7));
+        out.datagram(addr(4), Bytes::from_static(b"d"));
+        let mut into = Vec::new();
+        // at most `max`
+        assert_eq!(out.drain_datagrams(&mut into, 2), 2);
+        assert_eq!(out.drain_datagrams(&mut into, 5), 1);
+        let sent: Vec<_> = into.iter().map(|(to, p)| (to.port(), &p[..])).collect();
+        assert_eq!(sent, vec![(1, &b"a"[..]), (2, b"b"), (3, b"c")]);
+        // the close is next, and stays first until polled
+        assert_eq!(out.drain_datagrams(&mut into, 5), 0);
+        assert!(matches!(
+            out.pop(),
+            Some(Output::TcpClose { conn: ConnId(7) })
+        ));
+        assert_eq!(out.drain_datagrams(&mut into, 5), 1);
+        assert_eq!(into[3].0, addr(4));
+        assert_eq!(out.drain_datagrams(&mut into, 5), 0);
+        assert_eq!(out.len(), 0);
     }
 }

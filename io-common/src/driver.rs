@@ -296,6 +296,27 @@ impl Driver {
         }
     }
 
+    /// [`Driver::poll_datagram`] for up to `max` datagrams, appended to `into`: runs of
+    /// datagrams come from the core in one call ([`Machine::drain_datagrams`]), other
+    /// outputs are carried out in between as `poll_datagram` does. Fewer than `max` when
+    /// the core has no more.
+    pub fn poll_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) {
+        let end = into.len() + max;
+        while into.len() < end {
+            let start = into.len();
+            if self.recorded.is_empty() && self.server.drain_datagrams(into, end - start) > 0 {
+                for (to, _) in &mut into[start..] {
+                    *to = addr::to_socket(*to, self.udp_local);
+                }
+                continue;
+            }
+            match self.poll_datagram() {
+                Some(datagram) => into.push(datagram),
+                None => return,
+            }
+        }
+    }
+
     /// The core, to look at (tests, admin views): its members, clients, limits.
     pub fn server(&self) -> &AnyServer {
         &self.server
@@ -345,7 +366,7 @@ impl Driver {
 mod tests {
     use super::*;
 
-    use ocm_core::Protocol;
+    use ocm_core::{Config, Protocol};
 
     fn driver(protocol: Protocol, stats_interval: Option<Duration>) -> Driver {
         let options = Options {
@@ -388,6 +409,57 @@ mod tests {
         assert_eq!(driver.stats().dropped_total(), 1);
         assert_eq!(driver.counts().queued_outputs, 0);
         assert_eq!(driver.poll_datagram(), None);
+    }
+
+    /// A relay on an IPv6 socket with `clients` registered (verification off) and one
+    /// message from the first queued: a notice per join and the message's fan-out.
+    fn busy_relay(clients: u16) -> Driver {
+        let config = Config {
+            relay_verify: false,
+            ..Config::default()
+        };
+        let options = Options {
+            protocol: Protocol::Relay,
+            config,
+            ..Options::default()
+        };
+        let mut driver = Driver::new(&options, [7; 32], "[::]:9".parse().unwrap()).unwrap();
+        let now = Instant::now();
+        for port in 0..clients {
+            let from = format!("[::ffff:10.0.0.1]:{}", 4000 + port)
+                .parse()
+                .unwrap();
+            let data = [&[2u8][..], b"u", &[b'a' + port as u8], b"hi"].concat();
+            driver.handle(now, Input::Datagram { from, data: &data });
+        }
+        driver
+    }
+
+    #[test]
+    fn datagrams_polled_in_runs_are_those_polled_one_by_one_in_the_socket_form() {
+        let mut one_by_one = Vec::new();
+        let mut driver = busy_relay(6);
+        while let Some(datagram) = driver.poll_datagram() {
+            one_by_one.push(datagram);
+        }
+        let mut in_runs = Vec::new();
+        let mut driver = busy_relay(6);
+        loop {
+            let before = in_runs.len();
+            driver.poll_datagrams(&mut in_runs, 4);
+            assert!(in_runs.len() - before <= 4, "at most max at a time");
+            if in_runs.len() - before < 4 {
+                break;
+            }
+        }
+        // each client's join notice and its "hi" go to those before it, events (the
+        // joins) in between: 2 × (0 + 1 + ... + 5)
+        assert_eq!(one_by_one.len(), 30);
+        assert_eq!(in_runs, one_by_one);
+        // the core's IPv4 destinations, mapped back for the IPv6 socket
+        assert!(in_runs
+            .iter()
+            .all(|(to, _)| to.to_string().starts_with("[::ffff:10.0.0.1]")));
     }
 
     #[test]

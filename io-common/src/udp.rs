@@ -115,12 +115,7 @@ impl UdpPath {
     pub fn flush(&mut self, driver: &mut Driver) {
         loop {
             self.outgoing.clear();
-            while self.outgoing.len() < batch::SEND_BATCH {
-                match driver.poll_datagram() {
-                    Some(datagram) => self.outgoing.push(datagram),
-                    None => break,
-                }
-            }
+            driver.poll_datagrams(&mut self.outgoing, batch::SEND_BATCH);
             if self.outgoing.is_empty() {
                 return;
             }

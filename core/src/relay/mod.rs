@@ -375,6 +375,10 @@ impl Machine for RelayServer {
         self.out.pop()
     }
 
+    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize {
+        self.out.drain_datagrams(into, max)
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next_deadline()
     }
@@ -408,12 +412,12 @@ impl Machine for RelayServer {
     }
 }
 
-/// Splits and checks a client datagram.
 /// The source `from` counts under: its IP, whatever its family.
 fn source_of(from: SocketAddr) -> Source {
     Source::of(from.ip(), crate::source::MAX_IPV6_PREFIX)
 }
 
+/// Splits and checks a client datagram: its username, and its message (UTF-8, checked).
 fn parse(data: &[u8]) -> Result<(&str, &[u8]), DropReason> {
     let datagram = RelayDatagram::decode(data)?;
     let RelayDatagram::Message { username, message } = datagram else {

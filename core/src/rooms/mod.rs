@@ -318,6 +318,10 @@ impl Machine for RoomServer {
         self.pop_output()
     }
 
+    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, bytes::Bytes)>, max: usize) -> usize {
+        self.out.drain_datagrams(into, max)
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next_deadline()
     }
