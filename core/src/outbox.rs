@@ -1,6 +1,12 @@
 //! The queue of outputs a server fills and its shell drains, and the counters that go
 //! with them: both servers send, drop and report through one [`Outbox`], so a datagram
 //! sent or dropped is counted the same way in rooms and relay mode.
+//!
+//! Datagrams, most of what a server sends (a message to a room of 64 is 63 of them),
+//! are kept apart as destination and payload, 64 bytes each, and the queue holds only
+//! how many come next: a fan-out is pushed without building an [`Output`] per datagram,
+//! and [`Outbox::drain_datagrams`] hands a run over in one move. The order of all
+//! outputs is the order they were queued in.
 
 use crate::output::{ConnId, DropReason, Event, Output};
 use crate::stats::Stats;
@@ -8,10 +14,21 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+/// An entry of the queue: an output, or a run of datagrams (in `Outbox::datagrams`).
+#[derive(Debug)]
+enum Queued {
+    Output(Output),
+    Datagrams(usize),
+}
+
 /// Outputs not yet polled, and the counters since start.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    queue: VecDeque<Output>,
+    queue: VecDeque<Queued>,
+    /// The datagrams of the queue's runs, in order.
+    datagrams: VecDeque<(SocketAddr, Bytes)>,
+    /// Outputs of other kinds queued (for [`Outbox::len`]).
+    others: usize,
     /// Counters; the server bumps the ones no output stands for (keepalives, ...).
     pub(crate) stats: Stats,
     /// Whether a dropped datagram is reported as an event, or only counted.
@@ -22,6 +39,8 @@ impl Default for Outbox {
     fn default() -> Outbox {
         Outbox {
             queue: VecDeque::new(),
+            datagrams: VecDeque::new(),
+            others: 0,
             stats: Stats::default(),
             report_drops: true,
         }
@@ -31,7 +50,21 @@ impl Default for Outbox {
 impl Outbox {
     /// The next output, oldest first.
     pub(crate) fn pop(&mut self) -> Option<Output> {
-        self.queue.pop_front()
+        if let Queued::Datagrams(n) = self.queue.front_mut()? {
+            *n -= 1;
+            if *n == 0 {
+                self.queue.pop_front();
+            }
+            let (to, payload) = self.datagrams.pop_front()?;
+            return Some(Output::Datagram { to, payload });
+        }
+        match self.queue.pop_front()? {
+            Queued::Output(output) => {
+                self.others -= 1;
+                Some(output)
+            }
+            Queued::Datagrams(_) => None, // the front was not a run: not reached
+        }
     }
 
     /// The datagrams at the front of the queue, up to `max`, moved into `into`: see
@@ -41,42 +74,60 @@ impl Outbox {
         into: &mut Vec<(SocketAddr, Bytes)>,
         max: usize,
     ) -> usize {
-        let mut moved = 0;
-        while moved < max {
-            match self.queue.pop_front() {
-                Some(Output::Datagram { to, payload }) => into.push((to, payload)),
-                Some(other) => {
-                    self.queue.push_front(other);
-                    break;
-                }
-                None => break,
-            }
-            moved += 1;
+        let Some(Queued::Datagrams(n)) = self.queue.front_mut() else {
+            return 0;
+        };
+        let moved = max.min(*n);
+        *n -= moved;
+        if *n == 0 {
+            self.queue.pop_front();
         }
+        into.extend(self.datagrams.drain(..moved));
         moved
     }
 
     /// Outputs queued.
     pub(crate) fn len(&self) -> usize {
-        self.queue.len()
+        self.others + self.datagrams.len()
+    }
+
+    /// The last `n` datagrams pushed join the run at the back of the queue (or start
+    /// one), counted as sent.
+    fn queued_datagrams(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.stats.datagrams_sent += n as u64;
+        match self.queue.back_mut() {
+            Some(Queued::Datagrams(run)) => *run += n,
+            _ => self.queue.push_back(Queued::Datagrams(n)),
+        }
+    }
+
+    fn push(&mut self, output: Output) {
+        self.others += 1;
+        self.queue.push_back(Queued::Output(output));
     }
 
     /// One datagram to `to`, counted as sent.
     pub(crate) fn datagram(&mut self, to: SocketAddr, payload: Bytes) {
-        self.stats.datagrams_sent += 1;
-        self.queue.push_back(Output::Datagram { to, payload });
+        self.datagrams.push_back((to, payload));
+        self.queued_datagrams(1);
     }
 
     /// The same payload to each address (one shared buffer), each counted as sent. The
     /// last address gets `payload` itself: a buffer sent to one member is never shared.
     pub(crate) fn fan_out(&mut self, to: impl IntoIterator<Item = SocketAddr>, payload: Bytes) {
+        let before = self.datagrams.len();
         let mut to = to.into_iter().peekable();
         while let Some(addr) = to.next() {
             if to.peek().is_none() {
-                return self.datagram(addr, payload);
+                self.datagrams.push_back((addr, payload));
+                break;
             }
-            self.datagram(addr, payload.clone());
+            self.datagrams.push_back((addr, payload.clone()));
         }
+        self.queued_datagrams(self.datagrams.len() - before);
     }
 
     /// A dropped inbound datagram: counted by reason, and reported unless
@@ -90,26 +141,26 @@ impl Outbox {
 
     /// Bytes for a connection.
     pub(crate) fn tcp_send(&mut self, conn: ConnId, data: Bytes) {
-        self.queue.push_back(Output::TcpSend { conn, data });
+        self.push(Output::TcpSend { conn, data });
     }
 
     /// FIN on a connection once its bytes are written.
     pub(crate) fn tcp_shutdown_write(&mut self, conn: ConnId) {
-        self.queue.push_back(Output::TcpShutdownWrite { conn });
+        self.push(Output::TcpShutdownWrite { conn });
     }
 
     /// Close a connection the server has forgotten.
     pub(crate) fn tcp_close(&mut self, conn: ConnId) {
-        self.queue.push_back(Output::TcpClose { conn });
+        self.push(Output::TcpClose { conn });
     }
 
     /// Something that happened, for logs and tests.
     pub(crate) fn cluster(&mut self, output: crate::cluster::node::ClusterOutput) {
-        self.queue.push_back(Output::Cluster(output));
+        self.push(Output::Cluster(output));
     }
 
     pub(crate) fn emit(&mut self, event: Event) {
-        self.queue.push_back(Output::Event(event));
+        self.push(Output::Event(event));
     }
 }
 
@@ -145,5 +196,50 @@ mod tests {
         assert_eq!(into[3].0, addr(4));
         assert_eq!(out.drain_datagrams(&mut into, 5), 0);
         assert_eq!(out.len(), 0);
+    }
+
+    #[test]
+    fn polling_one_by_one_and_draining_can_take_turns_within_a_run() {
+        let mut out = Outbox::default();
+        for port in 1..=4 {
+            out.datagram(addr(port), Bytes::from_static(b"x"));
+        }
+        out.emit(Event::RoomClosed {
+            room: "lobby".into(),
+            reason: crate::wire::notice::CloseReason::HostLeft,
+        });
+        assert_eq!(out.len(), 5);
+        let to = |output: Option<Output>| match output {
+            Some(Output::Datagram { to, .. }) => to.port(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(to(out.pop()), 1);
+        let mut into = Vec::new();
+        assert_eq!(out.drain_datagrams(&mut into, 2), 2);
+        assert_eq!(to(out.pop()), 4);
+        assert_eq!(out.len(), 1);
+        assert!(matches!(out.pop(), Some(Output::Event(_))));
+        assert!(out.pop().is_none());
+        assert_eq!(out.len(), 0);
+        assert_eq!(
+            into.iter().map(|(to, _)| to.port()).collect::<Vec<_>>(),
+            [2, 3]
+        );
+    }
+
+    #[test]
+    fn a_fan_out_to_nobody_queues_and_counts_nothing_and_runs_join_up() {
+        let mut out = Outbox::default();
+        out.fan_out([], Bytes::from_static(b"x"));
+        assert_eq!((out.len(), out.stats.datagrams_sent), (0, 0));
+        assert!(out.pop().is_none());
+        out.datagram(addr(1), Bytes::from_static(b"a"));
+        out.fan_out([addr(2), addr(3)], Bytes::from_static(b"b"));
+        assert_eq!((out.len(), out.stats.datagrams_sent), (3, 3));
+        // one run of three: drained at once
+        let mut into = Vec::new();
+        assert_eq!(out.drain_datagrams(&mut into, 10), 3);
+        let sent: Vec<_> = into.iter().map(|(to, p)| (to.port(), &p[..])).collect();
+        assert_eq!(sent, vec![(1, &b"a"[..]), (2, b"b"), (3, b"b")]);
     }
 }
