@@ -3,10 +3,11 @@
 //! sent or dropped is counted the same way in rooms and relay mode.
 //!
 //! Datagrams, most of what a server sends (a message to a room of 64 is 63 of them),
-//! are kept apart as destination and payload, 64 bytes each, and the queue holds only
-//! how many come next: a fan-out is pushed without building an [`Output`] per datagram,
-//! and [`Outbox::drain_datagrams`] hands a run over in one move. The order of all
-//! outputs is the order they were queued in.
+//! are kept apart from other outputs, as destination and payload (64 bytes each), and
+//! the queue itself holds only runs: so many datagrams, then so many other outputs,
+//! and so on. A fan-out is pushed without building an [`Output`] per datagram,
+//! [`Outbox::drain_datagrams`] hands a run over in one move, and every output is moved
+//! once on its way out. The order of all outputs is the order they were queued in.
 
 use crate::output::{ConnId, DropReason, Event, Output};
 use crate::stats::Stats;
@@ -14,21 +15,22 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-/// An entry of the queue: an output, or a run of datagrams (in `Outbox::datagrams`).
-#[derive(Debug)]
-enum Queued {
-    Output(Output),
+/// A run of the queue: how many of the next outputs are datagrams, or others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
     Datagrams(usize),
+    Others(usize),
 }
 
 /// Outputs not yet polled, and the counters since start.
 #[derive(Debug)]
 pub(crate) struct Outbox {
-    queue: VecDeque<Queued>,
-    /// The datagrams of the queue's runs, in order.
+    /// The order of everything queued, in runs (none empty).
+    runs: VecDeque<Run>,
+    /// The datagrams, in order.
     datagrams: VecDeque<(SocketAddr, Bytes)>,
-    /// Outputs of other kinds queued (for [`Outbox::len`]).
-    others: usize,
+    /// Every other output, in order.
+    others: VecDeque<Output>,
     /// Counters; the server bumps the ones no output stands for (keepalives, ...).
     pub(crate) stats: Stats,
     /// Whether a dropped datagram is reported as an event, or only counted.
@@ -38,9 +40,9 @@ pub(crate) struct Outbox {
 impl Default for Outbox {
     fn default() -> Outbox {
         Outbox {
-            queue: VecDeque::new(),
+            runs: VecDeque::new(),
             datagrams: VecDeque::new(),
-            others: 0,
+            others: VecDeque::new(),
             stats: Stats::default(),
             report_drops: true,
         }
@@ -50,20 +52,19 @@ impl Default for Outbox {
 impl Outbox {
     /// The next output, oldest first.
     pub(crate) fn pop(&mut self) -> Option<Output> {
-        if let Queued::Datagrams(n) = self.queue.front_mut()? {
-            *n -= 1;
-            if *n == 0 {
-                self.queue.pop_front();
-            }
-            let (to, payload) = self.datagrams.pop_front()?;
-            return Some(Output::Datagram { to, payload });
+        let run = self.runs.front_mut()?;
+        let datagram = matches!(run, Run::Datagrams(_));
+        let (Run::Datagrams(n) | Run::Others(n)) = run;
+        *n -= 1;
+        if *n == 0 {
+            self.runs.pop_front();
         }
-        match self.queue.pop_front()? {
-            Queued::Output(output) => {
-                self.others -= 1;
-                Some(output)
+        match datagram {
+            true => {
+                let (to, payload) = self.datagrams.pop_front()?;
+                Some(Output::Datagram { to, payload })
             }
-            Queued::Datagrams(_) => None, // the front was not a run: not reached
+            false => self.others.pop_front(),
         }
     }
 
@@ -74,13 +75,13 @@ impl Outbox {
         into: &mut Vec<(SocketAddr, Bytes)>,
         max: usize,
     ) -> usize {
-        let Some(Queued::Datagrams(n)) = self.queue.front_mut() else {
+        let Some(Run::Datagrams(n)) = self.runs.front_mut() else {
             return 0;
         };
         let moved = max.min(*n);
         *n -= moved;
         if *n == 0 {
-            self.queue.pop_front();
+            self.runs.pop_front();
         }
         into.extend(self.datagrams.drain(..moved));
         moved
@@ -88,7 +89,7 @@ impl Outbox {
 
     /// Outputs queued.
     pub(crate) fn len(&self) -> usize {
-        self.others + self.datagrams.len()
+        self.others.len() + self.datagrams.len()
     }
 
     /// The last `n` datagrams pushed join the run at the back of the queue (or start
@@ -98,15 +99,19 @@ impl Outbox {
             return;
         }
         self.stats.datagrams_sent += n as u64;
-        match self.queue.back_mut() {
-            Some(Queued::Datagrams(run)) => *run += n,
-            _ => self.queue.push_back(Queued::Datagrams(n)),
+        match self.runs.back_mut() {
+            Some(Run::Datagrams(run)) => *run += n,
+            _ => self.runs.push_back(Run::Datagrams(n)),
         }
     }
 
+    /// An output that is not a datagram, queued.
     fn push(&mut self, output: Output) {
-        self.others += 1;
-        self.queue.push_back(Queued::Output(output));
+        self.others.push_back(output);
+        match self.runs.back_mut() {
+            Some(Run::Others(run)) => *run += 1,
+            _ => self.runs.push_back(Run::Others(1)),
+        }
     }
 
     /// One datagram to `to`, counted as sent.

@@ -224,6 +224,19 @@ mod tests {
     }
 
     #[test]
+    fn to_hex_writes_what_format_writes() {
+        let mut rng = ChaCha20Rng::from_seed([8; 32]);
+        let mut tokens: Vec<Token> = (0..200).map(|_| Token::generate(&mut rng)).collect();
+        tokens.push(Token::from_bytes([0; 16]));
+        tokens.push(Token::from_bytes([0xff; 16]));
+        tokens.push(Token::from_bytes(std::array::from_fn(|i| (i * 17) as u8)));
+        for token in tokens {
+            let expected: String = token.0.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(std::str::from_utf8(&token.to_hex()).unwrap(), expected);
+        }
+    }
+
+    #[test]
     fn parse_rejects_uppercase_short_long_and_non_hex() {
         assert!(Token::parse(b"ABABABABABABABABABABABABABABABAB").is_none());
         assert!(Token::parse(&[b'a'; 31]).is_none());

@@ -33,7 +33,7 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
         for (token, id) in &s.tokens {
             let member = s.members.get(id);
             ensure(
-                member.is_some_and(|m| crate::token::TokenText::of(&m.token) == *token),
+                member.is_some_and(|m| m.token == *token),
                 "token names a missing or other member",
             )?;
         }

@@ -39,7 +39,8 @@ pub(crate) struct Member {
     /// The number of the source of `ip` (see [`crate::source_members`]), likewise.
     pub(crate) source_id: SourceId,
     pub(crate) username: Arc<str>,
-    pub(crate) token: Token,
+    /// Its token's wire form, as the token map holds it.
+    pub(crate) token: TokenText,
     pub(crate) ip: IpAddr,
     pub(crate) udp: Option<SocketAddr>,
     /// Whether a datagram proved `udp` (see [`super::rates`]).
@@ -281,7 +282,7 @@ impl RoomServer {
                 room_id,
                 source_id,
                 username,
-                token,
+                token: text,
                 ip,
                 udp: None,
                 reach: Reach::Proven,
@@ -615,7 +616,7 @@ impl RoomServer {
     /// Drops a member's token and address index entry.
     fn forget_member(&mut self, id: MemberId) -> Option<Member> {
         let member = self.members.remove(&id)?;
-        self.tokens.remove(&TokenText::of(&member.token));
+        self.tokens.remove(&member.token);
         self.members_per_source.remove(member.source_id);
         if let Some(addr) = member.udp {
             unindex(&mut self.by_addr, addr, id);
