@@ -560,18 +560,13 @@ impl RoomServer {
                 })),
             },
         );
-        let Some(room_id) = inserted else {
+        let Some(key) = inserted else {
             // checked above: not reached
             self.rooms_per_source.remove(source);
             self.fire(RegistryRequest::Release { room, claim });
             return self.finish_waiting(now, waiting, Err(Status::RoomExists));
         };
-        let (id, token) = self.add_member(
-            now,
-            (room_id, room.clone()),
-            waiting.username.clone(),
-            waiting.ip,
-        );
+        let (id, token) = self.add_member(now, key, waiting.username.clone(), waiting.ip);
         self.subscriptions_changed();
         self.out.emit(Event::RoomCreated {
             room,
@@ -654,13 +649,8 @@ impl RoomServer {
             );
             self.subscriptions_changed();
         }
-        let room_id = self.rooms.id_of(&room).expect("room exists");
-        let (id, token) = self.add_member(
-            now,
-            (room_id, room.clone()),
-            waiting.username.clone(),
-            waiting.ip,
-        );
+        let key = self.rooms.key_of(&room).expect("room exists");
+        let (id, token) = self.add_member(now, key, waiting.username.clone(), waiting.ip);
         let notice = Bytes::from(Notice::Joined(waiting.username.to_string()).room_text());
         self.notify_room(&room, Some(id), notice.clone());
         self.publish(&room, Body::Deliver(notice));

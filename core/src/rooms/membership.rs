@@ -7,7 +7,7 @@
 
 use super::cluster::RoomCluster;
 use super::rates::{Fanout, Reach};
-use super::table::RoomId;
+use super::table::RoomKey;
 use super::{canonical_addr, canonical_ip, RoomServer, TimerKey};
 use crate::cluster::envelope::{Body, ClosedBy};
 use crate::liveness::Liveness;
@@ -33,9 +33,8 @@ pub(crate) struct MemberId(u64);
 
 #[derive(Debug)]
 pub(crate) struct Member {
-    pub(crate) room: Arc<str>,
-    /// The number of `room` (see [`super::table`]), for the lookups of every message.
-    pub(crate) room_id: RoomId,
+    /// Its room's name and key (see [`super::table`]), for the lookups of every message.
+    pub(crate) room: RoomKey,
     /// The number of the source of `ip` (see [`crate::source_members`]), likewise.
     pub(crate) source_id: SourceId,
     pub(crate) username: Arc<str>,
@@ -112,11 +111,11 @@ impl RoomServer {
             fanout: room_bucket(&self.config),
             cluster: None,
         };
-        let Some(room_id) = self.rooms.insert(name.clone(), room) else {
+        let Some(key) = self.rooms.insert(name.clone(), room) else {
             self.rooms_per_source.remove(source);
             return Err(Status::RoomExists); // checked above: not reached
         };
-        let (id, token) = self.add_member(now, (room_id, name.clone()), username.clone(), ip);
+        let (id, token) = self.add_member(now, key, username.clone(), ip);
         self.out.emit(Event::RoomCreated {
             room: name,
             host: username,
@@ -155,9 +154,9 @@ impl RoomServer {
             .expect("room exists")
             .0
             .clone();
-        let room_id = self.rooms.id_of(&name).expect("room exists");
+        let key = self.rooms.key_of(&name).expect("room exists");
         let username: Arc<str> = credentials.username.into();
-        let (id, token) = self.add_member(now, (room_id, name.clone()), username.clone(), ip);
+        let (id, token) = self.add_member(now, key, username.clone(), ip);
         let notice = Bytes::from(Notice::Joined(username.to_string()).room_text());
         self.notify_room(&name, Some(id), notice);
         self.out.emit(Event::MemberJoined {
@@ -250,11 +249,11 @@ impl RoomServer {
             && self.rooms_per_source.get(self.source(ip)) < self.config.max_rooms_per_source
     }
 
-    /// A new member of room `room_id` (named `room`), added to its member list last.
+    /// A new member of the room of `room`, added to its member list last.
     pub(crate) fn add_member(
         &mut self,
         now: Instant,
-        (room_id, room): (RoomId, Arc<str>),
+        room: RoomKey,
         username: Arc<str>,
         ip: IpAddr,
     ) -> (MemberId, Token) {
@@ -273,13 +272,12 @@ impl RoomServer {
         let source_id = self
             .members_per_source
             .add(source, || source_bucket(config));
-        let entry = self.rooms.by_id_mut(room_id).expect("the member's room");
+        let entry = self.rooms.by_key_mut(&room).expect("the member's room");
         entry.members.push(id);
         self.members.insert(
             id,
             Member {
                 room,
-                room_id,
                 source_id,
                 username,
                 token: text,
@@ -311,11 +309,11 @@ impl RoomServer {
             return;
         }
         let old = member.udp.replace(addr);
-        let (room, username) = (member.room.clone(), member.username.clone());
+        let (room, username) = (member.room.name().clone(), member.username.clone());
         match old {
             Some(old) => unindex(&mut self.by_addr, old, id),
             None => {
-                let entry = self.rooms.by_id_mut(member.room_id);
+                let entry = self.rooms.by_key_mut(&member.room);
                 entry.expect("the member's room").addressed += 1;
             }
         }
@@ -371,7 +369,7 @@ impl RoomServer {
                     None => self.lines.relayed_line(&member.username, text),
                     Some(_) => relayed_line(&member.username, text),
                 };
-                let room = member.room.clone();
+                let room = member.room.name().clone();
                 let published = self.cluster.is_some().then(|| line.clone());
                 self.notify_room(&room, Some(id), line);
                 if let Some(line) = published {
@@ -388,7 +386,7 @@ impl RoomServer {
     /// does (`notify_room`).
     fn relay_chat(&mut self, now: Instant, id: MemberId, from: SocketAddr, text: &[u8]) {
         let member = self.members.get_mut(&id).expect("authorized member exists");
-        let Some(room) = self.rooms.by_id_mut(member.room_id) else {
+        let Some(room) = self.rooms.by_key_mut(&member.room) else {
             return;
         };
         // every other member with an address: the sender has one (it is `from`)
@@ -416,7 +414,7 @@ impl RoomServer {
     fn answer_who(&mut self, id: MemberId, from: SocketAddr) {
         let room = self
             .rooms
-            .by_id(self.members[&id].room_id)
+            .by_key(&self.members[&id].room)
             .expect("the member's room");
         let names = room
             .members
@@ -460,7 +458,7 @@ impl RoomServer {
         self.out.stats.keepalives += 1;
         let size = self
             .rooms
-            .by_id(member.room_id)
+            .by_key(&member.room)
             .map_or(0, |r| r.members.len());
         self.out
             .datagram(from, Bytes::from(Notice::Alive(size).room_text()));
@@ -479,7 +477,7 @@ impl RoomServer {
         let member = TokenText::from_wire(datagram.token)
             .and_then(|token| self.tokens.get(&token))
             .map(|id| (*id, &self.members[id]))
-            .filter(|(_, member)| member.room.as_bytes() == datagram.room);
+            .filter(|(_, member)| member.room.name().as_bytes() == datagram.room);
         let Some((id, member)) = member else {
             return Err(match self.rooms.contains_bytes(datagram.room) {
                 true => DropReason::UnknownToken,
@@ -549,9 +547,9 @@ impl RoomServer {
         let Some(member) = self.forget_member(id) else {
             return;
         };
-        let room = member.room.clone();
+        let room = member.room.name().clone();
         let mut is_host = false;
-        if let Some(entry) = self.rooms.by_id_mut(member.room_id) {
+        if let Some(entry) = self.rooms.by_key_mut(&member.room) {
             is_host = entry.is_host(id);
             entry.members.retain(|m| *m != id);
             entry.addressed -= usize::from(member.udp.is_some());

@@ -60,7 +60,7 @@ impl RoomServer {
         let member = self.members.get_mut(&id).expect("a member");
         let room = self
             .rooms
-            .by_id_mut(member.room_id)
+            .by_key_mut(&member.room)
             .expect("the member's room");
         let fanout = match fanout {
             Fanout::One => 1,

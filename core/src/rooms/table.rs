@@ -1,92 +1,114 @@
-//! The rooms of a server, found by name (what a peer sends) or by number (what a
-//! member keeps).
+//! The rooms of a server, found by name (what a peer sends) or by the key a member
+//! keeps.
 //!
-//! A room's name is chosen by a peer, so finding a room by name hashes it with the
-//! keyed SipHash of a [`KeyedMap`]. Names are keyed as bytes, so a datagram's room
-//! field is looked up as it came, with no UTF-8 check first (every name held is
-//! UTF-8, so bytes that are not match none). A chat message needs its sender's room on
-//! every datagram, so each room also gets a number when it is made, never reused: its
-//! members keep it, and it finds the room in an [`IdMap`] with one multiplication and
-//! no string comparison. Going through the rooms goes by the name map.
+//! A room's name is chosen by a peer, so it is hashed with the keyed SipHash of
+//! [`KeyedState`]. Names are hashed as bytes, so a datagram's room field is looked up
+//! as it came, with no UTF-8 check first (every name held is UTF-8, so bytes that are
+//! not match none). A chat message needs its sender's room on every datagram, so a
+//! member keeps its room's [`RoomKey`]: the hash, computed once when the room was made,
+//! and the room's own copy of its name. Found by that key, a room costs no hashing and
+//! no string comparison (the name is compared by address: a later room of the same name
+//! has another, so a member of a closed room finds nothing). One table holds the rooms
+//! (hashbrown's `HashTable`, which takes the hash from its caller): no second map.
 
 use super::membership::Room;
-use crate::hash::{keyed_map, IdMap, KeyedMap, KeyedState};
-use std::borrow::Borrow;
-use std::hash::{Hash, Hasher};
-use std::ops::Index;
+use crate::hash::KeyedState;
+use hashbrown::hash_table::{Entry as TableEntry, HashTable};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-/// A room, named by a number never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct RoomId(u64);
+/// How a member finds its room: the hash of the room's name and the room's own name.
+#[derive(Clone, Debug)]
+pub(crate) struct RoomKey {
+    hash: u64,
+    name: Arc<str>,
+}
 
-/// A room's name as a key: hashed and compared as its bytes, so that it can be found
-/// by bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Name(Arc<str>);
-
-impl Hash for Name {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.as_bytes().hash(state);
+impl RoomKey {
+    /// The room's name (shared with the room).
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.name
     }
 }
 
-impl Borrow<[u8]> for Name {
-    fn borrow(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
+#[derive(Debug)]
+struct Entry {
+    name: Arc<str>,
+    room: Room,
 }
 
-/// Every room, by name and by number.
+/// Every room.
 #[derive(Debug)]
 pub(crate) struct Rooms {
-    ids: KeyedMap<Name, RoomId>,
-    rooms: IdMap<RoomId, Room>,
-    next: u64,
+    table: HashTable<Entry>,
+    state: KeyedState,
 }
 
 impl Rooms {
     /// No rooms; names hashed with `state`.
     pub(crate) fn new(state: KeyedState) -> Rooms {
         Rooms {
-            ids: keyed_map(state),
-            rooms: IdMap::default(),
-            next: 0,
+            table: HashTable::new(),
+            state,
         }
+    }
+
+    fn hash(&self, name: &[u8]) -> u64 {
+        self.state.hash_one(name)
+    }
+
+    fn find(&self, name: &[u8]) -> Option<&Entry> {
+        let hash = self.hash(name);
+        self.table.find(hash, |e| e.name.as_bytes() == name)
+    }
+
+    fn find_mut(&mut self, name: &[u8]) -> Option<&mut Entry> {
+        let hash = self.hash(name);
+        self.table.find_mut(hash, |e| e.name.as_bytes() == name)
     }
 
     /// Adds room `name`, which no room has: a caller checks first (a create is refused
     /// `ROOM_EXISTS`), since members of a replaced room would name a room that does not
     /// list them. A name taken anyway is a bug: `None`, nothing changed.
-    pub(crate) fn insert(&mut self, name: Arc<str>, room: Room) -> Option<RoomId> {
-        let std::collections::hash_map::Entry::Vacant(entry) = self.ids.entry(Name(name)) else {
+    pub(crate) fn insert(&mut self, name: Arc<str>, room: Room) -> Option<RoomKey> {
+        let hash = self.hash(name.as_bytes());
+        let state = self.state;
+        let entry = self.table.entry(
+            hash,
+            |e| *e.name == *name,
+            |e| state.hash_one(e.name.as_bytes()),
+        );
+        let TableEntry::Vacant(vacant) = entry else {
             debug_assert!(false, "a room of that name exists");
             return None;
         };
-        self.next += 1;
-        let id = RoomId(self.next);
-        entry.insert(id);
-        self.rooms.insert(id, room);
-        Some(id)
+        vacant.insert(Entry {
+            name: name.clone(),
+            room,
+        });
+        Some(RoomKey { hash, name })
     }
 
-    /// The number of room `name`.
-    pub(crate) fn id_of(&self, name: &str) -> Option<RoomId> {
-        self.ids.get(name.as_bytes()).copied()
+    /// The key of room `name`, for its members.
+    pub(crate) fn key_of(&self, name: &str) -> Option<RoomKey> {
+        let entry = self.find(name.as_bytes())?;
+        Some(RoomKey {
+            hash: self.hash(name.as_bytes()),
+            name: entry.name.clone(),
+        })
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Room> {
-        self.rooms.get(self.ids.get(name.as_bytes())?)
+        self.find(name.as_bytes()).map(|e| &e.room)
     }
 
     pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Room> {
-        self.rooms.get_mut(self.ids.get(name.as_bytes())?)
+        self.find_mut(name.as_bytes()).map(|e| &mut e.room)
     }
 
     /// Room `name` with its name as stored (shared with its members).
     pub(crate) fn get_key_value(&self, name: &str) -> Option<(&Arc<str>, &Room)> {
-        let (name, id) = self.ids.get_key_value(name.as_bytes())?;
-        Some((&name.0, &self.rooms[id]))
+        self.find(name.as_bytes()).map(|e| (&e.name, &e.room))
     }
 
     pub(crate) fn contains_key(&self, name: &str) -> bool {
@@ -95,16 +117,22 @@ impl Rooms {
 
     /// Whether a room is named `name`, given as bytes (not UTF-8: none is).
     pub(crate) fn contains_bytes(&self, name: &[u8]) -> bool {
-        self.ids.contains_key(name)
+        self.find(name).is_some()
     }
 
-    /// The room numbered `id`, while it lives.
-    pub(crate) fn by_id(&self, id: RoomId) -> Option<&Room> {
-        self.rooms.get(&id)
+    /// The room of `key`, while it lives.
+    pub(crate) fn by_key(&self, key: &RoomKey) -> Option<&Room> {
+        let found = self
+            .table
+            .find(key.hash, |e| Arc::ptr_eq(&e.name, &key.name));
+        found.map(|e| &e.room)
     }
 
-    pub(crate) fn by_id_mut(&mut self, id: RoomId) -> Option<&mut Room> {
-        self.rooms.get_mut(&id)
+    pub(crate) fn by_key_mut(&mut self, key: &RoomKey) -> Option<&mut Room> {
+        let found = self
+            .table
+            .find_mut(key.hash, |e| Arc::ptr_eq(&e.name, &key.name));
+        found.map(|e| &mut e.room)
     }
 
     pub(crate) fn remove(&mut self, name: &str) -> Option<Room> {
@@ -112,39 +140,42 @@ impl Rooms {
     }
 
     pub(crate) fn remove_entry(&mut self, name: &str) -> Option<(Arc<str>, Room)> {
-        let (name, id) = self.ids.remove_entry(name.as_bytes())?;
-        let room = self.rooms.remove(&id).expect("a named room has a number");
-        Some((name.0, room))
+        let hash = self.hash(name.as_bytes());
+        let found = self.table.find_entry(hash, |e| *e.name == *name).ok()?;
+        let (entry, _) = found.remove();
+        Some((entry.name, entry.room))
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.ids.len()
+        self.table.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.table.is_empty()
     }
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.ids.keys().map(|name| &name.0)
+        self.table.iter().map(|e| &e.name)
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &Room> {
-        self.ids.values().map(|id| &self.rooms[id])
+        self.table.iter().map(|e| &e.room)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Room)> {
-        self.ids.iter().map(|(name, id)| (&name.0, &self.rooms[id]))
+        self.table.iter().map(|e| (&e.name, &e.room))
     }
 
-    /// Whether the two maps hold the same rooms (checked by [`crate::invariants`]).
-    pub(crate) fn consistent(&self) -> bool {
-        self.ids.len() == self.rooms.len()
-            && self.ids.values().all(|id| self.rooms.contains_key(id))
+    /// Whether `key` is the key of room `name` (checked by [`crate::invariants`]).
+    pub(crate) fn is_key_of(&self, key: &RoomKey, name: &str) -> bool {
+        key.hash == self.hash(name.as_bytes())
+            && self
+                .find(name.as_bytes())
+                .is_some_and(|e| Arc::ptr_eq(&e.name, &key.name))
     }
 }
 
-impl Index<&str> for Rooms {
+impl std::ops::Index<&str> for Rooms {
     type Output = Room;
 
     fn index(&self, name: &str) -> &Room {
@@ -184,18 +215,17 @@ mod tests {
         let mut rooms = rooms();
         let lobby = rooms.insert("lobby".into(), room(1)).expect("new");
         let den = rooms.insert("den".into(), room(2)).expect("new");
-        assert_ne!(lobby, den);
-        assert_eq!(rooms.id_of("den"), Some(den));
+        assert!(rooms.is_key_of(&den, "den") && !rooms.is_key_of(&den, "lobby"));
+        assert!(rooms.is_key_of(&rooms.key_of("den").expect("den"), "den"));
         assert_eq!(rooms["den"].fanout.burst(), 2);
-        assert_eq!(burst(rooms.by_id(lobby)), Some(1));
-        rooms.by_id_mut(den).expect("den").fanout = crate::rate::TokenBucket::new(1, 5);
+        assert_eq!(burst(rooms.by_key(&lobby)), Some(1));
+        rooms.by_key_mut(&den).expect("den").fanout = crate::rate::TokenBucket::new(1, 5);
         assert_eq!(rooms["den"].fanout.burst(), 5);
 
         let (name, _) = rooms.remove_entry("den").expect("den was there");
         assert_eq!(&*name, "den");
-        assert!(rooms.by_id(den).is_none() && rooms.get("den").is_none());
+        assert!(rooms.by_key(&den).is_none() && rooms.get("den").is_none());
         assert_eq!(rooms.len(), 1);
-        assert!(rooms.consistent());
     }
 
     #[test]
@@ -210,15 +240,15 @@ mod tests {
     }
 
     #[test]
-    fn a_number_is_never_handed_out_twice_even_for_the_same_name() {
+    fn the_key_of_a_closed_room_finds_nothing_even_when_its_name_is_taken_again() {
         let mut rooms = rooms();
         let first = rooms.insert("lobby".into(), room(1)).expect("new");
         rooms.remove("lobby");
-        let second = rooms.insert("lobby".into(), room(1)).expect("new");
-        assert_ne!(first, second);
-        // the old number finds nothing, not the new room of the same name
-        assert!(rooms.by_id(first).is_none());
-        assert!(rooms.by_id(second).is_some());
+        let second = rooms.insert("lobby".into(), room(2)).expect("new");
+        // the same name, the same hash: not the same room
+        assert!(rooms.by_key(&first).is_none());
+        assert!(!rooms.is_key_of(&first, "lobby"));
+        assert_eq!(burst(rooms.by_key(&second)), Some(2));
     }
 
     #[test]
@@ -230,9 +260,8 @@ mod tests {
         let mut rooms = rooms();
         let first = rooms.insert("lobby".into(), room(1)).expect("new");
         // a bug in the caller: caught in debug builds; in release, nothing changes
-        assert_eq!(rooms.insert("lobby".into(), room(3)), None);
+        assert!(rooms.insert("lobby".into(), room(3)).is_none());
         assert_eq!(rooms.len(), 1);
-        assert_eq!(burst(rooms.by_id(first)), Some(1));
-        assert!(rooms.consistent());
+        assert_eq!(burst(rooms.by_key(&first)), Some(1));
     }
 }
