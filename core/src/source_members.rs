@@ -2,111 +2,120 @@
 //! limit) and the message bucket they share ([`crate::rate`]): a room server's members,
 //! a relay's clients (each IP a source of its own).
 //!
-//! A source is looked up by its address, hashed with the keyed SipHash of a
-//! [`KeyedMap`], when a member comes and goes and when a newcomer's seat is checked. Every chat message charges its source's
-//! bucket, so each source also gets a number, never reused, that its members keep and
-//! that finds the entry in an [`IdMap`] with one multiplication. An entry lives while
-//! the source has members, so there are never more entries than members.
+//! A source's address is chosen by a peer, so it is hashed with the keyed SipHash of
+//! [`KeyedState`] when a member comes and goes and when a newcomer's seat is checked.
+//! Every chat message charges its source's bucket, so a member keeps its source's
+//! [`SourceKey`], the hash computed when it came, and finds the entry with it and its
+//! own source (its IP, cut to the prefix) without hashing again. One table holds the
+//! entries (hashbrown's `HashTable`, which takes the hash from its caller); an entry
+//! lives while the source has members, and its bucket is made when one of them first
+//! sends a message (a member that never chats costs its source no bucket).
 
-use crate::hash::{keyed_map, IdMap, KeyedMap, KeyedState};
+use crate::hash::KeyedState;
 use crate::rate::TokenBucket;
 use crate::source::Source;
+use hashbrown::hash_table::{Entry as TableEntry, HashTable};
+use std::hash::BuildHasher;
 
-/// A source with members, named by a number never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct SourceId(u64);
+/// How a member finds its source's entry: the hash of the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SourceKey(u64);
 
 #[derive(Debug)]
 struct Entry {
     source: Source,
     members: u32,
-    bucket: TokenBucket,
+    /// Boxed, and made on first use: most sources in a large server hold one member
+    /// that may never chat.
+    bucket: Option<Box<TokenBucket>>,
 }
 
-/// Every source with members, by address and by number.
+/// Every source with members.
 #[derive(Debug)]
 pub(crate) struct SourceMembers {
-    ids: KeyedMap<Source, SourceId>,
-    entries: IdMap<SourceId, Entry>,
-    next: u64,
+    table: HashTable<Entry>,
+    state: KeyedState,
 }
 
 impl SourceMembers {
     /// No sources; addresses hashed with `state`.
     pub(crate) fn new(state: KeyedState) -> SourceMembers {
         SourceMembers {
-            ids: keyed_map(state),
-            entries: IdMap::default(),
-            next: 0,
+            table: HashTable::new(),
+            state,
         }
+    }
+
+    fn key(&self, source: Source) -> SourceKey {
+        SourceKey(self.state.hash_one(source))
     }
 
     /// How many members `source` has.
     pub(crate) fn get(&self, source: Source) -> usize {
-        let entry = self.ids.get(&source).and_then(|id| self.entries.get(id));
+        let SourceKey(hash) = self.key(source);
+        let entry = self.table.find(hash, |e| e.source == source);
         entry.map_or(0, |e| e.members as usize)
     }
 
-    /// One more member from `source`; a source new here gets the bucket `bucket` makes.
-    pub(crate) fn add(&mut self, source: Source, bucket: impl FnOnce() -> TokenBucket) -> SourceId {
-        let next = &mut self.next;
-        let id = *self.ids.entry(source).or_insert_with(|| {
-            *next += 1;
-            SourceId(*next)
-        });
-        let entry = self.entries.entry(id).or_insert_with(|| Entry {
-            source,
-            members: 0,
-            bucket: bucket(),
-        });
-        entry.members += 1;
-        id
+    /// One more member from `source`; its key, for the member to keep.
+    pub(crate) fn add(&mut self, source: Source) -> SourceKey {
+        let key = self.key(source);
+        let state = self.state;
+        let entry = self
+            .table
+            .entry(key.0, |e| e.source == source, |e| state.hash_one(e.source));
+        match entry {
+            TableEntry::Occupied(mut occupied) => occupied.get_mut().members += 1,
+            TableEntry::Vacant(vacant) => {
+                vacant.insert(Entry {
+                    source,
+                    members: 1,
+                    bucket: None,
+                });
+            }
+        }
+        key
     }
 
-    /// One member fewer from source `id`; its last takes the entry, bucket and all.
-    pub(crate) fn remove(&mut self, id: SourceId) {
-        let Some(entry) = self.entries.get_mut(&id) else {
+    /// One member fewer from `source` (of key `key`); its last takes the entry, bucket
+    /// and all.
+    pub(crate) fn remove(&mut self, key: SourceKey, source: Source) {
+        let Ok(mut found) = self.table.find_entry(key.0, |e| e.source == source) else {
             return;
         };
+        let entry = found.get_mut();
         entry.members -= 1;
         if entry.members == 0 {
-            let source = entry.source;
-            self.entries.remove(&id);
-            self.ids.remove(&source);
+            found.remove();
         }
     }
 
     /// Forgets every source.
     pub(crate) fn clear(&mut self) {
-        self.ids.clear();
-        self.entries.clear();
+        self.table.clear();
     }
 
-    /// The message bucket of source `id`, while it has members.
-    pub(crate) fn bucket_mut(&mut self, id: SourceId) -> Option<&mut TokenBucket> {
-        self.entries.get_mut(&id).map(|e| &mut e.bucket)
-    }
-
-    /// The number of `source`, while it has members.
-    pub(crate) fn id_of(&self, source: Source) -> Option<SourceId> {
-        self.ids.get(&source).copied()
+    /// The message bucket of `source` (of key `key`), made by `make` on first use;
+    /// `None` when the source has no members.
+    pub(crate) fn bucket_mut(
+        &mut self,
+        key: SourceKey,
+        source: Source,
+        make: impl FnOnce() -> TokenBucket,
+    ) -> Option<&mut TokenBucket> {
+        let entry = self.table.find_mut(key.0, |e| e.source == source)?;
+        Some(entry.bucket.get_or_insert_with(|| Box::new(make())))
     }
 
     /// Every source with its count of members.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Source, usize)> + '_ {
-        self.entries
-            .values()
-            .map(|e| (e.source, e.members as usize))
+        self.table.iter().map(|e| (e.source, e.members as usize))
     }
 
-    /// Whether the two maps hold the same sources (checked by [`crate::invariants`]).
-    pub(crate) fn consistent(&self) -> bool {
-        self.ids.len() == self.entries.len()
-            && self.ids.iter().all(|(source, id)| {
-                self.entries
-                    .get(id)
-                    .is_some_and(|e| e.source == *source && e.members > 0)
-            })
+    /// Whether `key` is the key of `source`, which has members (checked by
+    /// [`crate::invariants`]).
+    pub(crate) fn is_key_of(&self, key: SourceKey, source: Source) -> bool {
+        key == self.key(source) && self.get(source) > 0
     }
 }
 
@@ -126,36 +135,47 @@ mod tests {
     }
 
     #[test]
-    fn members_of_one_source_share_its_number_and_bucket_until_the_last_goes() {
+    fn members_of_one_source_share_its_key_and_bucket_until_the_last_goes() {
         let mut s = sources();
-        let a = s.add(source("10.0.0.1"), || TokenBucket::new(1, 3));
-        let b = s.add(source("10.0.0.1"), || TokenBucket::new(1, 99));
-        let other = s.add(source("10.0.0.2"), || TokenBucket::new(1, 5));
+        let one = source("10.0.0.1");
+        let a = s.add(one);
+        let b = s.add(one);
+        let other = s.add(source("10.0.0.2"));
         assert_eq!(a, b);
         assert_ne!(a, other);
-        assert_eq!(s.get(source("10.0.0.1")), 2);
-        // the second member found the first one's bucket, not a new one
-        assert_eq!(s.bucket_mut(a).map(|b| b.burst()), Some(3));
-        assert!(s.consistent());
+        assert_eq!(s.get(one), 2);
+        // the first use makes the bucket; the second member finds that one
+        let made = s.bucket_mut(a, one, || TokenBucket::new(1, 3));
+        assert_eq!(made.map(|b| b.burst()), Some(3));
+        let found = s.bucket_mut(b, one, || TokenBucket::new(1, 99));
+        assert_eq!(found.map(|b| b.burst()), Some(3));
+        assert!(s.is_key_of(a, one) && !s.is_key_of(other, one));
 
-        s.remove(a);
-        assert_eq!(s.get(source("10.0.0.1")), 1);
-        assert!(s.bucket_mut(a).is_some());
-        s.remove(b);
-        assert_eq!(s.get(source("10.0.0.1")), 0);
-        assert!(s.bucket_mut(a).is_none() && s.id_of(source("10.0.0.1")).is_none());
+        s.remove(a, one);
+        assert_eq!(s.get(one), 1);
+        assert!(s.bucket_mut(a, one, || TokenBucket::new(1, 7)).is_some());
+        s.remove(b, one);
+        assert_eq!(s.get(one), 0);
+        assert!(s.bucket_mut(a, one, || TokenBucket::new(1, 7)).is_none());
+        assert!(!s.is_key_of(a, one));
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![(source("10.0.0.2"), 1)]);
-        assert!(s.consistent());
     }
 
     #[test]
-    fn a_source_that_comes_back_gets_a_new_number_and_a_full_bucket() {
+    fn a_source_that_comes_back_gets_a_full_bucket_and_a_key_alone_finds_nothing() {
         let mut s = sources();
-        let first = s.add(source("2001:db8::1"), || TokenBucket::new(1, 3));
-        s.remove(first);
-        let second = s.add(source("2001:db8::2"), || TokenBucket::new(1, 4));
-        assert_ne!(first, second);
-        assert!(s.bucket_mut(first).is_none());
-        assert_eq!(s.bucket_mut(second).map(|b| b.burst()), Some(4));
+        let net = source("2001:db8::1");
+        let first = s.add(net);
+        s.bucket_mut(first, net, || TokenBucket::new(1, 3))
+            .expect("a member")
+            .take(3);
+        s.remove(first, net);
+        let again = s.add(source("2001:db8::2")); // the same /64
+        let bucket = s.bucket_mut(again, net, || TokenBucket::new(1, 4));
+        assert_eq!(bucket.map(|b| b.burst()), Some(4));
+        // the right hash with another source is not an entry
+        assert!(s
+            .bucket_mut(again, source("10.9.9.9"), || TokenBucket::new(1, 1))
+            .is_none());
     }
 }

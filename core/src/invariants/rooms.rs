@@ -33,7 +33,7 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
         for (token, id) in &s.tokens {
             let member = s.members.get(id);
             ensure(
-                member.is_some_and(|m| m.token == *token),
+                member.is_some_and(|m| crate::token::TokenText::of(&m.token) == *token),
                 "token names a missing or other member",
             )?;
         }
@@ -50,7 +50,7 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
                 .iter()
                 .filter(|id| s.members.get(id).is_some_and(|m| m.udp.is_some()));
             ensure(
-                addressed.count() == room.addressed,
+                addressed.count() == room.addressed as usize,
                 "a room's count of members with an address is off",
             )?;
             let mut usernames = HashSet::new();
@@ -80,12 +80,12 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
         )?;
 
         let mut indexed = 0;
-        for (addr, ids) in &s.by_addr {
+        for (addr, ids) in s.by_addr.iter() {
             ensure(!ids.is_empty(), "empty address index entry")?;
             for id in ids {
                 let member = s.members.get(id);
                 ensure(
-                    member.is_some_and(|m| m.udp == Some(*addr)),
+                    member.is_some_and(|m| m.udp == Some(addr)),
                     "address index disagrees with member",
                 )?;
                 ensure(
@@ -118,15 +118,10 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
             "per-source room counts are not the rooms' own",
         )?;
         ensure(
-            s.members_per_source.consistent(),
-            "sources by address and by number differ",
-        )?;
-        ensure(
-            s.members.values().all(|m| {
-                let source = s.source(m.ip);
-                s.members_per_source.id_of(source) == Some(m.source_id)
-            }),
-            "member's source number names another source",
+            s.members
+                .values()
+                .all(|m| s.members_per_source.is_key_of(m.source_key, s.source(m.ip))),
+            "member's source key is not its source's",
         )?;
         for room in s.rooms.values() {
             let Some(source) = room.source else { continue };

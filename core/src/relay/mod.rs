@@ -25,7 +25,7 @@ use crate::output::{DropReason, Event, Output};
 use crate::rate::{room_bucket, source_bucket, MemberRates, TokenBucket};
 use crate::rooms::{canonical_addr, Counts};
 use crate::source::Source;
-use crate::source_members::{SourceId, SourceMembers};
+use crate::source_members::{SourceKey, SourceMembers};
 use crate::stats::Stats;
 use crate::timers::TimerQueue;
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
@@ -47,7 +47,7 @@ pub(crate) struct Client {
     pub(crate) liveness: Liveness,
     rates: MemberRates,
     /// Its IP's entry in [`RelayServer::per_ip`].
-    pub(crate) source: SourceId,
+    pub(crate) source: SourceKey,
 }
 
 /// The relay-mode server state machine. Same driving pattern as
@@ -124,7 +124,10 @@ impl RelayServer {
         let free = matches!(message, b"" | b"/exit") || verify::echoed_code(message).is_some();
         let fanout = self.order.len().saturating_sub(1);
         if !free {
-            let source = self.per_ip.bucket_mut(client.source);
+            let config = &self.config;
+            let source = self
+                .per_ip
+                .bucket_mut(client.source, source_of(from), || source_bucket(config));
             let source = source.expect("its IP is counted");
             let (rates, room) = (&mut client.rates, &mut self.fanout);
             let bytes = message.len();
@@ -289,8 +292,7 @@ impl RelayServer {
         let id = self.next_id;
         self.next_id += 1;
         let username: Arc<str> = username.into();
-        let config = &self.config;
-        let source = self.per_ip.add(source_of(from), || source_bucket(config));
+        let source = self.per_ip.add(source_of(from));
         self.clients.insert(
             from,
             Client {
@@ -324,7 +326,7 @@ impl RelayServer {
             return;
         };
         self.order.retain(|a| *a != addr);
-        self.per_ip.remove(client.source);
+        self.per_ip.remove(client.source, source_of(addr));
         self.sweep_timers();
         let name = client.username.to_string();
         let (to_others, event) = match evicted {

@@ -16,7 +16,8 @@ use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
 use crate::rate::TokenBucket;
 use crate::rate::{room_bucket, source_bucket, MemberRates};
-use crate::source_members::SourceId;
+use crate::source::Source;
+use crate::source_members::SourceKey;
 use crate::token::{Token, TokenText};
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
 use crate::wire::request::Credentials;
@@ -31,15 +32,23 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct MemberId(u64);
 
+#[cfg(test)]
+impl MemberId {
+    /// Member `n`, for tests of the tables.
+    pub(crate) fn for_tests(n: u64) -> MemberId {
+        MemberId(n)
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Member {
     /// Its room's name and key (see [`super::table`]), for the lookups of every message.
     pub(crate) room: RoomKey,
-    /// The number of the source of `ip` (see [`crate::source_members`]), likewise.
-    pub(crate) source_id: SourceId,
+    /// The key of the source of `ip` (see [`crate::source_members`]), likewise.
+    pub(crate) source_key: SourceKey,
     pub(crate) username: Arc<str>,
-    /// Its token's wire form, as the token map holds it.
-    pub(crate) token: TokenText,
+    /// Its token (the token map holds its wire form: 16 bytes here, 32 there).
+    pub(crate) token: Token,
     pub(crate) ip: IpAddr,
     pub(crate) udp: Option<SocketAddr>,
     /// Whether a datagram proved `udp` (see [`super::rates`]).
@@ -61,7 +70,7 @@ pub(crate) struct Room {
     pub(crate) members: Vec<MemberId>,
     /// How many of `members` have a known address: what a message fans out to, the
     /// sender apart, counted without looking at each member.
-    pub(crate) addressed: usize,
+    pub(crate) addressed: u32,
     /// The datagrams its chat may make the server send.
     pub(crate) fanout: TokenBucket,
     /// Cluster mode: the room's claim, and whether its host is served here.
@@ -267,20 +276,16 @@ impl RoomServer {
         let id = MemberId(self.next_member);
         self.next_member += 1;
         self.tokens.insert(text, id);
-        let source = self.source(ip);
-        let config = &self.config;
-        let source_id = self
-            .members_per_source
-            .add(source, || source_bucket(config));
+        let source_key = self.members_per_source.add(self.source(ip));
         let entry = self.rooms.by_key_mut(&room).expect("the member's room");
         entry.members.push(id);
         self.members.insert(
             id,
             Member {
                 room,
-                source_id,
+                source_key,
                 username,
-                token: text,
+                token,
                 ip,
                 udp: None,
                 reach: Reach::Proven,
@@ -311,13 +316,13 @@ impl RoomServer {
         let old = member.udp.replace(addr);
         let (room, username) = (member.room.name().clone(), member.username.clone());
         match old {
-            Some(old) => unindex(&mut self.by_addr, old, id),
+            Some(old) => self.by_addr.remove(old, id),
             None => {
                 let entry = self.rooms.by_key_mut(&member.room);
                 entry.expect("the member's room").addressed += 1;
             }
         }
-        self.by_addr.entry(addr).or_default().push(id);
+        self.by_addr.add(addr, id);
         self.out.emit(Event::MemberAddress {
             room,
             username,
@@ -391,10 +396,14 @@ impl RoomServer {
         };
         // every other member with an address: the sender has one (it is `from`)
         debug_assert!(room.addressed >= 1, "the sender has an address");
-        let fanout = room.addressed.saturating_sub(1);
+        let fanout = room.addressed.saturating_sub(1) as usize;
+        let (config, source) = (
+            &self.config,
+            Source::of(member.ip, self.config.ipv6_source_prefix),
+        );
         let source = self
             .members_per_source
-            .bucket_mut(member.source_id)
+            .bucket_mut(member.source_key, source, || source_bucket(config))
             .expect("a member's source");
         let (rates, bucket) = (&mut member.rates, &mut room.fanout);
         if !crate::rate::charge_message(now, rates, source, bucket, text.len(), fanout) {
@@ -552,7 +561,7 @@ impl RoomServer {
         if let Some(entry) = self.rooms.by_key_mut(&member.room) {
             is_host = entry.is_host(id);
             entry.members.retain(|m| *m != id);
-            entry.addressed -= usize::from(member.udp.is_some());
+            entry.addressed -= u32::from(member.udp.is_some());
         }
         match how {
             Removal::Left => {
@@ -614,26 +623,14 @@ impl RoomServer {
     /// Drops a member's token and address index entry.
     fn forget_member(&mut self, id: MemberId) -> Option<Member> {
         let member = self.members.remove(&id)?;
-        self.tokens.remove(&member.token);
-        self.members_per_source.remove(member.source_id);
+        self.tokens.remove(&TokenText::of(&member.token));
+        let source = self.source(member.ip);
+        self.members_per_source.remove(member.source_key, source);
         if let Some(addr) = member.udp {
-            unindex(&mut self.by_addr, addr, id);
+            self.by_addr.remove(addr, id);
         }
         self.sweep_timers();
         Some(member)
-    }
-}
-
-fn unindex(
-    by_addr: &mut crate::hash::KeyedMap<SocketAddr, Vec<MemberId>>,
-    addr: SocketAddr,
-    id: MemberId,
-) {
-    if let Some(ids) = by_addr.get_mut(&addr) {
-        ids.retain(|m| *m != id);
-        if ids.is_empty() {
-            by_addr.remove(&addr);
-        }
     }
 }
 

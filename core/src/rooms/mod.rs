@@ -28,6 +28,7 @@
 //! The TCP side lives in `handshake.rs`, rooms and the UDP side in `membership.rs`; the
 //! bookkeeping checks in [`crate::invariants`].
 
+mod addresses;
 pub(crate) mod cluster;
 mod handshake;
 pub(crate) mod membership;
@@ -122,7 +123,7 @@ pub struct RoomServer {
     /// chosen by a peer, so hashed like ids ([`IdMap`]). In their wire form, so that a
     /// datagram's token is looked up as it came ([`crate::token::TokenText`]).
     pub(crate) tokens: IdMap<crate::token::TokenText, MemberId>,
-    pub(crate) by_addr: KeyedMap<SocketAddr, Vec<MemberId>>,
+    pub(crate) by_addr: addresses::AddressIndex,
     /// Members per source, with their shared message bucket (see `rates.rs`).
     pub(crate) members_per_source: crate::source_members::SourceMembers,
     /// Rooms alive by their host's source.
@@ -158,7 +159,7 @@ impl RoomServer {
             rooms: table::Rooms::new(state),
             members: IdMap::default(),
             tokens: IdMap::default(),
-            by_addr: keyed_map(state),
+            by_addr: addresses::AddressIndex::new(state),
             members_per_source: crate::source_members::SourceMembers::new(state),
             rooms_per_source: SourceCounts::new(state),
             password_sources: Throttle::new(config.password_failures_per_source, state),
@@ -243,9 +244,7 @@ impl RoomServer {
     /// resets its count.
     pub fn handle_send_failed(&mut self, now: Instant, to: SocketAddr, cause: SendFailure) {
         self.out.stats.send_failures += 1;
-        let Some(ids) = self.by_addr.get(&canonical_addr(to)) else {
-            return;
-        };
+        let ids = self.by_addr.get(canonical_addr(to));
         let mut evict = Vec::new();
         for id in ids {
             if let Some(member) = self.members.get_mut(id) {
@@ -349,7 +348,7 @@ impl Machine for RoomServer {
     }
 
     fn member_addrs(&self) -> Vec<SocketAddr> {
-        self.by_addr.keys().copied().collect()
+        self.by_addr.addrs().collect()
     }
 }
 

@@ -12,6 +12,8 @@
 
 use super::membership::MemberId;
 use super::RoomServer;
+use crate::rate::source_bucket;
+use crate::source::Source;
 use std::time::Instant;
 
 /// Whether a member's address was proven by a datagram from it.
@@ -65,13 +67,16 @@ impl RoomServer {
         let fanout = match fanout {
             Fanout::One => 1,
             // every other member with an address
-            Fanout::Room => room
-                .addressed
-                .saturating_sub(usize::from(member.udp.is_some())),
+            Fanout::Room => {
+                room.addressed
+                    .saturating_sub(u32::from(member.udp.is_some())) as usize
+            }
         };
+        let source = Source::of(member.ip, self.config.ipv6_source_prefix);
+        let config = &self.config;
         let source = self
             .members_per_source
-            .bucket_mut(member.source_id)
+            .bucket_mut(member.source_key, source, || source_bucket(config))
             .expect("a member's source");
         let room = &mut room.fanout;
         crate::rate::charge_message(now, &mut member.rates, source, room, bytes, fanout)
