@@ -52,6 +52,9 @@ impl SourceMembers {
 
     /// How many members `source` has.
     pub(crate) fn get(&self, source: Source) -> usize {
+        if self.table.is_empty() {
+            return 0;
+        }
         let SourceKey(hash) = self.key(source);
         let entry = self.table.find(hash, |e| e.source == source);
         entry.map_or(0, |e| e.members as usize)

@@ -58,6 +58,9 @@ impl Rooms {
     }
 
     fn find(&self, name: &[u8]) -> Option<&Entry> {
+        if self.table.is_empty() {
+            return None; // no name to hash for (a flood of junk at an empty server)
+        }
         let hash = self.hash(name);
         self.table.find(hash, |e| e.name.as_bytes() == name)
     }
