@@ -590,15 +590,19 @@ fn cluster_runs(args: &Args, cx: &Context) -> io::Result<()> {
             let pid = redis
                 .pid()
                 .ok_or_else(|| io::Error::other("redis-server is not running"))?;
-            let before = procfs::cpu_time(pid)?;
+            let (ticks, before) = (procfs::cpu_time(pid)?, procfs::run_times(pid)?);
             let report = load::run(load, sockets, framing)?;
-            let used = procfs::cpu_time(pid)?.since(before).total();
+            // nanoseconds from every thread's schedstat, ticks if a thread ended meanwhile
+            let used = procfs::run_times(pid)?
+                .since(&before)
+                .unwrap_or(procfs::cpu_time(pid)?.since(ticks).total());
             println!(
-                "| {members} | {nodes} nodes (cluster) | {:.0} | {:.2} | {:.2}% | {} ms | {:.1} µs |",
+                "| {members} | {nodes} {} (cluster) | {:.0} | {:.2} | {:.2}% | {:.1} ms | {:.1} µs |",
+                if nodes == 1 { "node" } else { "nodes" },
                 report.rate(),
                 report.rate() / base.rate(),
                 report.loss() * 100.0,
-                used.as_millis(),
+                used.as_secs_f64() * 1e3,
                 used.as_secs_f64() * 1e6 / load.messages as f64
             );
         }
