@@ -134,56 +134,53 @@ impl AnyServer {
             AnyServer::Relay(relay) => relay.report_drops(report),
         }
     }
+}
 
-    fn machine(&self) -> &dyn Machine {
-        match self {
-            AnyServer::Rooms(server) => server.as_ref(),
-            AnyServer::Relay(relay) => relay.as_ref(),
+/// `$body` with `$server` the server inside, whichever it is: a `match`, so calls are
+/// direct (and small ones inlined), not through a `dyn Machine` on every datagram.
+macro_rules! each {
+    ($any:expr, $server:ident => $body:expr) => {
+        match $any {
+            AnyServer::Rooms($server) => $body,
+            AnyServer::Relay($server) => $body,
         }
-    }
-
-    fn machine_mut(&mut self) -> &mut dyn Machine {
-        match self {
-            AnyServer::Rooms(server) => server.as_mut(),
-            AnyServer::Relay(relay) => relay.as_mut(),
-        }
-    }
+    };
 }
 
 impl Machine for AnyServer {
     fn handle(&mut self, now: Instant, input: Input<&[u8]>) {
-        self.machine_mut().handle(now, input)
+        each!(self, m => m.handle(now, input))
     }
 
     fn poll_output(&mut self) -> Option<Output> {
-        self.machine_mut().poll_output()
+        each!(self, m => m.poll_output())
     }
 
     fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize {
-        self.machine_mut().drain_datagrams(into, max)
+        each!(self, m => m.drain_datagrams(into, max))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.machine().poll_timeout()
+        each!(self, m => m.poll_timeout())
     }
 
     fn config(&self) -> &Config {
-        self.machine().config()
+        each!(self, m => m.config())
     }
 
     fn stats(&self) -> &Stats {
-        self.machine().stats()
+        each!(self, m => m.stats())
     }
 
     fn counts(&self) -> Counts {
-        self.machine().counts()
+        each!(self, m => m.counts())
     }
 
     fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        self.machine().check_invariants()
+        each!(self, m => m.check_invariants())
     }
 
     fn member_addrs(&self) -> Vec<SocketAddr> {
-        self.machine().member_addrs()
+        each!(self, m => m.member_addrs())
     }
 }
