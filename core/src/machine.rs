@@ -40,9 +40,13 @@ pub trait Machine {
     /// Moves the datagrams at the front of the queue, up to `max`, into `into` (as
     /// [`Output::Datagram`]'s destination and payload), stopping at the first output of
     /// another kind: the same outputs in the same order as [`Machine::poll_output`],
-    /// without a call per datagram. Returns how many it moved; 0 when the next output is
-    /// not a datagram (or there is none), which `poll_output` then gives.
-    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize;
+    /// without a call per datagram. Returns how many it moved: 0 when the next output is
+    /// not a datagram (or there is none, or `max` is 0), which `poll_output` then gives.
+    /// The default moves none, which is always correct (the caller polls instead).
+    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize {
+        let _ = (into, max);
+        0
+    }
     /// When [`Input::Timeout`] should next be fed. Earlier or later is harmless.
     fn poll_timeout(&self) -> Option<Instant>;
     /// The limits in force.

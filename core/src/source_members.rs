@@ -165,6 +165,26 @@ mod tests {
     }
 
     #[test]
+    fn sources_stay_found_by_key_as_the_table_grows() {
+        let mut s = sources();
+        let ip = |i: u32| Source::of(std::net::Ipv4Addr::from(0x0a00_0000 + i).into(), 64);
+        let keys: Vec<SourceKey> = (0..1000).map(|i| s.add(ip(i))).collect();
+        for (i, key) in (0u32..).zip(&keys) {
+            let make = || TokenBucket::new(1, i + 1);
+            assert_eq!(
+                s.bucket_mut(*key, ip(i), make).map(|b| b.burst()),
+                Some(i + 1)
+            );
+            assert!(s.is_key_of(*key, ip(i)));
+            assert_eq!(s.get(ip(i)), 1);
+        }
+        for (i, key) in (0u32..).zip(&keys) {
+            s.remove(*key, ip(i));
+        }
+        assert_eq!(s.iter().count(), 0);
+    }
+
+    #[test]
     fn a_source_that_comes_back_gets_a_full_bucket_and_a_key_alone_finds_nothing() {
         let mut s = sources();
         let net = source("2001:db8::1");

@@ -2,8 +2,9 @@
 //!
 //! Everything reaches the core through [`Driver::handle`] as an [`Input`] with
 //! `Instant::now()`: datagrams and TCP reads straight from the read buffers, accepted
-//! and closed connections, send failures, timeouts. The owner then calls
-//! [`Driver::poll_datagram`] until `None`, sending each datagram on the UDP socket. TCP
+//! and closed connections, send failures, timeouts. The owner then takes the datagrams
+//! ([`Driver::poll_datagrams`], a batch at a time, or [`Driver::poll_datagram`] one by
+//! one) until there are none, sending them on the UDP socket. TCP
 //! outputs become [`ConnCmd`]s, collected in order for the owner's
 //! [`crate::tcp::TcpPath`] to carry out ([`Driver::take_tcp_commands`]). Events go to
 //! the log, rate-limited where a peer can cause them at will ([`crate::EventLog`]).

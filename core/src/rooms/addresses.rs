@@ -39,11 +39,8 @@ impl AddressIndex {
             None => {
                 self.0.insert(addr, AtAddr::One(id));
             }
-            Some(at) => {
-                let mut ids = at.ids().to_vec();
-                ids.push(id);
-                *at = AtAddr::Many(ids);
-            }
+            Some(AtAddr::Many(ids)) => ids.push(id),
+            Some(at @ AtAddr::One(_)) => *at = AtAddr::Many(vec![at.ids()[0], id]),
         }
     }
 
@@ -52,13 +49,21 @@ impl AddressIndex {
         let Some(at) = self.0.get_mut(&addr) else {
             return;
         };
-        let left: Vec<MemberId> = at.ids().iter().copied().filter(|m| *m != id).collect();
-        match left[..] {
-            [] => {
+        match at {
+            AtAddr::One(one) if *one == id => {
                 self.0.remove(&addr);
             }
-            [one] => *at = AtAddr::One(one),
-            _ => *at = AtAddr::Many(left),
+            AtAddr::One(_) => {}
+            AtAddr::Many(ids) => {
+                ids.retain(|m| *m != id);
+                match ids[..] {
+                    [] => {
+                        self.0.remove(&addr);
+                    }
+                    [one] => *at = AtAddr::One(one),
+                    _ => {}
+                }
+            }
         }
     }
 

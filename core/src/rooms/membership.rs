@@ -16,7 +16,6 @@ use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
 use crate::rate::TokenBucket;
 use crate::rate::{room_bucket, source_bucket, MemberRates};
-use crate::source::Source;
 use crate::source_members::SourceKey;
 use crate::token::{Token, TokenText};
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
@@ -397,10 +396,7 @@ impl RoomServer {
         // every other member with an address: the sender has one (it is `from`)
         debug_assert!(room.addressed >= 1, "the sender has an address");
         let fanout = room.addressed.saturating_sub(1) as usize;
-        let (config, source) = (
-            &self.config,
-            Source::of(member.ip, self.config.ipv6_source_prefix),
-        );
+        let (config, source) = (&self.config, super::source_of(member.ip, &self.config));
         let source = self
             .members_per_source
             .bucket_mut(member.source_key, source, || source_bucket(config))

@@ -207,7 +207,7 @@ impl RoomServer {
 
     /// The source `ip` counts under for the per-source limits.
     pub(crate) fn source(&self, ip: IpAddr) -> Source {
-        Source::of(ip, self.config.ipv6_source_prefix)
+        source_of(ip, &self.config)
     }
 
     /// Fires every timer due at `now`: handshake and port deadlines, idle evictions.
@@ -366,4 +366,10 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 /// IPv4 destinations back to `::ffff:a.b.c.d`.
 pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+}
+
+/// The source `ip` counts under for the per-source limits, with `config`'s IPv6 prefix:
+/// the one rule for every table keyed by source (see [`crate::source`]).
+pub(crate) fn source_of(ip: IpAddr, config: &Config) -> Source {
+    Source::of(ip, config.ipv6_source_prefix)
 }

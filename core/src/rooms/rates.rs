@@ -13,7 +13,6 @@
 use super::membership::MemberId;
 use super::RoomServer;
 use crate::rate::source_bucket;
-use crate::source::Source;
 use std::time::Instant;
 
 /// Whether a member's address was proven by a datagram from it.
@@ -72,7 +71,7 @@ impl RoomServer {
                     .saturating_sub(u32::from(member.udp.is_some())) as usize
             }
         };
-        let source = Source::of(member.ip, self.config.ipv6_source_prefix);
+        let source = super::source_of(member.ip, &self.config);
         let config = &self.config;
         let source = self
             .members_per_source

@@ -94,9 +94,10 @@ impl Rooms {
 
     /// The key of room `name`, for its members.
     pub(crate) fn key_of(&self, name: &str) -> Option<RoomKey> {
-        let entry = self.find(name.as_bytes())?;
+        let hash = self.hash(name.as_bytes());
+        let entry = self.table.find(hash, |e| *e.name == *name)?;
         Some(RoomKey {
-            hash: self.hash(name.as_bytes()),
+            hash,
             name: entry.name.clone(),
         })
     }
@@ -214,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn a_room_is_found_by_name_and_by_number_until_removed() {
+    fn a_room_is_found_by_name_and_by_key_until_removed() {
         let mut rooms = rooms();
         let lobby = rooms.insert("lobby".into(), room(1)).expect("new");
         let den = rooms.insert("den".into(), room(2)).expect("new");
@@ -240,6 +241,28 @@ mod tests {
         assert!(!rooms.contains_bytes(b"caf"));
         // "café" in Latin-1: the same letters, not the same bytes
         assert!(!rooms.contains_bytes(b"caf\xe9"));
+    }
+
+    #[test]
+    fn rooms_stay_found_by_name_and_key_as_the_table_grows_and_shrinks() {
+        let mut rooms = rooms();
+        let name = |i: u32| format!("room-{i}");
+        let keys: Vec<RoomKey> = (0..1000)
+            .map(|i| rooms.insert(name(i).into(), room(i + 1)).expect("new"))
+            .collect();
+        for (i, key) in (0u32..).zip(&keys) {
+            assert_eq!(burst(rooms.get(&name(i))), Some(i + 1));
+            assert_eq!(burst(rooms.by_key(key)), Some(i + 1));
+            assert!(rooms.is_key_of(key, &name(i)));
+            assert!(rooms.contains_bytes(name(i).as_bytes()));
+        }
+        for i in (0..1000).step_by(2) {
+            rooms.remove(&name(i)).expect("there");
+        }
+        for (i, key) in (0u32..).zip(&keys) {
+            assert_eq!(rooms.by_key(key).is_some(), i % 2 == 1, "room {i}");
+        }
+        assert_eq!(rooms.len(), 500);
     }
 
     #[test]
