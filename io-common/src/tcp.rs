@@ -799,15 +799,22 @@ mod tests {
         assert_eq!(tcp.open(), 2);
     }
 
-    #[test]
-    fn an_answered_connection_lingers_until_the_peer_closes_and_is_released_then() {
-        let (mut driver, mut tcp, mut poller, addr) = path(8);
-        let mut handshake = Handshake::create("room", "alice", None).unwrap();
+    /// A client connected to `addr` that has sent alice's create of room "room", reads
+    /// time out after 5 s.
+    fn alice_creates(addr: SocketAddr) -> (Handshake, TcpStream) {
+        let handshake = Handshake::create("room", "alice", None).unwrap();
         let mut client = TcpStream::connect(addr).unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         client.write_all(handshake.request()).unwrap();
+        (handshake, client)
+    }
+
+    #[test]
+    fn an_answered_connection_lingers_until_the_peer_closes_and_is_released_then() {
+        let (mut driver, mut tcp, mut poller, addr) = path(8);
+        let (mut handshake, mut client) = alice_creates(addr);
         // A port step too long to be one: the core answers and closes at once.
         client.write_all(&[0; 3]).unwrap();
         // The answer comes and the server closes its write side, while the client's
@@ -837,12 +844,7 @@ mod tests {
     #[test]
     fn a_connection_is_read_in_the_turn_that_accepts_it_and_not_listed_once_closed() {
         let (mut driver, mut tcp, mut poller, addr) = path(8);
-        let mut handshake = Handshake::create("room", "alice", None).unwrap();
-        let mut client = TcpStream::connect(addr).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        client.write_all(handshake.request()).unwrap();
+        let (mut handshake, mut client) = alice_creates(addr);
         client.shutdown(Shutdown::Write).unwrap();
         // The wait that reports the connection (the turn's first look at the listener
         // may come before the client's connect).
