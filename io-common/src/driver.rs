@@ -412,9 +412,11 @@ mod tests {
         assert_eq!(driver.poll_datagram(), None);
     }
 
-    /// A relay on an IPv6 socket with `clients` registered (verification off) and one
-    /// message from the first queued: a notice per join and the message's fan-out.
-    fn busy_relay(clients: u16) -> Driver {
+    /// A relay on an IPv6 socket with `clients` registered (verification off), each of
+    /// whom said "hi": a notice per join and each message's fan-out queued. With `record`,
+    /// its inputs and outputs are recorded there (so the outputs come from the recorder's
+    /// queue, not the core's).
+    fn busy_relay(clients: u16, record: Option<std::path::PathBuf>) -> Driver {
         let config = Config {
             relay_verify: false,
             ..Config::default()
@@ -422,6 +424,11 @@ mod tests {
         let options = Options {
             protocol: Protocol::Relay,
             config,
+            record: record.map(|path| crate::RecordOptions {
+                path,
+                max_bytes: 1 << 20,
+                outputs: true,
+            }),
             ..Options::default()
         };
         let mut driver = Driver::new(&options, [7; 32], "[::]:9".parse().unwrap()).unwrap();
@@ -436,23 +443,38 @@ mod tests {
         driver
     }
 
+    /// Every datagram of `driver`, taken in runs of at most 4.
+    fn taken_in_runs(driver: &mut Driver) -> Vec<(SocketAddr, Bytes)> {
+        let mut taken = Vec::new();
+        loop {
+            let before = taken.len();
+            driver.poll_datagrams(&mut taken, 4);
+            assert!(taken.len() - before <= 4, "at most max at a time");
+            if taken.len() - before < 4 {
+                return taken;
+            }
+        }
+    }
+
     #[test]
     fn datagrams_polled_in_runs_are_those_polled_one_by_one_in_the_socket_form() {
         let mut one_by_one = Vec::new();
-        let mut driver = busy_relay(6);
+        let mut driver = busy_relay(6, None);
         while let Some(datagram) = driver.poll_datagram() {
             one_by_one.push(datagram);
         }
-        let mut in_runs = Vec::new();
-        let mut driver = busy_relay(6);
-        loop {
-            let before = in_runs.len();
-            driver.poll_datagrams(&mut in_runs, 4);
-            assert!(in_runs.len() - before <= 4, "at most max at a time");
-            if in_runs.len() - before < 4 {
-                break;
-            }
-        }
+        let in_runs = taken_in_runs(&mut busy_relay(6, None));
+        // and with the outputs recorded, which come from the driver's own queue
+        let dir = std::env::temp_dir().join(format!("ocm-driver-runs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut recording = busy_relay(6, Some(dir.join("trace")));
+        assert!(
+            recording.counts().queued_outputs == 0,
+            "the core's queue was drained"
+        );
+        let recorded = taken_in_runs(&mut recording);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(recorded, one_by_one);
         // each client's join notice and its "hi" go to those before it, events (the
         // joins) in between: 2 × (0 + 1 + ... + 5)
         assert_eq!(one_by_one.len(), 30);
