@@ -17,9 +17,9 @@ use std::net::SocketAddr;
 
 /// A run of the queue: how many of the next outputs are datagrams, or others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Run {
-    Datagrams(usize),
-    Others(usize),
+struct Run {
+    datagrams: bool,
+    len: usize,
 }
 
 /// Outputs not yet polled, and the counters since start.
@@ -53,10 +53,9 @@ impl Outbox {
     /// The next output, oldest first.
     pub(crate) fn pop(&mut self) -> Option<Output> {
         let run = self.runs.front_mut()?;
-        let datagram = matches!(run, Run::Datagrams(_));
-        let (Run::Datagrams(n) | Run::Others(n)) = run;
-        *n -= 1;
-        if *n == 0 {
+        let datagram = run.datagrams;
+        run.len -= 1;
+        if run.len == 0 {
             self.runs.pop_front();
         }
         match datagram {
@@ -75,12 +74,12 @@ impl Outbox {
         into: &mut Vec<(SocketAddr, Bytes)>,
         max: usize,
     ) -> usize {
-        let Some(Run::Datagrams(n)) = self.runs.front_mut() else {
+        let Some(run) = self.runs.front_mut().filter(|run| run.datagrams) else {
             return 0;
         };
-        let moved = max.min(*n);
-        *n -= moved;
-        if *n == 0 {
+        let moved = max.min(run.len);
+        run.len -= moved;
+        if run.len == 0 {
             self.runs.pop_front();
         }
         into.extend(self.datagrams.drain(..moved));
@@ -92,26 +91,26 @@ impl Outbox {
         self.others.len() + self.datagrams.len()
     }
 
-    /// The last `n` datagrams pushed join the run at the back of the queue (or start
-    /// one), counted as sent.
-    fn queued_datagrams(&mut self, n: usize) {
-        if n == 0 {
-            return;
-        }
-        self.stats.datagrams_sent += n as u64;
+    /// The last `len` outputs pushed (datagrams or not) join the run of their kind at the
+    /// back of the queue, or start one.
+    fn extend_runs(&mut self, datagrams: bool, len: usize) {
         match self.runs.back_mut() {
-            Some(Run::Datagrams(run)) => *run += n,
-            _ => self.runs.push_back(Run::Datagrams(n)),
+            Some(run) if run.datagrams == datagrams => run.len += len,
+            _ if len == 0 => {}
+            _ => self.runs.push_back(Run { datagrams, len }),
         }
+    }
+
+    /// The last `n` datagrams pushed, queued and counted as sent.
+    fn queued_datagrams(&mut self, n: usize) {
+        self.stats.datagrams_sent += n as u64;
+        self.extend_runs(true, n);
     }
 
     /// An output that is not a datagram, queued.
     fn push(&mut self, output: Output) {
         self.others.push_back(output);
-        match self.runs.back_mut() {
-            Some(Run::Others(run)) => *run += 1,
-            _ => self.runs.push_back(Run::Others(1)),
-        }
+        self.extend_runs(false, 1);
     }
 
     /// One datagram to `to`, counted as sent.
