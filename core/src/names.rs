@@ -11,6 +11,8 @@
 //! ([`message`]): a message cannot move the cursor, clear a screen, or start a new line
 //! that looks like a server notice on a terminal that prints it raw.
 
+use crate::output::DropReason;
+
 /// Why a name was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NameError {
@@ -121,6 +123,18 @@ pub fn is_format(c: char) -> bool {
 /// neither a UTF-8 check nor a look at each character).
 pub fn plain_message(bytes: &[u8]) -> bool {
     printable_ascii_or(bytes, true)
+}
+
+/// Checks a chat message as it came in a datagram, the same in rooms and relay mode:
+/// UTF-8 (else [`DropReason::NotUtf8`]) with no control character but TAB (else
+/// [`DropReason::ControlCharacter`]). Printable ASCII, the common case, is told in one
+/// pass ([`plain_message`]).
+pub(crate) fn check_message(bytes: &[u8]) -> Result<(), DropReason> {
+    if !plain_message(bytes) {
+        let text = std::str::from_utf8(bytes).map_err(|_| DropReason::NotUtf8)?;
+        message(text).map_err(|_| DropReason::ControlCharacter)?;
+    }
+    Ok(())
 }
 
 /// Checks a chat message's text: no control character but TAB.

@@ -1,8 +1,8 @@
 //! The relay's bookkeeping: the client limit, the fan-out order, failure counts.
 
 use super::{ensure, InvariantViolation};
+use crate::relay::source_of;
 use crate::relay::RelayServer;
-use crate::source::Source;
 
 /// Checks the client limit and that the fan-out order lists each client once.
 pub(crate) fn check(relay: &RelayServer) -> Result<(), InvariantViolation> {
@@ -32,10 +32,10 @@ pub(crate) fn check(relay: &RelayServer) -> Result<(), InvariantViolation> {
         "per-IP client counts disagree with the clients or the limit",
     )?;
     ensure(
-        relay.clients.iter().all(|(addr, client)| {
-            let source = Source::of(addr.ip(), crate::source::MAX_IPV6_PREFIX);
-            relay.per_ip.is_key_of(client.source, source)
-        }),
+        relay
+            .clients
+            .iter()
+            .all(|(addr, client)| relay.per_ip.is_key_of(client.source, source_of(*addr))),
         "a client's IP entry is not its IP's",
     )?;
     ensure(

@@ -415,7 +415,7 @@ impl Machine for RelayServer {
 }
 
 /// The source `from` counts under: its IP, whatever its family.
-fn source_of(from: SocketAddr) -> Source {
+pub(crate) fn source_of(from: SocketAddr) -> Source {
     Source::of(from.ip(), crate::source::MAX_IPV6_PREFIX)
 }
 
@@ -426,11 +426,7 @@ fn parse(data: &[u8]) -> Result<(&str, &[u8]), DropReason> {
         return Err(DropReason::BadUsername);
     };
     let username = names::username(username).map_err(|_| DropReason::BadUsername)?;
-    // Printable ASCII, the common case, is UTF-8 and free of control characters as it is.
-    if !names::plain_message(message) {
-        let text = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
-        names::message(text).map_err(|_| DropReason::ControlCharacter)?;
-    }
+    names::check_message(message)?;
     Ok((username, message))
 }
 

@@ -15,7 +15,7 @@ use crate::names;
 use crate::output::{DropReason, Event};
 use crate::password::PasswordHash;
 use crate::rate::TokenBucket;
-use crate::rate::{room_bucket, source_bucket, MemberRates};
+use crate::rate::{room_bucket, MemberRates};
 use crate::source_members::SourceKey;
 use crate::token::{Token, TokenText};
 use crate::wire::notice::{CloseReason, EvictReason, Notice};
@@ -156,13 +156,8 @@ impl RoomServer {
         if entry.members.len() >= self.config.max_members_per_room || !self.has_seat_for(ip) {
             return Err(Status::ServerFull);
         }
-        let name = self
-            .rooms
-            .get_key_value(room)
-            .expect("room exists")
-            .0
-            .clone();
-        let key = self.rooms.key_of(&name).expect("room exists");
+        let key = self.rooms.key_of(room).expect("room exists");
+        let name = key.name().clone();
         let username: Arc<str> = credentials.username.into();
         let (id, token) = self.add_member(now, key, username.clone(), ip);
         let notice = Bytes::from(Notice::Joined(username.to_string()).room_text());
@@ -396,11 +391,9 @@ impl RoomServer {
         // every other member with an address: the sender has one (it is `from`)
         debug_assert!(room.addressed >= 1, "the sender has an address");
         let fanout = room.addressed.saturating_sub(1) as usize;
-        let (config, source) = (&self.config, super::source_of(member.ip, &self.config));
-        let source = self
-            .members_per_source
-            .bucket_mut(member.source_key, source, || source_bucket(config))
-            .expect("a member's source");
+        let (key, ip) = (member.source_key, member.ip);
+        let source =
+            super::rates::source_bucket_of(&mut self.members_per_source, &self.config, key, ip);
         let (rates, bucket) = (&mut member.rates, &mut room.fanout);
         if !crate::rate::charge_message(now, rates, source, bucket, text.len(), fanout) {
             return self.out.drop_datagram(from, DropReason::RateLimited);
@@ -493,10 +486,7 @@ impl RoomServer {
             return Err(DropReason::WrongAddress);
         }
         let message = datagram.message;
-        if !names::plain_message(message) {
-            let text = std::str::from_utf8(message).map_err(|_| DropReason::NotUtf8)?;
-            names::message(text).map_err(|_| DropReason::ControlCharacter)?;
-        }
+        names::check_message(message)?;
         Ok((id, message, member.udp == Some(from)))
     }
 

@@ -12,8 +12,25 @@
 
 use super::membership::MemberId;
 use super::RoomServer;
-use crate::rate::source_bucket;
+use crate::config::Config;
+use crate::rate::{source_bucket, TokenBucket};
+use crate::source_members::{SourceKey, SourceMembers};
+use std::net::IpAddr;
 use std::time::Instant;
+
+/// The message bucket of the source of a member at `ip` whose source key is `key`,
+/// made at the source's first message. A free function, so that a caller can hold its
+/// member and room while it charges the bucket.
+pub(crate) fn source_bucket_of<'a>(
+    sources: &'a mut SourceMembers,
+    config: &Config,
+    key: SourceKey,
+    ip: IpAddr,
+) -> &'a mut TokenBucket {
+    let source = super::source_of(ip, config);
+    let bucket = sources.bucket_mut(key, source, || source_bucket(config));
+    bucket.expect("a member's source has members")
+}
 
 /// Whether a member's address was proven by a datagram from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,12 +88,8 @@ impl RoomServer {
                     .saturating_sub(u32::from(member.udp.is_some())) as usize
             }
         };
-        let source = super::source_of(member.ip, &self.config);
-        let config = &self.config;
-        let source = self
-            .members_per_source
-            .bucket_mut(member.source_key, source, || source_bucket(config))
-            .expect("a member's source");
+        let (key, ip) = (member.source_key, member.ip);
+        let source = source_bucket_of(&mut self.members_per_source, &self.config, key, ip);
         let room = &mut room.fanout;
         crate::rate::charge_message(now, &mut member.rates, source, room, bytes, fanout)
     }
