@@ -74,6 +74,16 @@ impl RecvBatch {
     /// Waits for at least one datagram (`MSG_WAITFORONE`) and takes what is waiting, up to
     /// the capacity. Returns how many.
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.recv_with(socket, libc::MSG_WAITFORONE)
+    }
+
+    /// Takes what is waiting, up to the capacity, without waiting (`MSG_DONTWAIT`: a
+    /// blocking socket stays blocking for its sends); `WouldBlock` if nothing is.
+    pub fn try_recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.recv_with(socket, libc::MSG_WAITFORONE | libc::MSG_DONTWAIT)
+    }
+
+    fn recv_with(&mut self, socket: &UdpSocket, flags: libc::c_int) -> io::Result<usize> {
         let slots = self
             .headers
             .iter_mut()
@@ -99,7 +109,7 @@ impl RecvBatch {
                 socket.as_raw_fd(),
                 self.headers.as_mut_ptr(),
                 self.headers.len() as c_uint,
-                libc::MSG_WAITFORONE,
+                flags,
                 std::ptr::null_mut(),
             )
         };

@@ -8,8 +8,12 @@
 //!   it is a vDSO call), so it is counted on its own. The server runs ~50× slower, so its
 //!   batches are larger than natively: read instructions per datagram, not system calls.
 //! - [`Profiler::PerfStat`] attaches `perf stat` to the native server for the phase and
-//!   counts system calls (in total and of the kinds a UDP or TCP server makes) and
-//!   context switches, from kernel tracepoints: native batching, at a small cost.
+//!   counts system calls (in total and of the kinds a UDP or TCP server makes), context
+//!   switches and of them the preemptions (switched out while runnable), from kernel
+//!   tracepoints: native batching, at a small cost.
+//! - [`Profiler::PerfRecord`] attaches `perf record` (CPU-clock samples with call graphs,
+//!   kernel and user space) to the native server for the phase: where its time goes,
+//!   the kernel's share included, for `perf report -i DIR/SLUG.PID.data`. No counters.
 //!
 //! A phase's counters come back as `(name, total)` pairs, to be divided by the work done.
 
@@ -27,6 +31,8 @@ pub enum Profiler {
     Callgrind(PathBuf),
     /// With `perf stat` attached, its reports written into this directory.
     PerfStat(PathBuf),
+    /// With `perf record` attached, its samples written into this directory.
+    PerfRecord(PathBuf),
 }
 
 /// The system calls `perf stat` counts one by one.
@@ -90,6 +96,8 @@ impl Profiler {
                 events.extend(SYSCALLS.iter().map(|s| format!("syscalls:sys_enter_{s}")));
                 let child = Command::new("perf")
                     .args(["stat", "-x", ",", "-e", &events.join(",")])
+                    // switched out while still runnable: preempted, not waiting
+                    .args(["-e", "sched:sched_switch", "--filter", "prev_state == 0"])
                     .args(["-p", &pid.to_string(), "-o"])
                     .arg(&out)
                     .stdout(Stdio::null())
@@ -97,6 +105,18 @@ impl Profiler {
                     .spawn()?;
                 std::thread::sleep(Duration::from_millis(300)); // attached
                 Ok(Probe::PerfStat { child, out })
+            }
+            Profiler::PerfRecord(dir) => {
+                let out = dir.join(format!("{slug}.{pid}.data"));
+                let child = Command::new("perf")
+                    .args(["record", "-q", "-g", "-e", "cpu-clock", "-F", "20000"])
+                    .args(["-p", &pid.to_string(), "-o"])
+                    .arg(&out)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?;
+                std::thread::sleep(Duration::from_millis(300)); // attached
+                Ok(Probe::PerfRecord { child })
             }
         }
     }
@@ -120,6 +140,11 @@ pub enum Probe {
         /// Its report.
         out: PathBuf,
     },
+    /// `perf record` attached.
+    PerfRecord {
+        /// The `perf record` process.
+        child: Child,
+    },
 }
 
 impl Probe {
@@ -133,18 +158,28 @@ impl Probe {
                 Ok(callgrind_counters(&dump))
             }
             Probe::PerfStat { mut child, out } => {
-                let pid = nix_pid(child.id())?;
-                // SAFETY: kill sends SIGINT to the perf process we spawned.
-                #[allow(unsafe_code)]
-                let sent = unsafe { libc::kill(pid, libc::SIGINT) };
-                if sent != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                child.wait()?;
+                interrupt(&mut child)?;
                 Ok(perf_counters(&std::fs::read_to_string(out)?))
+            }
+            Probe::PerfRecord { mut child } => {
+                interrupt(&mut child)?;
+                Ok(Vec::new())
             }
         }
     }
+}
+
+/// Stops a `perf` we spawned the way Ctrl-C would (it writes its output then), and waits.
+fn interrupt(child: &mut Child) -> io::Result<()> {
+    let pid = nix_pid(child.id())?;
+    // SAFETY: kill sends SIGINT to the perf process we spawned.
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::kill(pid, libc::SIGINT) };
+    if sent != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    child.wait()?;
+    Ok(())
 }
 
 fn nix_pid(pid: u32) -> io::Result<libc::pid_t> {
@@ -271,7 +306,10 @@ pub fn perf_counters(report: &str) -> Vec<(String, u64)> {
                         .strip_prefix("raw_syscalls:sys_enter")
                         .map(|_| "syscalls")
                 })
-                .unwrap_or(event);
+                .unwrap_or(match event {
+                    "sched:sched_switch" => "preempted",
+                    other => other,
+                });
             Some((name.to_string(), count))
         })
         .collect()
@@ -305,13 +343,15 @@ mod tests {
             1234,,raw_syscalls:sys_enter,1000,100.00,,\n\
             56,,context-switches,1000,100.00,,\n\
             <not counted>,,syscalls:sys_enter_futex,0,0.00,,\n\
-            78,,syscalls:sys_enter_recvmmsg,1000,100.00,,\n";
+            78,,syscalls:sys_enter_recvmmsg,1000,100.00,,\n\
+            9,,sched:sched_switch,1000,100.00,,\n";
         assert_eq!(
             perf_counters(report),
             [
                 ("syscalls".to_string(), 1234),
                 ("context-switches".to_string(), 56),
                 ("recvmmsg".to_string(), 78),
+                ("preempted".to_string(), 9),
             ]
         );
     }

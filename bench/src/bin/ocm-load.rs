@@ -81,7 +81,8 @@ struct Args {
     ocm: Option<PathBuf>,
     /// Count what each server does in each measured phase (see `ocm_bench::profile`):
     /// `callgrind` (instructions and system calls, under valgrind: the CPU figures are
-    /// then valgrind's) or `perf` (native system calls and context switches). Counts per
+    /// then valgrind's) or `perf` (native system calls and context switches) or `perf-record` (native
+    /// CPU-clock samples with call graphs, one `.data` file per server and phase). Counts per
     /// unit of work go to the progress lines on stderr and a table at the end.
     #[arg(long)]
     profile: Option<ProfileKind>,
@@ -115,6 +116,7 @@ enum Protocol {
 enum ProfileKind {
     Callgrind,
     Perf,
+    PerfRecord,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -123,8 +125,12 @@ enum Baseline {
     Naive,
     /// `recvmmsg` and `sendmmsg` batches.
     Batched,
+    /// The same, waiting in `epoll_wait`.
+    BatchedPolled,
     /// A `recvmmsg` loop that drops everything.
     Drain,
+    /// The same, waiting in `epoll_wait`.
+    DrainPolled,
     /// The minimal TCRP server.
     Tcp,
 }
@@ -133,8 +139,10 @@ enum Baseline {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
     Batched,
+    BatchedPolled,
     Naive,
     Drain,
+    DrainPolled,
     MinimalTcp,
     Ocm(Protocol, String),
 }
@@ -154,8 +162,10 @@ impl Target {
     fn name(&self) -> String {
         match self {
             Target::Batched => "batched raw relay".into(),
+            Target::BatchedPolled => "batched raw relay in epoll".into(),
             Target::Naive => "naive raw relay".into(),
             Target::Drain => "recvmmsg drain loop".into(),
+            Target::DrainPolled => "recvmmsg drain loop in epoll".into(),
             Target::MinimalTcp => "minimal TCP server".into(),
             Target::Ocm(Protocol::Rooms, runtime) => format!("ocm rooms ({runtime})"),
             Target::Ocm(Protocol::Relay, runtime) => format!("ocm relay ({runtime})"),
@@ -299,7 +309,9 @@ impl Context {
                 let name = match baseline {
                     Target::Naive => "naive",
                     Target::Batched => "batched",
+                    Target::BatchedPolled => "batched-polled",
                     Target::Drain => "drain",
+                    Target::DrainPolled => "drain-polled",
                     _ => "tcp",
                 };
                 let mut command = self.command(&self.exe, target);
@@ -362,6 +374,8 @@ fn serve(baseline: Baseline) -> io::Result<()> {
     match baseline {
         Baseline::Naive => baseline::serve(socket),
         Baseline::Batched => batched::serve(socket),
+        Baseline::BatchedPolled => batched::serve_polled(socket),
+        Baseline::DrainPolled => batched::drain_polled(socket),
         _ => batched::drain(socket),
     }
 }
@@ -904,6 +918,18 @@ impl<T> Table<T> {
     fn column(&self, target: &Target, f: impl Fn(&T) -> f64) -> Vec<f64> {
         self.runs[target].iter().map(f).collect()
     }
+
+    /// Per run, `target`'s cost over a second anchor's (every target runs in every run).
+    fn ratios_to(&self, anchor: &Target, target: &Target, cost: impl Fn(&T) -> f64) -> Vec<f64> {
+        let Some(base) = self.runs.get(anchor) else {
+            return Vec::new();
+        };
+        self.runs[target]
+            .iter()
+            .zip(base)
+            .map(|(value, base)| cost(value) / cost(base))
+            .collect()
+    }
 }
 
 fn targets(args: &Args, baselines: &[Target], protocols: &[Protocol]) -> Vec<Target> {
@@ -936,6 +962,7 @@ fn main() -> io::Result<()> {
                 match kind {
                     ProfileKind::Callgrind => Profiler::Callgrind(dir),
                     ProfileKind::Perf => Profiler::PerfStat(dir),
+                    ProfileKind::PerfRecord => Profiler::PerfRecord(dir),
                 }
             }
         },
@@ -951,10 +978,14 @@ fn main() -> io::Result<()> {
     let members: Vec<usize> = args.members.iter().map(|m| (*m).max(2)).collect();
     let fan_targets = targets(
         &args,
-        &[Target::Batched, Target::Naive],
+        &[Target::Batched, Target::BatchedPolled, Target::Naive],
         &[Protocol::Rooms, Protocol::Relay],
     );
-    let junk_targets = targets(&args, &[Target::Drain], &[Protocol::Rooms, Protocol::Relay]);
+    let junk_targets = targets(
+        &args,
+        &[Target::Drain, Target::DrainPolled],
+        &[Protocol::Rooms, Protocol::Relay],
+    );
     let tcp_targets = targets(&args, &[Target::MinimalTcp], &[Protocol::Rooms]);
     let mut fan: BTreeMap<usize, Table<FanOut>> = BTreeMap::new();
     let mut junk: Table<f64> = Table::default();
@@ -1030,19 +1061,23 @@ fn main() -> io::Result<()> {
     println!();
     println!("### Fan-out: server CPU per delivery against the batched raw relay");
     println!();
-    println!("| members | target | deliveries/s | server CPU per delivery | CPU ratio to batched relay | user share | loss | p50 | p99 |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| members | target | deliveries/s | server CPU per delivery | CPU ratio to batched relay | to the relay in epoll | user share | loss | p50 | p99 |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (m, table) in &fan {
         for target in &fan_targets {
             let loss = table.column(target, |r| r.loss * 100.0);
             let p50 = table.column(target, |r| r.p50.as_nanos() as f64);
             let p99 = table.column(target, |r| r.p99.as_nanos() as f64);
             println!(
-                "| {m} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
+                "| {m} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} |",
                 target.name(),
                 spread(&table.column(target, |r| r.rate), rate),
                 spread(&table.column(target, |r| r.cpu), nanos),
                 spread(&table.ratios[target], ratio),
+                spread(
+                    &table.ratios_to(&Target::BatchedPolled, target, |r| r.cpu),
+                    ratio
+                ),
                 spread(&table.column(target, |r| r.user * 100.0), |x| format!(
                     "{x:.0} %"
                 )),
@@ -1056,14 +1091,17 @@ fn main() -> io::Result<()> {
         println!();
         println!("### Junk: server CPU per dropped datagram against a recvmmsg drain loop");
         println!();
-        println!("| target | server CPU per datagram | ratio to drain loop |");
-        println!("|---|---:|---:|");
+        println!(
+            "| target | server CPU per datagram | ratio to drain loop | to the loop in epoll |"
+        );
+        println!("|---|---:|---:|---:|");
         for target in &junk_targets {
             println!(
-                "| {} | {} | **{}** |",
+                "| {} | {} | **{}** | {} |",
                 target.name(),
                 spread(&junk.column(target, |c| *c), nanos),
                 spread(&junk.ratios[target], ratio),
+                spread(&junk.ratios_to(&Target::DrainPolled, target, |c| *c), ratio),
             );
         }
     }
