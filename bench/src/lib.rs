@@ -4,7 +4,8 @@
 //! and the drain loop ([`batched`], over [`mmsg`]), and the minimal TCRP server
 //! ([`handshake`]). [`load`] drives fan-out runs, [`junk`] floods with datagrams to drop,
 //! [`procfs`] reads a server's CPU time and socket queue, [`profile`] counts what it does
-//! (callgrind, perf), [`scrape`] GETs a server's `/metrics` at a fixed rate.
+//! (callgrind, perf), [`scrape`] GETs a server's `/metrics` at a fixed rate, [`pin`] keeps a
+//! core for the server under test.
 
 #![deny(unsafe_code)]
 
@@ -15,6 +16,7 @@ pub mod handshake;
 pub mod junk;
 pub mod load;
 pub mod mmsg;
+pub mod pin;
 pub mod procfs;
 pub mod profile;
 pub mod scrape;

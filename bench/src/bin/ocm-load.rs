@@ -70,6 +70,11 @@ struct Args {
     /// Junk datagrams per junk run (0: no junk measurement).
     #[arg(long, default_value_t = 500_000)]
     junk: u64,
+    /// Servers share the cores with the load, as the scheduler places them. By default
+    /// each server under test runs on a core of its own and the load on the others
+    /// (`ocm_bench::pin`), which keeps preemptions by the load out of the figures.
+    #[arg(long)]
+    unpinned: bool,
     /// Create+join pairs per client thread per handshake run (0: none).
     #[arg(long, default_value_t = 1000)]
     handshakes: usize,
@@ -273,6 +278,8 @@ struct Context {
     exe: PathBuf,
     ocm: PathBuf,
     profiler: Profiler,
+    /// The core the servers under test run on (the load keeps the others).
+    server_cpu: Option<usize>,
 }
 
 impl Context {
@@ -325,7 +332,11 @@ impl Context {
     }
 
     fn command(&self, program: &Path, target: &Target) -> Command {
-        self.profiler.command(program, &target.slug())
+        let mut command = self.profiler.command(program, &target.slug());
+        if let Some(cpu) = self.server_cpu {
+            ocm_bench::pin::server_on(&mut command, cpu);
+        }
+        command
     }
 
     /// How long registrations take to reach a server (longer under valgrind).
@@ -948,7 +959,8 @@ fn main() -> io::Result<()> {
         return serve(baseline);
     }
     let exe = std::env::current_exe()?;
-    let cx = Context {
+    let mut cx = Context {
+        server_cpu: None,
         ocm: args
             .ocm
             .clone()
@@ -973,6 +985,14 @@ fn main() -> io::Result<()> {
     }
     if let Some(per_second) = args.scrape {
         return scrape_runs(&args, &cx, per_second);
+    }
+    // Cluster and scrape runs (above) share the cores as before; these runs pin.
+    if !args.unpinned {
+        cx.server_cpu = ocm_bench::pin::split();
+    }
+    match cx.server_cpu {
+        Some(cpu) => eprintln!("servers on CPU {cpu}, the load on the others"),
+        None => eprintln!("servers and load share the CPUs"),
     }
     let started = Instant::now();
     let members: Vec<usize> = args.members.iter().map(|m| (*m).max(2)).collect();
@@ -1055,8 +1075,12 @@ fn main() -> io::Result<()> {
     }
 
     println!(
-        "{} run(s); each figure is the median (min–max) over the runs; ratios are taken within a run.",
-        args.runs
+        "{} run(s); each figure is the median (min–max) over the runs; ratios are taken within a run; {}.",
+        args.runs,
+        match cx.server_cpu {
+            Some(cpu) => format!("servers on CPU {cpu}, the load on the others"),
+            None => "servers and load sharing the CPUs".into(),
+        }
     );
     println!();
     println!("### Fan-out: server CPU per delivery against the batched raw relay");
