@@ -110,6 +110,9 @@ mod tests {
         command.arg("/proc/self/status");
         server_on(&mut command, server);
         let out = command.output().expect("cat runs");
-        assert_eq!(allowed_list(&String::from_utf8(out.stdout).unwrap()), [server]);
+        assert_eq!(
+            allowed_list(&String::from_utf8(out.stdout).unwrap()),
+            [server]
+        );
     }
 }

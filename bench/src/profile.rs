@@ -97,7 +97,12 @@ impl Profiler {
                 let child = Command::new("perf")
                     .args(["stat", "-x", ",", "-e", &events.join(",")])
                     // switched out while still runnable: preempted, not waiting
-                    .args(["-e", "sched:sched_switch", "--filter", "prev_state == 0 || prev_state == 256"])
+                    .args([
+                        "-e",
+                        "sched:sched_switch",
+                        "--filter",
+                        "prev_state == 0 || prev_state == 256",
+                    ])
                     .args(["-p", &pid.to_string(), "-o"])
                     .arg(&out)
                     .stdout(Stdio::null())

@@ -28,13 +28,14 @@ const _: () = assert!(CLIENT_BURST <= MEMBER_BURST_FLOOR);
 pub struct TokenBucket {
     per_sec: u32,
     burst: u32,
-    /// Tokens, in billionths, so that refills need no floating point (at most
-    /// `burst` × 10⁹ < 2⁶², so 64 bits hold it; arithmetic is done in 128).
+    /// Tokens, in billionths, so that refills need no floating point: at most
+    /// `burst` × 10⁹ < 2⁶², so 64 bits hold it, and every sum is capped at that.
     nanotokens: u64,
+    /// The latest instant the bucket was refilled at (`None`: never, and full).
     last: Option<Instant>,
 }
 
-const NANO: u128 = 1_000_000_000;
+const NANO: u64 = 1_000_000_000;
 
 impl TokenBucket {
     /// A full bucket. `per_sec` and `burst` are at least 1.
@@ -43,7 +44,7 @@ impl TokenBucket {
         TokenBucket {
             per_sec,
             burst,
-            nanotokens: u64::from(burst) * NANO as u64,
+            nanotokens: u64::from(burst) * NANO,
             last: None,
         }
     }
@@ -58,19 +59,36 @@ impl TokenBucket {
         self.burst
     }
 
+    fn full(&self) -> u64 {
+        u64::from(self.burst) * NANO
+    }
+
+    /// What `n` tokens are in billionths (`n` capped at the burst).
+    fn cost(&self, n: u32) -> u64 {
+        u64::from(n.min(self.burst)) * NANO
+    }
+
     fn refill(&mut self, now: Instant) {
-        // Datagrams read in one batch share their time: only the first refills.
-        if self.last == Some(now) {
+        let Some(last) = self.last else {
+            self.last = Some(now);
+            return;
+        };
+        // Datagrams read in one batch share their time: only the first refills. Time
+        // going backwards gives nothing and leaves the latest instant.
+        if now <= last {
             return;
         }
-        if let Some(last) = self.last {
-            let elapsed = now.saturating_duration_since(last).as_nanos();
-            let full = u128::from(self.burst) * NANO;
-            let level = (self.level() + elapsed * u128::from(self.per_sec)).min(full);
-            self.nanotokens = u64::try_from(level).expect("at most burst × 10⁹");
-        }
-        if self.last.is_none_or(|last| now > last) {
-            self.last = Some(now);
+        self.last = Some(now);
+        let full = self.full();
+        if self.nanotokens < full {
+            let elapsed = now.duration_since(last);
+            // in 64 bits, saturating: a wait of centuries fills any bucket anyway
+            let nanos = elapsed
+                .as_secs()
+                .saturating_mul(NANO)
+                .saturating_add(u64::from(elapsed.subsec_nanos()));
+            let added = nanos.saturating_mul(u64::from(self.per_sec));
+            self.nanotokens = self.nanotokens.saturating_add(added).min(full);
         }
     }
 
@@ -78,25 +96,20 @@ impl TokenBucket {
     /// larger than the bucket passes once it is full).
     pub fn has(&mut self, now: Instant, n: u32) -> bool {
         self.refill(now);
-        self.level() >= u128::from(n.min(self.burst)) * NANO
-    }
-
-    fn level(&self) -> u128 {
-        u128::from(self.nanotokens)
+        self.nanotokens >= self.cost(n)
     }
 
     /// Takes `n` tokens (capped at the burst) after [`TokenBucket::has`] said yes; never
     /// goes below empty.
     pub fn take(&mut self, n: u32) {
-        let cost = u64::from(n.min(self.burst)) * NANO as u64;
-        self.nanotokens = self.nanotokens.saturating_sub(cost);
+        self.nanotokens = self.nanotokens.saturating_sub(self.cost(n));
     }
 
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: Instant) -> bool {
         self.refill(now);
-        if self.level() >= NANO {
-            self.nanotokens -= NANO as u64;
+        if self.nanotokens >= NANO {
+            self.nanotokens -= NANO;
             true
         } else {
             false
@@ -106,13 +119,12 @@ impl TokenBucket {
     /// When the next token is there (`now` if it already is).
     pub fn ready_at(&mut self, now: Instant) -> Instant {
         self.refill(now);
-        if self.level() >= NANO {
+        if self.nanotokens >= NANO {
             return now;
         }
-        let missing = NANO - self.level();
-        let per_sec = u128::from(self.per_sec);
-        let nanos = missing.div_ceil(per_sec);
-        now + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        let missing = NANO - self.nanotokens;
+        let nanos = missing.div_ceil(u64::from(self.per_sec));
+        now + Duration::from_nanos(nanos)
     }
 }
 
@@ -171,6 +183,115 @@ pub(crate) fn charge_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The bucket's rule in 128-bit arithmetic, with no shortcut: the level after a
+    /// refill is `min(level + elapsed × rate, burst)`, from the latest instant seen.
+    struct Reference {
+        per_sec: u128,
+        burst: u128,
+        level: u128,
+        last: Option<Instant>,
+    }
+
+    impl Reference {
+        fn refill(&mut self, now: Instant) {
+            if let Some(last) = self.last {
+                let elapsed = now.saturating_duration_since(last).as_nanos();
+                self.level = (self.level + elapsed * self.per_sec).min(self.burst * 1_000_000_000);
+            }
+            self.last = Some(self.last.map_or(now, |last| last.max(now)));
+        }
+
+        fn has(&mut self, now: Instant, n: u32) -> bool {
+            self.refill(now);
+            self.level >= u128::from(n).min(self.burst) * 1_000_000_000
+        }
+
+        fn take(&mut self, n: u32) {
+            let cost = u128::from(n).min(self.burst) * 1_000_000_000;
+            self.level = self.level.saturating_sub(cost);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Time moves by this many nanoseconds, forwards or back.
+        Wait(i64),
+        Has(u32),
+        HasThenTake(u32),
+        TryTake,
+        ReadyAt,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            prop_oneof![
+                0..2_000_000_000i64,
+                Just(0),
+                -1_000_000_000..0i64,
+                Just(i64::MAX / 4)
+            ]
+            .prop_map(Step::Wait),
+            prop_oneof![1..20u32, any::<u32>()].prop_map(Step::Has),
+            prop_oneof![1..20u32, any::<u32>()].prop_map(Step::HasThenTake),
+            Just(Step::TryTake),
+            Just(Step::ReadyAt),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_64_bit_bucket_keeps_the_128_bit_rule(
+            per_sec in prop_oneof![1..100u32, any::<u32>()],
+            burst in prop_oneof![1..100u32, any::<u32>()],
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let start = Instant::now() + Duration::from_secs(1 << 20);
+            let mut now = start;
+            let mut bucket = TokenBucket::new(per_sec, burst);
+            let mut model = Reference {
+                per_sec: u128::from(per_sec),
+                burst: u128::from(burst),
+                level: u128::from(burst) * 1_000_000_000,
+                last: None,
+            };
+            for step in steps {
+                match step {
+                    Step::Wait(nanos) if nanos >= 0 => {
+                        now = now.checked_add(Duration::from_nanos(nanos as u64)).unwrap_or(now);
+                    }
+                    Step::Wait(back) => {
+                        now = now.checked_sub(Duration::from_nanos(back.unsigned_abs())).unwrap_or(now);
+                    }
+                    Step::Has(n) => prop_assert_eq!(bucket.has(now, n), model.has(now, n)),
+                    Step::HasThenTake(n) => {
+                        let yes = bucket.has(now, n);
+                        prop_assert_eq!(yes, model.has(now, n));
+                        if yes {
+                            bucket.take(n);
+                            model.take(n);
+                        }
+                    }
+                    Step::TryTake => {
+                        let yes = model.has(now, 1);
+                        if yes {
+                            model.take(1);
+                        }
+                        prop_assert_eq!(bucket.try_take(now), yes);
+                    }
+                    Step::ReadyAt => {
+                        let at = bucket.ready_at(now);
+                        model.refill(now);
+                        let missing = (1_000_000_000u128).saturating_sub(model.level);
+                        let nanos = missing.div_ceil(model.per_sec);
+                        prop_assert_eq!(at, now + Duration::from_nanos(nanos as u64));
+                    }
+                }
+                prop_assert_eq!(u128::from(bucket.nanotokens), model.level);
+            }
+        }
+    }
 
     #[test]
     fn the_largest_bucket_fits_its_64_bits_after_any_wait() {
