@@ -9,8 +9,9 @@
 //!   batches are larger than natively: read instructions per datagram, not system calls.
 //! - [`Profiler::PerfStat`] attaches `perf stat` to the native server for the phase and
 //!   counts system calls (in total and of the kinds a UDP or TCP server makes), context
-//!   switches and of them the preemptions (switched out while runnable), from kernel
-//!   tracepoints: native batching, at a small cost.
+//!   switches and of them the preemptions (switched out while runnable), and the
+//!   inter-processor interrupts it sends, from kernel tracepoints: native batching, at
+//!   a small cost.
 //! - [`Profiler::PerfRecord`] attaches `perf record` (CPU-clock samples with call graphs,
 //!   kernel and user space) to the native server for the phase: where its time goes,
 //!   the kernel's share included, for `perf report -i DIR/SLUG.PID.data`. No counters.
@@ -93,6 +94,8 @@ impl Profiler {
                 let mut events = vec!["raw_syscalls:sys_enter".to_string()];
                 events.push("context-switches".into());
                 events.push("page-faults".into());
+                // inter-processor interrupts sent (a VM exit each under virtualization)
+                events.push("ipi:ipi_send_cpu".into());
                 events.extend(SYSCALLS.iter().map(|s| format!("syscalls:sys_enter_{s}")));
                 let child = Command::new("perf")
                     .args(["stat", "-x", ",", "-e", &events.join(",")])
@@ -313,6 +316,7 @@ pub fn perf_counters(report: &str) -> Vec<(String, u64)> {
                 })
                 .unwrap_or(match event {
                     "sched:sched_switch" => "preempted",
+                    "ipi:ipi_send_cpu" => "ipis",
                     other => other,
                 });
             Some((name.to_string(), count))

@@ -160,7 +160,8 @@ mod linux {
                     socket.as_raw_fd(),
                     self.headers.as_mut_ptr(),
                     batch.len() as libc::c_uint,
-                    0,
+                    // never blocks, whatever the socket's mode (see `crate::udp`)
+                    libc::MSG_DONTWAIT,
                 )
             };
             if sent < 0 {

@@ -46,14 +46,28 @@ impl Receiver {
     /// Takes what is waiting, up to [`RECV_BATCH`] datagrams, without blocking; returns
     /// how many. `WouldBlock` when nothing is waiting.
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.receive(socket, false)
+    }
+
+    /// As [`Receiver::recv`], but on Linux, if nothing is waiting, waits for the first
+    /// datagram up to the socket's receive timeout (`SO_RCVTIMEO`; a socket left in
+    /// blocking mode, see [`crate::udp`]); `WouldBlock` if none came. Elsewhere the same
+    /// as `recv`.
+    pub fn recv_waiting(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.receive(socket, true)
+    }
+
+    fn receive(&mut self, socket: &UdpSocket, wait: bool) -> io::Result<usize> {
         self.received.clear();
         self.got = 0;
         #[cfg(target_os = "linux")]
         {
             self.got = self
                 .inner
-                .recv(socket, &mut self.bufs, &mut self.received)?;
+                .recv(socket, wait, &mut self.bufs, &mut self.received)?;
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = wait;
         #[cfg(not(target_os = "linux"))]
         {
             let (len, from) = socket.recv_from(&mut self.bufs[..DATAGRAM_BUFFER])?;
@@ -124,6 +138,7 @@ mod linux {
         pub(super) fn recv(
             &mut self,
             socket: &UdpSocket,
+            wait: bool,
             bufs: &mut [u8],
             received: &mut Vec<(SocketAddr, usize, usize)>,
         ) -> io::Result<usize> {
@@ -144,6 +159,12 @@ mod linux {
                 header.msg_hdr.msg_iov = iov;
                 header.msg_hdr.msg_iovlen = 1;
             }
+            // Waiting, the first datagram is waited for and what else is there taken.
+            let flags = if wait {
+                libc::MSG_WAITFORONE
+            } else {
+                libc::MSG_DONTWAIT
+            };
             // SAFETY: each header points at one iovec (a distinct DATAGRAM_BUFFER-sized
             // chunk of `bufs`) and one `sockaddr_storage` slot with its true size, all set
             // just above; they are exclusively borrowed and outlive the call. The kernel
@@ -154,7 +175,7 @@ mod linux {
                     socket.as_raw_fd(),
                     self.headers.as_mut_ptr(),
                     self.headers.len() as libc::c_uint,
-                    libc::MSG_DONTWAIT,
+                    flags,
                     std::ptr::null_mut(),
                 )
             };

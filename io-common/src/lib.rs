@@ -32,7 +32,9 @@
 //!
 //! ```text
 //! loop {
-//!     stop if shutdown is ready; now = Instant::now()
+//!     stop if shutdown is ready
+//!     udp.wait() if the last turn chose to     // a recvmmsg that sleeps for a datagram
+//!     now = Instant::now()
 //!     answer waiting questions; tcp.handle_ready(..) // accept, read up to 64 ready sockets
 //!     udp.read_ready(..)                     // non-blocking recvmmsg, up to 64 datagrams
 //!     driver.handle_timeout(now); tcp.expire(..)   // lingers that ran out
@@ -40,7 +42,8 @@
 //!     tcp.carry_out(..)                      // the core's writes and closes, at once
 //!     poller.wait(..)                        // one epoll_wait: no time if more is known
 //!         to be waiting, else until a socket is reported, the waker is woken
-//!         (shutdown, a question, a cluster input) or the next deadline
+//!         (shutdown, a question, a cluster input) or the next deadline; skipped
+//!         (udp.wait() next turn instead) while datagrams keep coming, for up to 1 ms
 //! }
 //! ```
 

@@ -18,6 +18,7 @@ mod common;
 
 mod answered;
 mod bad_input;
+mod busy_udp;
 mod chat_client;
 mod cli;
 mod cluster;
