@@ -21,12 +21,14 @@
 //! own timeout. So a busy server goes from batch to batch in system calls of its own
 //! (`recvmmsg`, `sendmmsg`, `accept`, `read`, `writev`) and one `epoll_wait` per turn.
 //!
-//! But for one case: when a turn read datagrams, the poller was asked less than
-//! [`POLL_EVERY`] ago and no deadline is near, the next turn waits for its datagram in
-//! the UDP socket's own receive ([`UdpPath::wait`], at most [`crate::udp::HOT_WAIT`])
-//! instead of in the poller: one system call where the poller's wait is two (measured:
-//! 3–9 % of the CPU per delivery of a relay). A TCP client, a question or the shutdown
-//! signal then waits up to about a millisecond and a clock tick. Single node, Linux.
+//! But while the UDP socket keeps the owner busy, the poller is asked at most every
+//! [`POLL_EVERY`]: a turn that left only the UDP socket not read dry reads on at once;
+//! and when a turn read datagrams and no deadline is near, the next turn waits for its
+//! datagram in the UDP socket's own receive ([`UdpPath::wait`], at most
+//! [`crate::udp::HOT_WAIT`]; single node, Linux) instead of in the poller: one system
+//! call where the poller's wait is two (measured: 3–9 % of the CPU per delivery of a
+//! relay). A TCP client then waits up to about a millisecond (and a clock tick), and so
+//! do a question or the shutdown signal while the owner waits in the socket.
 //! On shutdown it handles what is already waiting, tells every member, sends those
 //! notices, and (cluster mode) gives what it owes Redis a second to get there.
 //!
@@ -211,13 +213,16 @@ impl Endpoint {
             // More to do at once: a socket not read dry, a TCP socket to look at again,
             // what the TCP commands caused, a channel with more than one turn's share.
             // Then the poller is only asked what else has come (a wait of no time), so
-            // that a busy socket does not keep the others waiting.
-            let busy = udp_ready
-                || tcp.as_ref().is_some_and(TcpPath::has_ready)
+            // that a busy socket does not keep the others waiting; when only the UDP
+            // socket is, at most every POLL_EVERY.
+            let others_busy = tcp.as_ref().is_some_and(TcpPath::has_ready)
                 || carried > 0
                 || answered == CHANNEL_BATCH
                 || heard == CHANNEL_BATCH;
-            let deadline = if busy {
+            let deadline = if udp_ready || others_busy {
+                if !others_busy && !poller_due(now, polled) {
+                    continue;
+                }
                 Some(now)
             } else if shutdown.as_mut().poll(cx).is_ready() {
                 break;
@@ -272,9 +277,10 @@ impl Endpoint {
     }
 }
 
-/// Longest the owner goes without asking its poller while it waits for datagrams in the
-/// socket (each such wait is up to [`crate::udp::HOT_WAIT`], rounded up to a clock tick):
-/// what a TCP client, a question or the shutdown signal may wait on top of that.
+/// Longest the owner goes without asking its poller while the UDP socket keeps it busy,
+/// reading on or waiting for datagrams in the socket (each such wait is up to
+/// [`crate::udp::HOT_WAIT`], rounded up to a clock tick): what a TCP client may wait on
+/// top of that (a question or the shutdown signal, only while it waits in the socket).
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// How far off the next deadline must be for the owner to wait in the socket rather
@@ -285,7 +291,13 @@ const HOT_GUARD: std::time::Duration = std::time::Duration::from_millis(25);
 /// poller: datagrams came this turn (`read` of them), the poller was last asked at
 /// `polled`, less than [`POLL_EVERY`] ago, and no deadline is within [`HOT_GUARD`].
 fn waits_in_socket(read: usize, now: Instant, polled: Instant, deadline: Option<Instant>) -> bool {
-    read > 0 && now < polled + POLL_EVERY && deadline.is_none_or(|at| at >= now + HOT_GUARD)
+    read > 0 && !poller_due(now, polled) && deadline.is_none_or(|at| at >= now + HOT_GUARD)
+}
+
+/// Whether the poller, last asked at `polled`, must be asked now, however busy the UDP
+/// socket keeps the owner: [`POLL_EVERY`] has passed.
+fn poller_due(now: Instant, polled: Instant) -> bool {
+    now >= polled + POLL_EVERY
 }
 
 /// Most rounds of TCP commands carried out in one go (see [`send`]).
@@ -404,6 +416,9 @@ mod tests {
         // the socket (what a stream with no pause would otherwise keep waiting forever)
         assert!(!waits_in_socket(3, polled + POLL_EVERY, polled, None));
         assert!(!waits_in_socket(3, polled + ms(500), polled, None));
+        // the same rule for a socket that is not read dry: read on, but not for longer
+        assert!(!poller_due(soon, polled));
+        assert!(poller_due(polled + POLL_EVERY, polled));
         // a deadline nearer than a wait rounded up to a clock tick: the poller's timeout
         assert!(!waits_in_socket(
             3,

@@ -263,7 +263,10 @@ mod tests {
         // The socket's wait is short (HOT_WAIT, a clock tick): wait until it is there.
         let (mut read, give_up) = (0, Instant::now() + Duration::from_secs(10));
         while read == 0 {
-            assert!(Instant::now() < give_up, "the datagram never came out of a wait");
+            assert!(
+                Instant::now() < give_up,
+                "the datagram never came out of a wait"
+            );
             udp.wait();
             read = udp.read_ready(&mut driver, Instant::now());
             assert!(read == 0 || read == 1, "{read}");
