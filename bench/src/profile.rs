@@ -94,8 +94,11 @@ impl Profiler {
                 let mut events = vec!["raw_syscalls:sys_enter".to_string()];
                 events.push("context-switches".into());
                 events.push("page-faults".into());
-                // inter-processor interrupts sent (a VM exit each under virtualization)
-                events.push("ipi:ipi_send_cpu".into());
+                // inter-processor interrupts sent (a VM exit each under virtualization),
+                // where the kernel has the tracepoint (6.6 and later)
+                if has_tracepoint("ipi/ipi_send_cpu") {
+                    events.push("ipi:ipi_send_cpu".into());
+                }
                 events.extend(SYSCALLS.iter().map(|s| format!("syscalls:sys_enter_{s}")));
                 let child = Command::new("perf")
                     .args(["stat", "-x", ",", "-e", &events.join(",")])
@@ -175,6 +178,16 @@ impl Probe {
             }
         }
     }
+}
+
+/// Whether the kernel has tracepoint `group/name` (tracefs, where it is mounted).
+fn has_tracepoint(path: &str) -> bool {
+    [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ]
+    .iter()
+    .any(|root| Path::new(root).join(path).exists())
 }
 
 /// Stops a `perf` we spawned the way Ctrl-C would (it writes its output then), and waits.

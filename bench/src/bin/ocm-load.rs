@@ -109,6 +109,11 @@ struct Args {
     /// Internal: serve a baseline and print its address.
     #[arg(long, hide = true)]
     serve: Option<Baseline>,
+    /// The batched relays spend this many rounds of a multiply loop (about a nanosecond
+    /// each) per datagram, touching no memory: what user-space time alone costs a relay,
+    /// to compare with ocm's (0: none, the plain-socket limit).
+    #[arg(long, default_value_t = 0)]
+    anchor_work: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -280,6 +285,8 @@ struct Context {
     profiler: Profiler,
     /// The core the servers under test run on (the load keeps the others).
     server_cpu: Option<usize>,
+    /// `--anchor-work`, passed on to the batched relays.
+    anchor_work: u64,
 }
 
 impl Context {
@@ -323,6 +330,7 @@ impl Context {
                 };
                 let mut command = self.command(&self.exe, target);
                 command.args(["--serve", name]);
+                command.args(["--anchor-work", &self.anchor_work.to_string()]);
                 command
             }
         };
@@ -372,7 +380,7 @@ fn spawn(command: &mut Command) -> io::Result<Server> {
 }
 
 /// Serves a baseline in this process, after printing its address.
-fn serve(baseline: Baseline) -> io::Result<()> {
+fn serve(baseline: Baseline, work: u64) -> io::Result<()> {
     if baseline == Baseline::Tcp {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         println!("listening tcp={}", listener.local_addr()?);
@@ -384,8 +392,8 @@ fn serve(baseline: Baseline) -> io::Result<()> {
     io::stdout().flush()?;
     match baseline {
         Baseline::Naive => baseline::serve(socket),
-        Baseline::Batched => batched::serve(socket),
-        Baseline::BatchedPolled => batched::serve_polled(socket),
+        Baseline::Batched => batched::serve(socket, work),
+        Baseline::BatchedPolled => batched::serve_polled(socket, work),
         Baseline::DrainPolled => batched::drain_polled(socket),
         _ => batched::drain(socket),
     }
@@ -956,11 +964,12 @@ fn targets(args: &Args, baselines: &[Target], protocols: &[Protocol]) -> Vec<Tar
 fn main() -> io::Result<()> {
     let args = Args::parse();
     if let Some(baseline) = args.serve {
-        return serve(baseline);
+        return serve(baseline, args.anchor_work);
     }
     let exe = std::env::current_exe()?;
     let mut cx = Context {
         server_cpu: None,
+        anchor_work: args.anchor_work,
         ocm: args
             .ocm
             .clone()
