@@ -250,10 +250,12 @@ mod tests {
             let start = Instant::now() + Duration::from_secs(1 << 20);
             let mut now = start;
             let mut bucket = TokenBucket::new(per_sec, burst);
+            // (a bucket's rate and size are at least 1)
+            let (rate, size) = (u128::from(per_sec.max(1)), u128::from(burst.max(1)));
             let mut model = Reference {
-                per_sec: u128::from(per_sec),
-                burst: u128::from(burst),
-                level: u128::from(burst) * 1_000_000_000,
+                per_sec: rate,
+                burst: size,
+                level: size * 1_000_000_000,
                 last: None,
             };
             for step in steps {

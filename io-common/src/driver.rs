@@ -333,6 +333,11 @@ impl Driver {
         self.server.counts()
     }
 
+    /// What the shell measured (see [`crate::metrics`]).
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
     /// What the shell measured (see [`crate::metrics`]), to add to.
     pub fn telemetry_mut(&mut self) -> &mut Telemetry {
         &mut self.telemetry

@@ -42,8 +42,9 @@
 //!     tcp.carry_out(..)                      // the core's writes and closes, at once
 //!     poller.wait(..)                        // one epoll_wait: no time if more is known
 //!         to be waiting, else until a socket is reported, the waker is woken
-//!         (shutdown, a question, a cluster input) or the next deadline; skipped
-//!         (udp.wait() next turn instead) while datagrams keep coming, for up to 1 ms
+//!         (shutdown, a question, a cluster input) or the next deadline; while
+//!         datagrams keep coming, asked only about every 1 ms (in between the owner
+//!         reads on, or waits in udp.wait() next turn if no TCP connection is open)
 //! }
 //! ```
 

@@ -119,6 +119,9 @@ pub struct Telemetry {
     pub fanout: Histogram<12>,
     /// Nanoseconds per turn of the owner loop that did not wait.
     pub step: Histogram<16>,
+    /// Turns that began by waiting for a datagram in the UDP socket rather than in the
+    /// poller (datagrams kept coming; `crate::udp::UdpPath::wait`).
+    pub socket_waits: u64,
     /// Members evicted, by reason ([`EVICT_REASONS`]).
     pub evictions: [u64; 3],
     /// Cluster mode: nanoseconds from a registry request to its answer.
@@ -138,6 +141,7 @@ impl Default for Telemetry {
         Telemetry {
             fanout: Histogram::new(FANOUT_BOUNDS),
             step: Histogram::new(STEP_BOUNDS_NS),
+            socket_waits: 0,
             evictions: [0; 3],
             registry_latency: Histogram::new(REGISTRY_BOUNDS_NS),
             registry_errors: [0; 3],
@@ -209,6 +213,7 @@ impl Telemetry {
         Telemetry {
             fanout: self.fanout.clone(),
             step: self.step.clone(),
+            socket_waits: self.socket_waits,
             evictions: self.evictions,
             registry_latency: self.registry_latency.clone(),
             registry_errors: self.registry_errors,

@@ -21,14 +21,15 @@
 //! own timeout. So a busy server goes from batch to batch in system calls of its own
 //! (`recvmmsg`, `sendmmsg`, `accept`, `read`, `writev`) and one `epoll_wait` per turn.
 //!
-//! But while the UDP socket keeps the owner busy, the poller is asked at most every
+//! But while the UDP socket keeps the owner busy, the poller is asked about every
 //! [`POLL_EVERY`]: a turn that left only the UDP socket not read dry reads on at once;
-//! and when a turn read datagrams and no deadline is near, the next turn waits for its
-//! datagram in the UDP socket's own receive ([`UdpPath::wait`], at most
-//! [`crate::udp::HOT_WAIT`]; single node, Linux) instead of in the poller: one system
-//! call where the poller's wait is two (measured: 3–9 % of the CPU per delivery of a
-//! relay). A TCP client then waits up to about a millisecond (and a clock tick), and so
-//! do a question or the shutdown signal while the owner waits in the socket.
+//! and when a turn read datagrams, no TCP connection is open and no deadline is near,
+//! the next turn waits for its datagram in the UDP socket's own receive
+//! ([`UdpPath::wait`], at most [`crate::udp::HOT_WAIT`]; single node, Linux) instead of
+//! in the poller: one system call where the poller's wait is two (measured: 3–9 % of
+//! the CPU per delivery of a relay). A new TCP connection then waits up to about a
+//! millisecond and a clock tick before it is accepted (a handshake under way turns the
+//! socket wait off); a question or the shutdown signal, up to one socket wait.
 //! On shutdown it handles what is already waiting, tells every member, sends those
 //! notices, and (cluster mode) gives what it owes Redis a second to get there.
 //!
@@ -177,6 +178,7 @@ impl Endpoint {
             }
             if udp_wait {
                 udp.wait();
+                driver.telemetry_mut().socket_waits += 1;
                 udp_wait = false;
                 udp_ready = true;
             }
@@ -236,7 +238,9 @@ impl Endpoint {
                 // (a question, a cluster input, shutdown) or the next deadline.
                 let tcp_deadline = tcp.as_ref().and_then(TcpPath::poll_timeout);
                 let deadline = driver.poll_timeout().into_iter().chain(tcp_deadline).min();
-                if hot_wait && waits_in_socket(read, now, polled, deadline) {
+                // (not while a TCP connection is open: its handshake waits on the poller)
+                let tcp_open = tcp.as_ref().is_some_and(|tcp| tcp.open() > 0);
+                if hot_wait && !tcp_open && waits_in_socket(read, now, polled, deadline) {
                     udp_wait = true;
                     continue;
                 }
@@ -277,10 +281,11 @@ impl Endpoint {
     }
 }
 
-/// Longest the owner goes without asking its poller while the UDP socket keeps it busy,
-/// reading on or waiting for datagrams in the socket (each such wait is up to
-/// [`crate::udp::HOT_WAIT`], rounded up to a clock tick): what a TCP client may wait on
-/// top of that (a question or the shutdown signal, only while it waits in the socket).
+/// How long the owner may go on without asking its poller while the UDP socket keeps it
+/// busy, reading on or waiting for datagrams in the socket: it asks at the first turn
+/// after this has passed, so what a new TCP connection waits is this plus one socket
+/// wait ([`crate::udp::HOT_WAIT`], which ends at a clock tick) plus a turn. A question or
+/// the shutdown signal is looked at every turn.
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// How far off the next deadline must be for the owner to wait in the socket rather
@@ -288,8 +293,9 @@ const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
 const HOT_GUARD: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// Whether the next turn waits for its datagram in the UDP socket rather than in the
-/// poller: datagrams came this turn (`read` of them), the poller was last asked at
-/// `polled`, less than [`POLL_EVERY`] ago, and no deadline is within [`HOT_GUARD`].
+/// poller: something came this turn (`read`: datagrams and queued errors), the poller
+/// was last asked at `polled`, less than [`POLL_EVERY`] ago, and no deadline is within
+/// [`HOT_GUARD`]. (The owner also checks that no TCP connection is open.)
 fn waits_in_socket(read: usize, now: Instant, polled: Instant, deadline: Option<Instant>) -> bool {
     read > 0 && !poller_due(now, polled) && deadline.is_none_or(|at| at >= now + HOT_GUARD)
 }

@@ -28,15 +28,16 @@ use std::time::Instant;
 /// Most datagrams read before the owner looks at its other inputs again.
 pub const READ_BATCH: usize = 64;
 
-/// Longest wait in the socket's own receive (its `SO_RCVTIMEO`; the kernel rounds it up
-/// to a clock tick, 1–10 ms).
+/// Longest wait in the socket's own receive (its `SO_RCVTIMEO`; the kernel counts it in
+/// clock ticks, so a wait ends at the next tick after this: up to one tick, 1–10 ms).
 pub const HOT_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The server's UDP socket and its buffers.
 #[derive(Debug)]
 pub struct UdpPath {
     socket: UdpSocket,
-    /// The last read found the queue empty: what comes next is reported by the poller.
+    /// The last read found the queue empty: what comes next is reported by the poller (or
+    /// taken by a wait in the socket, [`UdpPath::wait`]).
     drained: bool,
     receiver: batch_recv::Receiver,
     /// What [`UdpPath::wait`] received, for the next read to handle.
@@ -120,6 +121,9 @@ impl UdpPath {
                     self.drained = true;
                     break;
                 }
+                // A wait in the socket cut short by a signal (a socket with a receive
+                // timeout is not restarted): nothing was taken; the next receive looks.
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
                     let failed = errqueue::drain(&self.socket);
                     if failed.is_empty() {
@@ -278,6 +282,44 @@ mod tests {
         udp.wait();
         assert_eq!(udp.read_ready(&mut driver, Instant::now()), 0);
         assert!(udp.drained());
+    }
+
+    /// The socket is in blocking mode (for [`UdpPath::wait`]): every other call on it
+    /// must not wait. Here its receive timeout is lifted, so a call that waited would
+    /// wait forever; a watchdog fails the test instead.
+    #[test]
+    fn nothing_but_the_wait_waits_on_the_blocking_socket() {
+        let options = Options {
+            stats_interval: None,
+            ..Options::default()
+        };
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = socket.local_addr().unwrap();
+        errqueue::enable(&socket).unwrap();
+        let mut driver = Driver::new(&options, [3; 32], to).unwrap();
+        let udp = UdpPath::new(socket).unwrap();
+        udp.socket.set_read_timeout(None).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut udp = udp;
+            // an empty socket: the read finds nothing, the error queue is empty
+            assert_eq!(udp.read_ready(&mut driver, Instant::now()), 0);
+            assert!(udp.drained());
+            assert!(errqueue::drain(&udp.socket).is_empty());
+            // a send (to a closed port) and its retry path
+            let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let gone = closed.local_addr().unwrap();
+            drop(closed);
+            assert!(send_now(&udp.socket, b"x", gone).is_ok());
+            std::thread::sleep(Duration::from_millis(20));
+            // the ICMP error is queued: the read reports it and does not wait after it
+            udp.read_ready(&mut driver, Instant::now());
+            assert!(udp.drained());
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a call on the blocking socket waited");
     }
 
     /// An ICMP error that comes back while the receive queue is full sets the socket's

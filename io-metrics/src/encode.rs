@@ -272,6 +272,12 @@ impl Collector for SnapshotCollector {
             &t.step,
             1e9,
         )?;
+        counter(
+            e,
+            "owner_socket_waits",
+            "Turns of the owner loop that began by waiting for a datagram in the UDP socket, not in the poller.",
+            t.socket_waits,
+        )?;
         let copy = ConstGauge::new(self.copy.as_secs_f64());
         copy.encode(e.encode_descriptor(
             "metrics_snapshot",
