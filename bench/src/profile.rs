@@ -100,33 +100,19 @@ impl Profiler {
                     events.push("ipi:ipi_send_cpu".into());
                 }
                 events.extend(SYSCALLS.iter().map(|s| format!("syscalls:sys_enter_{s}")));
-                let child = Command::new("perf")
-                    .args(["stat", "-x", ",", "-e", &events.join(",")])
-                    // switched out while still runnable: preempted, not waiting
-                    .args([
-                        "-e",
-                        "sched:sched_switch",
-                        "--filter",
-                        "prev_state == 0 || prev_state == 256",
-                    ])
-                    .args(["-p", &pid.to_string(), "-o"])
-                    .arg(&out)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()?;
-                std::thread::sleep(Duration::from_millis(300)); // attached
+                let mut command = Command::new("perf");
+                command.args(["stat", "-x", ",", "-e", &events.join(",")]);
+                // switched out while still runnable (R, or R+ when preempted): not waiting
+                command.args(["-e", "sched:sched_switch"]);
+                command.args(["--filter", "prev_state == 0 || prev_state == 256"]);
+                let child = attach(command, pid, &out)?;
                 Ok(Probe::PerfStat { child, out })
             }
             Profiler::PerfRecord(dir) => {
                 let out = dir.join(format!("{slug}.{pid}.data"));
-                let child = Command::new("perf")
-                    .args(["record", "-q", "-g", "-e", "cpu-clock", "-F", "20000"])
-                    .args(["-p", &pid.to_string(), "-o"])
-                    .arg(&out)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()?;
-                std::thread::sleep(Duration::from_millis(300)); // attached
+                let mut command = Command::new("perf");
+                command.args(["record", "-q", "-g", "-e", "cpu-clock", "-F", "20000"]);
+                let child = attach(command, pid, &out)?;
                 Ok(Probe::PerfRecord { child })
             }
         }
@@ -178,6 +164,19 @@ impl Probe {
             }
         }
     }
+}
+
+/// Starts `perf` (`command`, its options given) on process `pid`, writing to `out`, and
+/// gives it time to attach.
+fn attach(mut command: Command, pid: u32, out: &Path) -> io::Result<Child> {
+    let child = command
+        .args(["-p", &pid.to_string(), "-o"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300)); // attached
+    Ok(child)
 }
 
 /// Whether the kernel has tracepoint `group/name` (tracefs, where it is mounted).

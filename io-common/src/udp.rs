@@ -241,16 +241,23 @@ mod tests {
     use crate::Options;
     use std::time::Duration;
 
-    #[test]
-    fn a_wait_in_the_socket_takes_what_comes_and_gives_up_when_nothing_does() {
+    /// A UDP path on a fresh loopback socket (set up by `setup` first), its driver and
+    /// address.
+    fn path(setup: impl FnOnce(&UdpSocket)) -> (UdpPath, Driver, SocketAddr) {
         let options = Options {
             stats_interval: None,
             ..Options::default()
         };
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = socket.local_addr().unwrap();
-        let mut driver = Driver::new(&options, [3; 32], to).unwrap();
-        let mut udp = UdpPath::new(socket).unwrap();
+        setup(&socket);
+        let driver = Driver::new(&options, [3; 32], to).unwrap();
+        (UdpPath::new(socket).unwrap(), driver, to)
+    }
+
+    #[test]
+    fn a_wait_in_the_socket_takes_what_comes_and_gives_up_when_nothing_does() {
+        let (mut udp, mut driver, to) = path(|_| ());
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         // Something waiting: the wait takes it, the read after it hands it over.
         peer.send_to(&[0; 40], to).unwrap();
@@ -289,15 +296,7 @@ mod tests {
     /// wait forever; a watchdog fails the test instead.
     #[test]
     fn nothing_but_the_wait_waits_on_the_blocking_socket() {
-        let options = Options {
-            stats_interval: None,
-            ..Options::default()
-        };
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = socket.local_addr().unwrap();
-        errqueue::enable(&socket).unwrap();
-        let mut driver = Driver::new(&options, [3; 32], to).unwrap();
-        let udp = UdpPath::new(socket).unwrap();
+        let (udp, mut driver, _) = path(|socket| errqueue::enable(socket).unwrap());
         udp.socket.set_read_timeout(None).unwrap();
         let (done, finished) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -329,16 +328,10 @@ mod tests {
     /// full queue again (found in review).
     #[test]
     fn a_receive_failed_by_an_unqueued_error_does_not_leave_datagrams_unread() {
-        let options = Options {
-            stats_interval: None,
-            ..Options::default()
-        };
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = socket.local_addr().unwrap();
-        errqueue::enable(&socket).unwrap();
-        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBuf, &4096).unwrap();
-        let mut driver = Driver::new(&options, [3; 32], to).unwrap();
-        let mut udp = UdpPath::new(socket).unwrap();
+        let (mut udp, mut driver, to) = path(|socket| {
+            errqueue::enable(socket).unwrap();
+            nix::sys::socket::setsockopt(socket, nix::sys::socket::sockopt::RcvBuf, &4096).unwrap();
+        });
         // Fill the receive queue (what does not fit is dropped by the kernel).
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..64 {
