@@ -26,7 +26,7 @@
 //! and when a turn read datagrams, no TCP connection is open and no deadline is near,
 //! the next turn waits for its datagram in the UDP socket's own receive
 //! ([`UdpPath::wait`], at most [`crate::udp::HOT_WAIT`]; single node, Linux) instead of
-//! in the poller: one system call where the poller's wait is two (measured: 3–9 % of
+//! in the poller: one system call where the poller's wait is two (measured: 2–8 % of
 //! the CPU per delivery of a relay). A new TCP connection then waits up to about a
 //! millisecond and a clock tick before it is accepted (a handshake under way turns the
 //! socket wait off); a question or the shutdown signal, up to one socket wait.

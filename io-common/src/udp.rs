@@ -11,7 +11,7 @@
 //! While datagrams keep coming, the owner may instead wait in the socket's own receive
 //! ([`UdpPath::wait`]): one `recvmmsg` that sleeps until the next
 //! datagram, where a wait in the poller is an `epoll_wait` and then the `recvmmsg`
-//! (measured: a relay that waits in epoll costs 3–9 % more CPU per delivery than one
+//! (measured: a relay that waits in epoll costs 2–8 % more CPU per delivery than one
 //! that blocks in `recvmmsg`; `bench/src/batched.rs`). So on Linux the socket is left in
 //! blocking mode with a receive timeout of [`HOT_WAIT`], and every other call on it says
 //! `MSG_DONTWAIT`; elsewhere it is non-blocking and never waited on.
