@@ -266,7 +266,7 @@ impl Endpoint {
         }
         udp.read_ready(&mut driver, now);
         driver.shutdown(now);
-        udp.flush(&mut driver);
+        udp.flush(&mut driver, now);
         if let Some(tcp) = &mut tcp {
             // Answers written, sockets closed (the process is going: no linger).
             tcp.carry_out(&poller, &mut driver, now);
@@ -321,7 +321,7 @@ fn send(
     driver: &mut Driver,
     now: Instant,
 ) -> usize {
-    udp.flush(driver);
+    udp.flush(driver, now);
     let Some(tcp) = tcp.as_mut() else {
         return 0;
     };
@@ -331,7 +331,7 @@ fn send(
         if carried == 0 {
             break;
         }
-        udp.flush(driver);
+        udp.flush(driver, now);
     }
     carried
 }
@@ -349,7 +349,7 @@ fn read_before_timers(udp: &mut UdpPath, driver: &mut Driver, now: Instant) {
         if udp.drained() {
             break;
         }
-        udp.flush(driver);
+        udp.flush(driver, now);
     }
 }
 
