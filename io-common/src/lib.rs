@@ -44,7 +44,8 @@
 //!         to be waiting, else until a socket is reported, the waker is woken
 //!         (shutdown, a question, a cluster input) or the next deadline; while
 //!         datagrams keep coming, asked only about every 1 ms (in between the owner
-//!         reads on, or waits in udp.wait() next turn if no TCP connection is open)
+//!         reads on, or waits in udp.wait() next turn if no TCP connection is open,
+//!         the UDP socket out of the poller until a wait needs it reported)
 //! }
 //! ```
 
