@@ -445,7 +445,7 @@ mod tests {
     fn a_socket_out_of_the_poller_is_reported_what_came_once_back_in() {
         let (mut udp, mut driver, to) = path(|_| ());
         let mut poller = Poller::new().unwrap();
-        let mut reported = |poller: &mut Poller| {
+        let reported = |poller: &mut Poller| {
             let mut keys = Vec::new();
             let soon = Instant::now() + Duration::from_millis(50);
             poller.wait(Some(soon), |key| keys.push(key)).unwrap();
