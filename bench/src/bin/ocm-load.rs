@@ -84,6 +84,11 @@ struct Args {
     /// The ocm binary (default: next to this one).
     #[arg(long)]
     ocm: Option<PathBuf>,
+    /// A second ocm binary (say, main's build) measured beside `--ocm` as a target of its
+    /// own in every run, for an A/B of two builds: the tables then say, per run, what
+    /// each ocm target costs over the same target of this build.
+    #[arg(long)]
+    ocm_baseline: Option<PathBuf>,
     /// Count what each server does in each measured phase (see `ocm_bench::profile`):
     /// `callgrind` (instructions and system calls, under valgrind: the CPU figures are
     /// then valgrind's) or `perf` (native system calls and context switches) or `perf-record` (native
@@ -155,6 +160,8 @@ enum Target {
     DrainPolled,
     MinimalTcp,
     Ocm(Protocol, String),
+    /// The same, of the `--ocm-baseline` build.
+    OcmBaseline(Protocol, String),
 }
 
 impl Target {
@@ -179,6 +186,28 @@ impl Target {
             Target::MinimalTcp => "minimal TCP server".into(),
             Target::Ocm(Protocol::Rooms, runtime) => format!("ocm rooms ({runtime})"),
             Target::Ocm(Protocol::Relay, runtime) => format!("ocm relay ({runtime})"),
+            Target::OcmBaseline(Protocol::Rooms, runtime) => {
+                format!("ocm rooms ({runtime}, baseline build)")
+            }
+            Target::OcmBaseline(Protocol::Relay, runtime) => {
+                format!("ocm relay ({runtime}, baseline build)")
+            }
+        }
+    }
+
+    /// The protocol an ocm target serves, of either build.
+    fn protocol(&self) -> Option<Protocol> {
+        match self {
+            Target::Ocm(protocol, _) | Target::OcmBaseline(protocol, _) => Some(*protocol),
+            _ => None,
+        }
+    }
+
+    /// The same target of the baseline build, for an ocm target of the tested one.
+    fn baseline_build(&self) -> Option<Target> {
+        match self {
+            Target::Ocm(protocol, runtime) => Some(Target::OcmBaseline(*protocol, runtime.clone())),
+            _ => None,
         }
     }
 }
@@ -282,6 +311,8 @@ impl Drop for Server {
 struct Context {
     exe: PathBuf,
     ocm: PathBuf,
+    /// `--ocm-baseline`.
+    ocm_baseline: Option<PathBuf>,
     profiler: Profiler,
     /// The core the servers under test run on (the load keeps the others).
     server_cpu: Option<usize>,
@@ -292,8 +323,12 @@ struct Context {
 impl Context {
     fn spawn(&self, target: &Target) -> io::Result<Server> {
         let mut command = match target {
-            Target::Ocm(protocol, runtime) => {
-                let mut command = self.command(&self.ocm, target);
+            Target::Ocm(protocol, runtime) | Target::OcmBaseline(protocol, runtime) => {
+                let binary = match target {
+                    Target::OcmBaseline(..) => self.ocm_baseline.as_ref().unwrap_or(&self.ocm),
+                    _ => &self.ocm,
+                };
+                let mut command = self.command(binary, target);
                 command.args(["server", "--runtime", runtime, "--udp", "127.0.0.1:0"]);
                 command
                     .args(["--idle-timeout", "3600"])
@@ -498,11 +533,9 @@ fn fan_out_sockets(
     let udp = server.udp()?;
     let sender = udp_socket(udp)?;
     let mut receivers = Vec::new();
-    let framing: Arc<dyn Framing> = match target {
-        Target::Ocm(Protocol::Rooms, _) => {
-            return room_sockets(std::slice::from_ref(server), members)
-        }
-        Target::Ocm(Protocol::Relay, _) => {
+    let framing: Arc<dyn Framing> = match target.protocol() {
+        Some(Protocol::Rooms) => return room_sockets(std::slice::from_ref(server), members),
+        Some(Protocol::Relay) => {
             for i in 1..members {
                 let socket = udp_socket(udp)?;
                 socket.send(&relay_datagram(&format!("r{i}"), ""))?;
@@ -808,8 +841,8 @@ fn junk_run(cx: &Context, target: &Target, count: u64) -> io::Result<(f64, Count
     let SocketAddr::V4(udp) = server.udp()? else {
         return Err(io::Error::other("the server is bound to IPv4"));
     };
-    let datagram = match target {
-        Target::Ocm(Protocol::Relay, _) => vec![0u8; 100], // empty username: dropped
+    let datagram = match target.protocol() {
+        Some(Protocol::Relay) => vec![0u8; 100], // empty username: dropped
         _ => RoomDatagram {
             room: b"no-such-room",
             token: b"00112233445566778899aabbccddeeff",
@@ -956,6 +989,9 @@ fn targets(args: &Args, baselines: &[Target], protocols: &[Protocol]) -> Vec<Tar
     for protocol in protocols.iter().filter(|p| args.protocols.contains(p)) {
         for runtime in args.runtimes.iter().filter(|r| !r.is_empty()) {
             targets.push(Target::Ocm(*protocol, runtime.clone()));
+            if args.ocm_baseline.is_some() {
+                targets.push(Target::OcmBaseline(*protocol, runtime.clone()));
+            }
         }
     }
     targets
@@ -974,6 +1010,7 @@ fn main() -> io::Result<()> {
             .ocm
             .clone()
             .unwrap_or_else(|| exe.with_file_name("ocm")),
+        ocm_baseline: args.ocm_baseline.clone(),
         exe,
         profiler: match args.profile {
             None => Profiler::Off,
@@ -989,6 +1026,9 @@ fn main() -> io::Result<()> {
         },
     };
     check_binary(&cx.ocm)?;
+    if let Some(baseline) = &cx.ocm_baseline {
+        check_binary(baseline)?;
+    }
     if !args.cluster_nodes.is_empty() {
         return cluster_runs(&args, &cx);
     }
@@ -1159,10 +1199,68 @@ fn main() -> io::Result<()> {
             );
         }
     }
+    if args.ocm_baseline.is_some() {
+        print_builds(&fan, &fan_targets, &junk, &junk_targets, &tcp, &tcp_targets);
+    }
     print_profiles(&profiles);
     println!();
     println!("ocm-load took {:.0} s.", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `--ocm-baseline`: each ocm target's cost over the same target of the baseline build,
+/// per run.
+fn print_builds(
+    fan: &BTreeMap<usize, Table<FanOut>>,
+    fan_targets: &[Target],
+    junk: &Table<f64>,
+    junk_targets: &[Target],
+    tcp: &Table<(f64, f64)>,
+    tcp_targets: &[Target],
+) {
+    println!();
+    println!("### This build over the baseline build (`--ocm-baseline`), CPU per unit of work");
+    println!();
+    println!("| measurement | target | ratio to the baseline build |");
+    println!("|---|---|---:|");
+    let pairs = |targets: &[Target]| -> Vec<(Target, Target)> {
+        targets
+            .iter()
+            .filter_map(|t| Some((t.clone(), t.baseline_build()?)))
+            .collect()
+    };
+    for (m, table) in fan {
+        for (target, baseline) in pairs(fan_targets) {
+            let ratios = table.ratios_to(&baseline, &target, |r| r.cpu);
+            if !ratios.is_empty() {
+                println!(
+                    "| fan-out, {m} members | {} | **{}** |",
+                    target.name(),
+                    spread(&ratios, ratio)
+                );
+            }
+        }
+    }
+    for (target, baseline) in pairs(junk_targets) {
+        let ratios = junk.ratios_to(&baseline, &target, |c| *c);
+        if !ratios.is_empty() {
+            println!(
+                "| junk | {} | **{}** |",
+                target.name(),
+                spread(&ratios, ratio)
+            );
+        }
+    }
+    for (target, baseline) in pairs(tcp_targets) {
+        let ratios = tcp.ratios_to(&baseline, &target, |r| r.1);
+        if !ratios.is_empty() {
+            println!(
+                "| handshakes | {} | **{}** |",
+                target.name(),
+                spread(&ratios, ratio)
+            );
+        }
+    }
 }
 
 /// The profile counters, median over the runs, one line per phase and target.
