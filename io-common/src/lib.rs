@@ -35,8 +35,9 @@
 //!     stop if shutdown is ready
 //!     udp.wait() if the last turn chose to     // a recvmmsg that sleeps for a datagram
 //!     now = Instant::now()
-//!     answer waiting questions; tcp.handle_ready(..) // accept, read up to 64 ready sockets
+//!     answer waiting questions
 //!     udp.read_ready(..)                     // non-blocking recvmmsg, up to 64 datagrams
+//!     tcp.handle_ready(..)                   // accept, read up to 64 ready sockets
 //!     driver.handle_timeout(now); tcp.expire(..)   // lingers that ran out
 //!     udp.flush(..)                          // sendmmsg batches of what the core queued
 //!     tcp.carry_out(..)                      // the core's writes and closes, at once

@@ -1,12 +1,14 @@
 //! [`Endpoint`]: the bound sockets and the driver, and the owner loop both shells run.
 //!
 //! Each turn of the loop reads the clock once and handles what is ready without
-//! waiting: a question from an [`Inspector`], the TCP sockets that are ready (up to
+//! waiting: a question from an [`Inspector`], up to [`crate::udp::READ_BATCH`] datagrams
+//! (read with a non-blocking `recvmmsg` while reads come back full, and otherwise once
+//! the poller has reported the socket), the TCP sockets that are ready (up to
 //! [`crate::tcp::TURN_BATCH`]: accepts, and reads fed to the core straight from the
 //! buffer; [`TcpPath`]), in cluster mode up to [`CHANNEL_BATCH`] registry answers and bus
-//! messages from the [`ClusterLink`], up to [`crate::udp::READ_BATCH`] datagrams (read
-//! with a non-blocking `recvmmsg` while reads come back full, and otherwise once the
-//! poller has reported the socket); then, when a timer is due, it reads the socket dry
+//! messages from the [`ClusterLink`]. Datagrams come first: one that waited in the kernel
+//! may be the address a TCP join after it is to notify, and none can depend on a TCP
+//! request not yet answered. Then, when a timer is due, it reads the socket dry
 //! first, unless this turn's read has just found it empty (at most 64 batches: after a
 //! stall, what the kernel already received counts), fires due timers, sends what the
 //! core queued and carries out its TCP commands (writes and closes, on the sockets at
@@ -190,6 +192,15 @@ impl Endpoint {
             while let Ok(question) = sources.inspections.try_recv() {
                 question(&driver);
             }
+            // Datagrams before TCP: one that waited in the kernel may have come before a
+            // TCP request that depends on it (a member's first datagram, its address,
+            // before another's join that it is to be told of), while none can depend on
+            // a TCP request not yet answered (its token comes in the answer).
+            let read = if udp_ready {
+                udp.read_ready(&mut driver, now)
+            } else {
+                0
+            };
             if let Some(tcp) = &mut tcp {
                 tcp.handle_ready(&poller, &mut driver, now);
             }
@@ -197,11 +208,6 @@ impl Endpoint {
                 driver.handle_cluster(now, ClusterInput::Answer { id, answer })
             });
             let heard = drain(&sources.bus, |event| driver.handle_bus(now, event));
-            let read = if udp_ready {
-                udp.read_ready(&mut driver, now)
-            } else {
-                0
-            };
             // Due timers wait for what the kernel holds, unless this turn's read has
             // just found the socket empty (after a stall the wait may end with nothing
             // reported: interrupted, or timed out first).
