@@ -37,15 +37,23 @@ pub trait Machine {
     fn handle(&mut self, now: Instant, input: Input<&[u8]>);
     /// The next thing to do, until `None`.
     fn poll_output(&mut self) -> Option<Output>;
-    /// Moves the datagrams at the front of the queue, up to `max`, into `into` (as
-    /// [`Output::Datagram`]'s destination and payload), stopping at the first output of
-    /// another kind: the same outputs in the same order as [`Machine::poll_output`],
-    /// without a call per datagram. Returns how many it moved: 0 when the next output is
-    /// not a datagram (or there is none, or `max` is 0), which `poll_output` then gives.
-    /// The default moves none, which is always correct (the caller polls instead).
-    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize {
-        let _ = (into, max);
-        0
+    /// The datagrams at the front of the queue, up to `max`, as [`Output::Datagram`]'s
+    /// destination and payload, stopping at the first output of another kind: the same
+    /// outputs in the same order as [`Machine::poll_output`] would give, left where they
+    /// are queued, so that a shell sends them from there (no move, no call per
+    /// datagram) and then says how many went with [`Machine::datagrams_sent`]. Empty
+    /// when the next output is not a datagram (or there is none, or `max` is 0), which
+    /// `poll_output` then gives. It may be fewer than the run holds. The default is
+    /// always empty, which is always correct (the caller polls instead).
+    fn front_datagrams(&self, max: usize) -> &[(SocketAddr, Bytes)] {
+        let _ = max;
+        &[]
+    }
+    /// The first `n` datagrams [`Machine::front_datagrams`] gave are done with (sent, or
+    /// their failure is the shell's to report): taken off the queue and dropped. At most
+    /// as many as it gave.
+    fn datagrams_sent(&mut self, n: usize) {
+        debug_assert_eq!(n, 0, "front_datagrams gave none");
     }
     /// When [`Input::Timeout`] should next be fed. Earlier or later is harmless.
     fn poll_timeout(&self) -> Option<Instant>;
@@ -160,8 +168,12 @@ impl Machine for AnyServer {
         each!(self, m => m.poll_output())
     }
 
-    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize {
-        each!(self, m => m.drain_datagrams(into, max))
+    fn front_datagrams(&self, max: usize) -> &[(SocketAddr, Bytes)] {
+        each!(self, m => m.front_datagrams(max))
+    }
+
+    fn datagrams_sent(&mut self, n: usize) {
+        each!(self, m => m.datagrams_sent(n))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

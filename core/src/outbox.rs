@@ -5,9 +5,10 @@
 //! Datagrams, most of what a server sends (a message to a room of 64 is 63 of them),
 //! are kept apart from other outputs, as destination and payload (64 bytes each), and
 //! the queue itself holds only runs: so many datagrams, then so many other outputs,
-//! and so on. A fan-out is pushed without building an [`Output`] per datagram,
-//! [`Outbox::drain_datagrams`] hands a run over in one move, and every output is moved
-//! once on its way out. The order of all outputs is the order they were queued in.
+//! and so on. A fan-out is pushed without building an [`Output`] per datagram, a shell
+//! sends a run's datagrams from where they are queued ([`Outbox::front_datagrams`], then
+//! [`Outbox::datagrams_sent`]), and every other output is moved once on its way out. The
+//! order of all outputs is the order they were queued in.
 
 use crate::output::{ConnId, DropReason, Event, Output};
 use crate::stats::Stats;
@@ -67,23 +68,33 @@ impl Outbox {
         }
     }
 
-    /// The datagrams at the front of the queue, up to `max`, moved into `into`: see
-    /// [`crate::Machine::drain_datagrams`].
-    pub(crate) fn drain_datagrams(
-        &mut self,
-        into: &mut Vec<(SocketAddr, Bytes)>,
-        max: usize,
-    ) -> usize {
+    /// The datagrams at the front of the queue, up to `max`, where they are queued: see
+    /// [`crate::Machine::front_datagrams`]. (Those that are contiguous in the ring: a run
+    /// that wraps around comes in two.)
+    pub(crate) fn front_datagrams(&self, max: usize) -> &[(SocketAddr, Bytes)] {
+        match self.runs.front() {
+            Some(run) if run.datagrams => {
+                let (front, _) = self.datagrams.as_slices();
+                &front[..front.len().min(run.len).min(max)]
+            }
+            _ => &[],
+        }
+    }
+
+    /// The first `n` datagrams [`Outbox::front_datagrams`] gave, taken off the queue and
+    /// dropped (no more than the run at the front holds).
+    pub(crate) fn datagrams_sent(&mut self, n: usize) {
         let Some(run) = self.runs.front_mut().filter(|run| run.datagrams) else {
-            return 0;
+            debug_assert_eq!(n, 0, "no datagram at the front");
+            return;
         };
-        let moved = max.min(run.len);
-        run.len -= moved;
+        debug_assert!(n <= run.len, "{n} sent of a run of {}", run.len);
+        let n = n.min(run.len);
+        run.len -= n;
         if run.len == 0 {
             self.runs.pop_front();
         }
-        into.extend(self.datagrams.drain(..moved));
-        moved
+        self.datagrams.drain(..n);
     }
 
     /// Outputs queued.
@@ -176,6 +187,15 @@ mod tests {
         SocketAddr::from(([10, 0, 0, 1], port))
     }
 
+    /// What a shell does: the front datagrams, up to `max`, copied out and marked sent.
+    fn take(out: &mut Outbox, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize {
+        let front = out.front_datagrams(max);
+        let n = front.len();
+        into.extend_from_slice(front);
+        out.datagrams_sent(n);
+        n
+    }
+
     #[test]
     fn draining_gives_the_leading_datagrams_in_order_and_stops_at_anything_else() {
         let mut out = Outbox::default();
@@ -186,19 +206,19 @@ mod tests {
         out.datagram(addr(4), Bytes::from_static(b"d"));
         let mut into = Vec::new();
         // at most `max`
-        assert_eq!(out.drain_datagrams(&mut into, 2), 2);
-        assert_eq!(out.drain_datagrams(&mut into, 5), 1);
+        assert_eq!(take(&mut out, &mut into, 2), 2);
+        assert_eq!(take(&mut out, &mut into, 5), 1);
         let sent: Vec<_> = into.iter().map(|(to, p)| (to.port(), &p[..])).collect();
         assert_eq!(sent, vec![(1, &b"a"[..]), (2, b"b"), (3, b"c")]);
         // the close is next, and stays first until polled
-        assert_eq!(out.drain_datagrams(&mut into, 5), 0);
+        assert_eq!(take(&mut out, &mut into, 5), 0);
         assert!(matches!(
             out.pop(),
             Some(Output::TcpClose { conn: ConnId(7) })
         ));
-        assert_eq!(out.drain_datagrams(&mut into, 5), 1);
+        assert_eq!(take(&mut out, &mut into, 5), 1);
         assert_eq!(into[3].0, addr(4));
-        assert_eq!(out.drain_datagrams(&mut into, 5), 0);
+        assert_eq!(take(&mut out, &mut into, 5), 0);
         assert_eq!(out.len(), 0);
     }
 
@@ -219,7 +239,7 @@ mod tests {
         };
         assert_eq!(to(out.pop()), 1);
         let mut into = Vec::new();
-        assert_eq!(out.drain_datagrams(&mut into, 2), 2);
+        assert_eq!(take(&mut out, &mut into, 2), 2);
         assert_eq!(to(out.pop()), 4);
         assert_eq!(out.len(), 1);
         assert!(matches!(out.pop(), Some(Output::Event(_))));
@@ -242,8 +262,81 @@ mod tests {
         assert_eq!((out.len(), out.stats.datagrams_sent), (3, 3));
         // one run of three: drained at once
         let mut into = Vec::new();
-        assert_eq!(out.drain_datagrams(&mut into, 10), 3);
+        assert_eq!(take(&mut out, &mut into, 10), 3);
         let sent: Vec<_> = into.iter().map(|(to, p)| (to.port(), &p[..])).collect();
         assert_eq!(sent, vec![(1, &b"a"[..]), (2, b"b"), (3, b"b")]);
+    }
+
+    /// What one step queues or takes (see the proptest below).
+    #[derive(Clone, Debug)]
+    enum Step {
+        Datagram,
+        FanOut(u8),
+        Other,
+        Take(u8),
+        Pop,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Step::Datagram),
+            (0..6u8).prop_map(Step::FanOut),
+            Just(Step::Other),
+            (0..9u8).prop_map(Step::Take),
+            Just(Step::Pop),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the mix of queuing, taking from the front (runs that wrap around the
+        /// ring included) and polling one by one, outputs come out once each, in the
+        /// order they were queued, and the front never runs past a non-datagram.
+        #[test]
+        fn outputs_come_out_in_the_order_queued(steps in proptest::collection::vec(step(), 0..200)) {
+            let mut out = Outbox::default();
+            // Each output is numbered: a datagram by its port, another by a room name.
+            let (mut queued, mut came) = (Vec::new(), Vec::new());
+            let mut next = 0u16;
+            let mut number = || { next += 1; next };
+            for step in steps {
+                match step {
+                    Step::Datagram => {
+                        let n = number();
+                        out.datagram(addr(n), Bytes::from_static(b"d"));
+                        queued.push(n);
+                    }
+                    Step::FanOut(k) => {
+                        let ports: Vec<u16> = (0..k).map(|_| number()).collect();
+                        out.fan_out(ports.iter().map(|&p| addr(p)), Bytes::from_static(b"f"));
+                        queued.extend(ports);
+                    }
+                    Step::Other => {
+                        let n = number();
+                        out.emit(Event::RoomClosed {
+                            room: n.to_string().into(),
+                            reason: crate::wire::notice::CloseReason::HostLeft,
+                        });
+                        queued.push(n);
+                    }
+                    Step::Take(max) => {
+                        let mut into = Vec::new();
+                        let n = take(&mut out, &mut into, max as usize);
+                        proptest::prop_assert!(n <= max as usize);
+                        came.extend(into.iter().map(|(to, _)| to.port()));
+                    }
+                    Step::Pop => match out.pop() {
+                        Some(Output::Datagram { to, .. }) => came.push(to.port()),
+                        Some(Output::Event(Event::RoomClosed { room, .. })) => {
+                            came.push(room.parse().unwrap())
+                        }
+                        Some(other) => proptest::prop_assert!(false, "{other:?}"),
+                        None => proptest::prop_assert_eq!(out.len(), 0),
+                    },
+                }
+                proptest::prop_assert_eq!(out.len(), queued.len() - came.len());
+                proptest::prop_assert_eq!(&queued[..came.len()], &came[..]);
+            }
+        }
     }
 }

@@ -28,17 +28,25 @@ impl Sender {
     }
 
     /// Sends the first datagrams of `batch` (at least one, unless an error comes back
-    /// for the first). Returns how many were sent.
-    pub fn send(&mut self, socket: &UdpSocket, batch: &[(SocketAddr, Bytes)]) -> io::Result<usize> {
+    /// for the first) from `socket`, bound to `local`: each destination in the form that
+    /// socket sends to ([`crate::addr::to_socket`]). Returns how many were sent.
+    pub fn send(
+        &mut self,
+        socket: &UdpSocket,
+        batch: &[(SocketAddr, Bytes)],
+        local: SocketAddr,
+    ) -> io::Result<usize> {
         #[cfg(target_os = "linux")]
         {
             self.inner
-                .send(socket, &batch[..batch.len().min(SEND_BATCH)])
+                .send(socket, &batch[..batch.len().min(SEND_BATCH)], local)
         }
         #[cfg(not(target_os = "linux"))]
         {
             let (to, payload) = &batch[0];
-            socket.send_to(payload, to).map(|_| 1)
+            socket
+                .send_to(payload, crate::addr::to_socket(*to, local))
+                .map(|_| 1)
         }
     }
 }
@@ -133,6 +141,7 @@ mod linux {
             &mut self,
             socket: &UdpSocket,
             batch: &[(SocketAddr, Bytes)],
+            local: SocketAddr,
         ) -> io::Result<usize> {
             debug_assert!(batch.len() <= SEND_BATCH);
             let slots = self
@@ -143,7 +152,7 @@ mod linux {
                 .zip(batch);
             for (((header, iov), addr), (to, payload)) in slots {
                 let len;
-                (*addr, len) = raw(to);
+                (*addr, len) = raw(&crate::addr::to_socket(*to, local));
                 *iov = libc::iovec {
                     iov_base: payload.as_ptr() as *mut libc::c_void,
                     iov_len: payload.len(),
@@ -197,7 +206,9 @@ mod tests {
         let mut sender = Sender::new();
         let mut done = 0;
         while done < batch.len() {
-            done += sender.send(&socket, &batch[done..]).unwrap();
+            done += sender
+                .send(&socket, &batch[done..], socket.local_addr().unwrap())
+                .unwrap();
         }
         for (i, r) in receivers.iter().enumerate() {
             let mut buf = [0u8; 64];
@@ -226,7 +237,9 @@ mod tests {
         let mut sender = Sender::new();
         let mut done = 0;
         while done < batch.len() {
-            done += sender.send(&socket, &batch[done..]).unwrap();
+            done += sender
+                .send(&socket, &batch[done..], socket.local_addr().unwrap())
+                .unwrap();
         }
         let mut buf = [0u8; 16];
         let (n, from) = receiver.recv_from(&mut buf).unwrap();
@@ -239,7 +252,12 @@ mod tests {
         // and an IPv4 one from an IPv4 socket, in the same sender
         let to_v4 = [(v4.local_addr().unwrap(), Bytes::from_static(b"four"))];
         let from_v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
-        assert_eq!(sender.send(&from_v4, &to_v4).unwrap(), 1);
+        assert_eq!(
+            sender
+                .send(&from_v4, &to_v4, from_v4.local_addr().unwrap())
+                .unwrap(),
+            1
+        );
         v4.set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
         let n = v4.recv(&mut buf).unwrap();
@@ -255,7 +273,9 @@ mod tests {
             .map(|i| (to, Bytes::from(i.to_string())))
             .collect();
         let mut sender = Sender::new();
-        let first = sender.send(&socket, &batch).unwrap();
+        let first = sender
+            .send(&socket, &batch, socket.local_addr().unwrap())
+            .unwrap();
         assert!((1..=SEND_BATCH).contains(&first));
     }
 }

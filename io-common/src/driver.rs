@@ -2,9 +2,10 @@
 //!
 //! Everything reaches the core through [`Driver::handle`] as an [`Input`] with
 //! `Instant::now()`: datagrams and TCP reads straight from the read buffers, accepted
-//! and closed connections, send failures, timeouts. The owner then takes the datagrams
-//! ([`Driver::poll_datagrams`], a batch at a time, or [`Driver::poll_datagram`] one by
-//! one) until there are none, sending them on the UDP socket. TCP
+//! and closed connections, send failures, timeouts. The owner then sends the datagrams
+//! until there are none: a batch at a time from where the core queued them
+//! ([`Driver::front_datagrams`], then [`Driver::datagrams_sent`]), or one by one
+//! ([`Driver::poll_datagram`]). TCP
 //! outputs become [`ConnCmd`]s, collected in order for the owner's
 //! [`crate::tcp::TcpPath`] to carry out ([`Driver::take_tcp_commands`]). Events go to
 //! the log, rate-limited where a peer can cause them at will ([`crate::EventLog`]).
@@ -63,6 +64,9 @@ pub struct Driver {
     /// outputs are recorded: the core's queue is drained at once so each output is
     /// written after the input that caused it).
     recorded: VecDeque<Output>,
+    /// The datagrams of `recorded` at its front, for [`Driver::front_datagrams`] (only
+    /// when outputs are recorded).
+    staged: Vec<(SocketAddr, Bytes)>,
     /// Cluster mode: the backend's side (set by [`Driver::attach_cluster`]).
     cluster: Option<ClusterLink>,
     /// What the shell measures for the metrics endpoint ([`crate::metrics`]).
@@ -126,6 +130,7 @@ impl Driver {
             next_summary: options.stats_interval.map(|every| now + every),
             recorder,
             recorded: VecDeque::new(),
+            staged: Vec::new(),
             cluster: None,
             telemetry: Telemetry::default(),
         })
@@ -270,51 +275,96 @@ impl Driver {
     }
 
     /// Works through the core's outputs: TCP commands are collected for
-    /// [`Driver::take_tcp_commands`], events go to the log; returns the next datagram to send (destination in the socket's
-    /// form), or `None` when nothing is left.
+    /// [`Driver::take_tcp_commands`], events go to the log; returns the next datagram to
+    /// send (destination in the socket's form), or `None` when nothing is left.
     pub fn poll_datagram(&mut self) -> Option<(SocketAddr, Bytes)> {
+        if !self.staged.is_empty() {
+            let (to, payload) = self.staged.remove(0);
+            return Some((addr::to_socket(to, self.udp_local), payload));
+        }
         loop {
             let output = match self.recorded.pop_front() {
                 Some(output) => output,
                 None => self.server.poll_output()?,
             };
-            match output {
-                Output::Datagram { to, payload } => {
-                    return Some((addr::to_socket(to, self.udp_local), payload))
-                }
-                Output::TcpSend { conn, data } => self.command(conn, ConnCmd::Send(data)),
-                Output::TcpShutdownWrite { conn } => self.command(conn, ConnCmd::ShutdownWrite),
-                Output::TcpClose { conn } => {
-                    let linger_until = self.now + self.server.config().linger;
-                    self.command(conn, ConnCmd::Close { linger_until });
-                }
-                Output::Event(event) => {
-                    self.telemetry.event(&event);
-                    self.log.log(self.now, &event)
-                }
-                Output::Cluster(output) => self.cluster_output(output),
+            if let Some((to, payload)) = self.carry_out(output) {
+                return Some((addr::to_socket(to, self.udp_local), payload));
             }
         }
     }
 
-    /// [`Driver::poll_datagram`] for up to `max` datagrams, appended to `into`: runs of
-    /// datagrams come from the core in one call ([`Machine::drain_datagrams`]), other
-    /// outputs are carried out in between as `poll_datagram` does. Fewer than `max` when
-    /// the core has no more.
-    pub fn poll_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) {
-        let end = into.len() + max;
-        while into.len() < end {
-            let start = into.len();
-            if self.recorded.is_empty() && self.server.drain_datagrams(into, end - start) > 0 {
-                for (to, _) in &mut into[start..] {
-                    *to = addr::to_socket(*to, self.udp_local);
+    /// Carries out an output that is not a datagram; gives a datagram back.
+    fn carry_out(&mut self, output: Output) -> Option<(SocketAddr, Bytes)> {
+        match output {
+            Output::Datagram { to, payload } => return Some((to, payload)),
+            Output::TcpSend { conn, data } => self.command(conn, ConnCmd::Send(data)),
+            Output::TcpShutdownWrite { conn } => self.command(conn, ConnCmd::ShutdownWrite),
+            Output::TcpClose { conn } => {
+                let linger_until = self.now + self.server.config().linger;
+                self.command(conn, ConnCmd::Close { linger_until });
+            }
+            Output::Event(event) => {
+                self.telemetry.event(&event);
+                self.log.log(self.now, &event)
+            }
+            Output::Cluster(output) => self.cluster_output(output),
+        }
+        None
+    }
+
+    /// The next datagrams to send, up to `max`, in the order [`Driver::poll_datagram`]
+    /// gives them, carrying out the other outputs queued before them as it does; but left
+    /// where they are queued (the core's queue, [`Machine::front_datagrams`]) and with
+    /// the destination in the core's form: [`addr::to_socket`] maps it for the socket.
+    /// Empty when nothing is left; possibly fewer than are queued. Say how many are done
+    /// with [`Driver::datagrams_sent`] before asking again.
+    pub fn front_datagrams(&mut self, max: usize) -> &[(SocketAddr, Bytes)] {
+        if max == 0 {
+            return &[];
+        }
+        loop {
+            if !self.staged.is_empty() || !self.recorded.is_empty() {
+                return self.stage(max);
+            }
+            if !self.server.front_datagrams(max).is_empty() {
+                return self.server.front_datagrams(max);
+            }
+            let output = match self.server.poll_output() {
+                Some(output) => output,
+                None => return &[],
+            };
+            if let Some(datagram) = self.carry_out(output) {
+                // (a server whose queue gives no runs: sent from the staging area)
+                self.staged.push(datagram);
+            }
+        }
+    }
+
+    /// [`Driver::front_datagrams`] from the staging area: the datagrams at the front of
+    /// what was recorded, the other outputs before them carried out.
+    fn stage(&mut self, max: usize) -> &[(SocketAddr, Bytes)] {
+        while self.staged.len() < max {
+            match self.recorded.pop_front() {
+                Some(Output::Datagram { to, payload }) => self.staged.push((to, payload)),
+                Some(output) if self.staged.is_empty() => {
+                    self.carry_out(output);
                 }
-                continue;
+                Some(output) => {
+                    self.recorded.push_front(output);
+                    break;
+                }
+                None => break,
             }
-            match self.poll_datagram() {
-                Some(datagram) => into.push(datagram),
-                None => return,
-            }
+        }
+        &self.staged[..self.staged.len().min(max)]
+    }
+
+    /// The first `n` datagrams [`Driver::front_datagrams`] gave are done with: dropped.
+    pub fn datagrams_sent(&mut self, n: usize) {
+        if self.staged.is_empty() {
+            self.server.datagrams_sent(n);
+        } else {
+            self.staged.drain(..n.min(self.staged.len()));
         }
     }
 
@@ -448,16 +498,24 @@ mod tests {
         driver
     }
 
-    /// Every datagram of `driver`, taken in runs of at most 4.
+    /// Every datagram of `driver`, taken from the front at most 4 at a time and in
+    /// the socket's form.
     fn taken_in_runs(driver: &mut Driver) -> Vec<(SocketAddr, Bytes)> {
+        let local = driver.udp_local;
         let mut taken = Vec::new();
         loop {
-            let before = taken.len();
-            driver.poll_datagrams(&mut taken, 4);
-            assert!(taken.len() - before <= 4, "at most max at a time");
-            if taken.len() - before < 4 {
+            let front = driver.front_datagrams(4);
+            assert!(front.len() <= 4, "at most max at a time");
+            if front.is_empty() {
                 return taken;
             }
+            let n = front.len();
+            taken.extend(
+                front
+                    .iter()
+                    .map(|(to, p)| (addr::to_socket(*to, local), p.clone())),
+            );
+            driver.datagrams_sent(n);
         }
     }
 

@@ -18,7 +18,7 @@
 
 use crate::metrics::FanoutMark;
 use crate::poller::{self, Poller};
-use crate::{batch, batch_recv, errqueue, Driver};
+use crate::{addr, batch, batch_recv, errqueue, Driver};
 use bytes::Bytes;
 use ocm_core::{Input, SendFailure};
 use std::io;
@@ -42,7 +42,8 @@ pub struct UdpPath {
     receiver: batch_recv::Receiver,
     /// What [`UdpPath::wait`] received, for the next read to handle.
     received: Option<io::Result<usize>>,
-    outgoing: Vec<(SocketAddr, Bytes)>,
+    /// Where the socket is bound (destinations are mapped for its family).
+    local: SocketAddr,
     sender: batch::Sender,
     /// The socket is in the poller (see [`UdpPath::watch`]).
     watched: bool,
@@ -53,6 +54,7 @@ impl UdpPath {
     /// [`HOT_WAIT`] (every call but a waiting receive says `MSG_DONTWAIT`), elsewhere
     /// non-blocking.
     pub fn new(socket: UdpSocket) -> io::Result<UdpPath> {
+        let local = socket.local_addr()?;
         Ok(UdpPath {
             socket: {
                 if cfg!(target_os = "linux") {
@@ -66,7 +68,7 @@ impl UdpPath {
             drained: false,
             receiver: batch_recv::Receiver::new(),
             received: None,
-            outgoing: Vec::with_capacity(batch::SEND_BATCH),
+            local,
             sender: batch::Sender::new(),
             watched: false,
         })
@@ -165,34 +167,43 @@ impl UdpPath {
         handled
     }
 
-    /// Sends every datagram the core has queued, in batches, waiting for the socket to
-    /// be writable when its buffer is full (the owner blocks: nothing is read meanwhile,
-    /// which is the back-pressure a full send buffer asks for). Failed sends are reported
-    /// to the core as of `now`, which may queue more (eviction notices): those are sent
-    /// too.
+    /// Sends every datagram the core has queued, in batches taken from where the core
+    /// queued them ([`Driver::front_datagrams`]), waiting for the socket to be writable
+    /// when its buffer is full (the owner blocks: nothing is read meanwhile, which is the
+    /// back-pressure a full send buffer asks for). Failed sends are reported to the core
+    /// as of `now`, which may queue more (eviction notices): those are sent too. If
+    /// waiting to send fails, what is left stays queued for the next flush.
     pub fn flush(&mut self, driver: &mut Driver, now: Instant) {
         loop {
-            self.outgoing.clear();
-            driver.poll_datagrams(&mut self.outgoing, batch::SEND_BATCH);
-            if self.outgoing.is_empty() {
+            let batch = driver.front_datagrams(batch::SEND_BATCH);
+            if batch.is_empty() {
                 return;
             }
             // Empty, and so not allocated, unless a send fails.
             let mut failures = Vec::new();
-            self.send_outgoing(&mut failures);
+            let (done, stuck) = self.send_batch(batch, &mut failures);
+            driver.datagrams_sent(done);
             for (to, cause) in failures {
                 driver.handle(now, Input::SendFailed { to, cause });
+            }
+            if stuck {
+                return;
             }
         }
     }
 
-    /// Sends `self.outgoing`, pushing every destination found unreachable onto
-    /// `failures`.
-    fn send_outgoing(&mut self, failures: &mut Vec<(SocketAddr, SendFailure)>) {
+    /// Sends `batch` (destinations in the core's form), pushing every destination found
+    /// unreachable onto `failures`. Returns how many datagrams are done with (sent, or
+    /// failed), and whether the socket could not be waited for (then fewer).
+    fn send_batch(
+        &mut self,
+        batch: &[(SocketAddr, Bytes)],
+        failures: &mut Vec<(SocketAddr, SendFailure)>,
+    ) -> (usize, bool) {
         let mut done = 0;
-        while done < self.outgoing.len() {
-            let asked = (self.outgoing.len() - done).min(batch::SEND_BATCH);
-            match self.sender.send(&self.socket, &self.outgoing[done..]) {
+        while done < batch.len() {
+            let asked = (batch.len() - done).min(batch::SEND_BATCH);
+            match self.sender.send(&self.socket, &batch[done..], self.local) {
                 Ok(sent) => {
                     done += sent;
                     if sent < asked {
@@ -207,16 +218,17 @@ impl UdpPath {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     if let Err(error) = wait_writable(&self.socket) {
                         tracing::debug!(%error, "waiting to send failed");
-                        return;
+                        return (done, true);
                     }
                 }
                 Err(error) => {
-                    let (to, payload) = &self.outgoing[done];
-                    self.send_failed(*to, payload, &error, failures);
+                    let (to, payload) = &batch[done];
+                    self.send_failed(addr::to_socket(*to, self.local), payload, &error, failures);
                     done += 1;
                 }
             }
         }
+        (done, false)
     }
 
     /// The destinations of the ICMP errors the socket's error queue holds.
@@ -424,10 +436,10 @@ mod tests {
             drop(closed);
             let payload = Bytes::from_static(b"hello");
             let to = live.local_addr().unwrap();
-            udp.outgoing = vec![(gone, payload.clone())];
-            udp.outgoing.extend((0..3).map(|_| (to, payload.clone())));
+            let mut batch = vec![(gone, payload.clone())];
+            batch.extend((0..3).map(|_| (to, payload.clone())));
             let mut failures = Vec::new();
-            udp.send_outgoing(&mut failures);
+            assert_eq!(udp.send_batch(&batch, &mut failures), (4, false));
             for _ in 0..3 {
                 assert_eq!(live.recv(&mut [0; 16]).unwrap(), 5, "the batch went out");
             }

@@ -377,8 +377,12 @@ impl Machine for RelayServer {
         self.out.pop()
     }
 
-    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, Bytes)>, max: usize) -> usize {
-        self.out.drain_datagrams(into, max)
+    fn front_datagrams(&self, max: usize) -> &[(SocketAddr, Bytes)] {
+        self.out.front_datagrams(max)
+    }
+
+    fn datagrams_sent(&mut self, n: usize) {
+        self.out.datagrams_sent(n)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

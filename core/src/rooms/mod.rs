@@ -317,8 +317,12 @@ impl Machine for RoomServer {
         self.pop_output()
     }
 
-    fn drain_datagrams(&mut self, into: &mut Vec<(SocketAddr, bytes::Bytes)>, max: usize) -> usize {
-        self.out.drain_datagrams(into, max)
+    fn front_datagrams(&self, max: usize) -> &[(SocketAddr, bytes::Bytes)] {
+        self.out.front_datagrams(max)
+    }
+
+    fn datagrams_sent(&mut self, n: usize) {
+        self.out.datagrams_sent(n)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
