@@ -133,15 +133,17 @@ impl Outbox {
     /// The same payload to each address (one shared buffer), each counted as sent. The
     /// last address gets `payload` itself: a buffer sent to one member is never shared.
     pub(crate) fn fan_out(&mut self, to: impl IntoIterator<Item = SocketAddr>, payload: Bytes) {
+        let mut to = to.into_iter();
+        let Some(mut last) = to.next() else {
+            return;
+        };
         let before = self.datagrams.len();
-        let mut to = to.into_iter().peekable();
-        while let Some(addr) = to.next() {
-            if to.peek().is_none() {
-                self.datagrams.push_back((addr, payload));
-                break;
-            }
-            self.datagrams.push_back((addr, payload.clone()));
+        // (one behind the iterator, so that the last address is known without a peek)
+        for next in to {
+            self.datagrams.push_back((last, payload.clone()));
+            last = next;
         }
+        self.datagrams.push_back((last, payload));
         self.queued_datagrams(self.datagrams.len() - before);
     }
 
