@@ -1229,37 +1229,30 @@ fn print_builds(
             .filter_map(|t| Some((t.clone(), t.baseline_build()?)))
             .collect()
     };
+    let row = |what: &str, target: &Target, ratios: Vec<f64>| {
+        if !ratios.is_empty() {
+            println!(
+                "| {what} | {} | **{}** |",
+                target.name(),
+                spread(&ratios, ratio)
+            );
+        }
+    };
     for (m, table) in fan {
         for (target, baseline) in pairs(fan_targets) {
             let ratios = table.ratios_to(&baseline, &target, |r| r.cpu);
-            if !ratios.is_empty() {
-                println!(
-                    "| fan-out, {m} members | {} | **{}** |",
-                    target.name(),
-                    spread(&ratios, ratio)
-                );
-            }
+            row(&format!("fan-out, {m} members"), &target, ratios);
         }
     }
     for (target, baseline) in pairs(junk_targets) {
-        let ratios = junk.ratios_to(&baseline, &target, |c| *c);
-        if !ratios.is_empty() {
-            println!(
-                "| junk | {} | **{}** |",
-                target.name(),
-                spread(&ratios, ratio)
-            );
-        }
+        row("junk", &target, junk.ratios_to(&baseline, &target, |c| *c));
     }
     for (target, baseline) in pairs(tcp_targets) {
-        let ratios = tcp.ratios_to(&baseline, &target, |r| r.1);
-        if !ratios.is_empty() {
-            println!(
-                "| handshakes | {} | **{}** |",
-                target.name(),
-                spread(&ratios, ratio)
-            );
-        }
+        row(
+            "handshakes",
+            &target,
+            tcp.ratios_to(&baseline, &target, |r| r.1),
+        );
     }
 }
 
