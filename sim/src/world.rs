@@ -81,6 +81,9 @@ pub struct World {
     pub(crate) base: Instant,
     pub(crate) now: Duration,
     pub(crate) rng: ChaCha20Rng,
+    /// How each step's outputs are taken (see [`World::take_outputs`]): a stream of its
+    /// own, so that the schedule's stream, and every seed kept as a test, is unchanged.
+    take_rng: ChaCha20Rng,
     pub(crate) server: RoomServer,
     pub(crate) model: Model,
     pub(crate) net: Net,
@@ -124,6 +127,7 @@ impl World {
             base: Instant::now(),
             now: Duration::ZERO,
             rng,
+            take_rng: ChaCha20Rng::seed_from_u64(schedule.seed ^ 0x7a6b_e0f5_0a1d_57ee),
             server,
             model: Model::new(limits),
             net: Net::new(schedule.network.faults()),
@@ -227,10 +231,9 @@ impl World {
             Input::Shutdown => self.model.shutdown(),
         };
         self.server.handle(at, input.as_slice());
-        let mut outputs = Vec::new();
-        while let Some(output) = self.server.poll_output() {
+        let outputs = self.take_outputs();
+        for output in &outputs {
             let _ = writeln!(self.trace, "  {output:?}");
-            outputs.push(output);
         }
         ocm_core::invariants::check_step(
             &self.server,
@@ -255,6 +258,32 @@ impl World {
             self.route(output);
         }
         Ok(())
+    }
+
+    /// Every output of the step, taken as a shell takes them: one by one
+    /// ([`Machine::poll_output`]), or a run of datagrams at a time from where they are
+    /// queued ([`Machine::front_datagrams`], then [`Machine::datagrams_sent`]), the two
+    /// mixed at random. Either way the same outputs in the same order, which the checks
+    /// after the step hold the server to.
+    fn take_outputs(&mut self) -> Vec<Output> {
+        let mut outputs = Vec::new();
+        loop {
+            let max = crate::net::below(&mut self.take_rng, 6) as usize;
+            let front = self.server.front_datagrams(max);
+            if !front.is_empty() {
+                let n = front.len();
+                outputs.extend(front.iter().map(|(to, payload)| Output::Datagram {
+                    to: *to,
+                    payload: payload.clone(),
+                }));
+                self.server.datagrams_sent(n);
+                continue;
+            }
+            match self.server.poll_output() {
+                Some(output) => outputs.push(output),
+                None => return outputs,
+            }
+        }
     }
 
     /// An address set during a connection's port step must come from a port step of
