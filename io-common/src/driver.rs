@@ -324,7 +324,12 @@ impl Driver {
         }
         loop {
             if !self.staged.is_empty() || !self.recorded.is_empty() {
-                return self.stage(max);
+                self.stage(max);
+                if !self.staged.is_empty() {
+                    return &self.staged[..self.staged.len().min(max)];
+                }
+                // what was recorded is carried out: on to the core's own queue
+                continue;
             }
             if !self.server.front_datagrams(max).is_empty() {
                 return self.server.front_datagrams(max);
@@ -340,9 +345,9 @@ impl Driver {
         }
     }
 
-    /// [`Driver::front_datagrams`] from the staging area: the datagrams at the front of
-    /// what was recorded, the other outputs before them carried out.
-    fn stage(&mut self, max: usize) -> &[(SocketAddr, Bytes)] {
+    /// Fills the staging area for [`Driver::front_datagrams`], up to `max`: the datagrams
+    /// at the front of what was recorded, the other outputs before them carried out.
+    fn stage(&mut self, max: usize) {
         while self.staged.len() < max {
             match self.recorded.pop_front() {
                 Some(Output::Datagram { to, payload }) => self.staged.push((to, payload)),
@@ -356,7 +361,6 @@ impl Driver {
                 None => break,
             }
         }
-        &self.staged[..self.staged.len().min(max)]
     }
 
     /// The first `n` datagrams [`Driver::front_datagrams`] gave are done with: dropped.
