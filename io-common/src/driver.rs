@@ -64,8 +64,8 @@ pub struct Driver {
     /// outputs are recorded: the core's queue is drained at once so each output is
     /// written after the input that caused it).
     recorded: VecDeque<Output>,
-    /// The datagrams of `recorded` at its front, for [`Driver::front_datagrams`] (only
-    /// when outputs are recorded).
+    /// Datagrams taken out of `recorded` for [`Driver::front_datagrams`] and not yet
+    /// sent (only when outputs are recorded).
     staged: Vec<(SocketAddr, Bytes)>,
     /// Cluster mode: the backend's side (set by [`Driver::attach_cluster`]).
     cluster: Option<ClusterLink>,
@@ -322,45 +322,35 @@ impl Driver {
         if max == 0 {
             return &[];
         }
-        loop {
-            if !self.staged.is_empty() || !self.recorded.is_empty() {
-                self.stage(max);
-                if !self.staged.is_empty() {
-                    return &self.staged[..self.staged.len().min(max)];
-                }
-                // what was recorded is carried out: on to the core's own queue
-                continue;
-            }
-            if !self.server.front_datagrams(max).is_empty() {
+        while self.staged.is_empty() {
+            if self.recorded.is_empty() && !self.server.front_datagrams(max).is_empty() {
                 return self.server.front_datagrams(max);
             }
-            let output = match self.server.poll_output() {
+            // What was recorded (or a server whose queue gives no runs): the outputs one
+            // by one, as poll_datagram takes them, and a datagram sent from the staging
+            // area, with the recorded datagrams right behind it.
+            let output = match self.recorded.pop_front() {
                 Some(output) => output,
-                None => return &[],
+                None => match self.server.poll_output() {
+                    Some(output) => output,
+                    None => return &[],
+                },
             };
             if let Some(datagram) = self.carry_out(output) {
-                // (a server whose queue gives no runs: sent from the staging area)
                 self.staged.push(datagram);
+                while self.staged.len() < max {
+                    match self.recorded.pop_front() {
+                        Some(Output::Datagram { to, payload }) => self.staged.push((to, payload)),
+                        Some(output) => {
+                            self.recorded.push_front(output);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
             }
         }
-    }
-
-    /// Fills the staging area for [`Driver::front_datagrams`], up to `max`: the datagrams
-    /// at the front of what was recorded, the other outputs before them carried out.
-    fn stage(&mut self, max: usize) {
-        while self.staged.len() < max {
-            match self.recorded.pop_front() {
-                Some(Output::Datagram { to, payload }) => self.staged.push((to, payload)),
-                Some(output) if self.staged.is_empty() => {
-                    self.carry_out(output);
-                }
-                Some(output) => {
-                    self.recorded.push_front(output);
-                    break;
-                }
-                None => break,
-            }
-        }
+        &self.staged[..self.staged.len().min(max)]
     }
 
     /// The first `n` datagrams [`Driver::front_datagrams`] gave are done with: dropped.

@@ -145,7 +145,8 @@ impl UdpPath {
                 // timeout is not restarted): nothing was taken; the next receive looks.
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    let failed = errqueue::drain(&self.socket);
+                    let mut failed = Vec::new();
+                    self.queued_failures(&mut failed);
                     if failed.is_empty() {
                         // The socket's pending error (say an ICMP error that a full
                         // receive buffer had no room to queue) fails one receive and is
@@ -157,8 +158,7 @@ impl UdpPath {
                         continue;
                     }
                     handled += failed.len();
-                    for to in failed {
-                        let cause = SendFailure::Icmp;
+                    for (to, cause) in failed {
                         driver.handle(now, Input::SendFailed { to, cause });
                     }
                 }
