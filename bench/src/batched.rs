@@ -31,19 +31,19 @@ pub const RECV_BATCH: usize = 32;
 pub const SEND_BATCH: usize = 1024;
 
 /// Relays forever on `socket` (bound to an IPv4 address), blocking in `recvmmsg`,
-/// spending `work` rounds of [`busy_work`] on each datagram.
-pub fn serve(socket: UdpSocket, work: u64) -> io::Result<()> {
+/// doing `work` for each datagram.
+pub fn serve(socket: UdpSocket, mut work: AnchorWork) -> io::Result<()> {
     let mut relay = Relay::new();
     loop {
         let n = receive(&socket, &mut relay.inbound)?;
-        busy_work(work * n as u64);
+        work.per_datagram(n);
         relay.fan_out(&socket, n);
     }
 }
 
 /// Relays forever on `socket`, waiting in `epoll_wait` whenever a read comes back short,
-/// spending `work` rounds of [`busy_work`] on each datagram.
-pub fn serve_polled(socket: UdpSocket, work: u64) -> io::Result<()> {
+/// doing `work` for each datagram.
+pub fn serve_polled(socket: UdpSocket, mut work: AnchorWork) -> io::Result<()> {
     let mut relay = Relay::new();
     let epoll = Epoll::new(&socket)?;
     loop {
@@ -53,7 +53,7 @@ pub fn serve_polled(socket: UdpSocket, work: u64) -> io::Result<()> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 other => other?,
             };
-            busy_work(work * n as u64);
+            work.per_datagram(n);
             relay.fan_out(&socket, n);
             if n < RECV_BATCH {
                 break;
@@ -84,6 +84,49 @@ pub fn drain_polled(socket: UdpSocket) -> io::Result<()> {
                 other => other?,
             };
         }
+    }
+}
+
+/// User-space work a batched relay does for each datagram it reads, to tell what such
+/// work costs a relay (none by default: the plain-socket limit). `ocm-load
+/// --anchor-work` and `--anchor-footprint`.
+#[derive(Debug, Default)]
+pub struct AnchorWork {
+    /// Rounds of [`busy_work`]: time in registers, touching no memory.
+    pub rounds: u64,
+    /// A buffer every cache line of which is read and written: a footprint in the
+    /// core's data caches (the kernel's UDP path shares them), at little time.
+    pub footprint: Vec<u8>,
+}
+
+/// The size of a cache line on the machines this runs on.
+const CACHE_LINE: usize = 64;
+
+impl AnchorWork {
+    /// `rounds` of [`busy_work`] and a footprint of `kib` KiB per datagram.
+    pub fn new(rounds: u64, kib: usize) -> AnchorWork {
+        AnchorWork {
+            rounds,
+            footprint: vec![0; kib * 1024],
+        }
+    }
+
+    /// The work for `n` datagrams.
+    pub fn per_datagram(&mut self, n: usize) {
+        busy_work(self.rounds * n as u64);
+        if self.footprint.is_empty() {
+            return;
+        }
+        for _ in 0..n {
+            touch(&mut self.footprint);
+        }
+    }
+}
+
+/// Reads and writes one byte of each cache line of `buffer`.
+fn touch(buffer: &mut [u8]) {
+    for line in buffer.chunks_mut(CACHE_LINE) {
+        line[0] = std::hint::black_box(line[0]).wrapping_add(1);
     }
 }
 
@@ -214,12 +257,27 @@ mod tests {
 
     #[test]
     fn every_datagram_reaches_every_other_registered_address() {
-        relays_to_every_other_member(|socket| serve(socket, 0));
+        relays_to_every_other_member(|socket| serve(socket, AnchorWork::default()));
+    }
+
+    #[test]
+    fn a_working_relay_relays_the_same() {
+        relays_to_every_other_member(|socket| serve(socket, AnchorWork::new(10, 4)));
+    }
+
+    #[test]
+    fn the_footprint_touches_every_cache_line_once_a_datagram() {
+        let mut work = AnchorWork::new(0, 2);
+        work.per_datagram(3);
+        for (i, byte) in work.footprint.iter().enumerate() {
+            let expected = if i % CACHE_LINE == 0 { 3 } else { 0 };
+            assert_eq!(*byte, expected, "byte {i}");
+        }
     }
 
     #[test]
     fn the_relay_in_epoll_relays_the_same() {
-        relays_to_every_other_member(|socket| serve_polled(socket, 10));
+        relays_to_every_other_member(|socket| serve_polled(socket, AnchorWork::default()));
     }
 
     fn relays_to_every_other_member(relay: fn(UdpSocket) -> io::Result<()>) {

@@ -114,11 +114,16 @@ struct Args {
     /// Internal: serve a baseline and print its address.
     #[arg(long, hide = true)]
     serve: Option<Baseline>,
-    /// The batched relays spend this many rounds of a multiply loop (about a nanosecond
-    /// each) per datagram, touching no memory: what user-space time alone costs a relay,
-    /// to compare with ocm's (0: none, the plain-socket limit).
+    /// Adds a target, the blocking batched relay spending this many rounds of a multiply
+    /// loop (about a nanosecond each) per datagram, touching no memory: what user-space
+    /// time alone costs a relay, to compare with ocm's. The anchors stay plain.
     #[arg(long, default_value_t = 0)]
     anchor_work: u64,
+    /// Adds that target (or makes it) reading and writing one byte of every cache line of
+    /// a buffer of this many KiB per datagram: what a footprint in the data caches costs
+    /// a relay's kernel time.
+    #[arg(long, default_value_t = 0)]
+    anchor_footprint: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -142,6 +147,8 @@ enum Baseline {
     Batched,
     /// The same, waiting in `epoll_wait`.
     BatchedPolled,
+    /// The blocking one doing `--anchor-work` and `--anchor-footprint` per datagram.
+    BatchedWorking,
     /// A `recvmmsg` loop that drops everything.
     Drain,
     /// The same, waiting in `epoll_wait`.
@@ -155,6 +162,8 @@ enum Baseline {
 enum Target {
     Batched,
     BatchedPolled,
+    /// Measured only when there is `--anchor-work` or `--anchor-footprint`.
+    BatchedWorking,
     Naive,
     Drain,
     DrainPolled,
@@ -180,6 +189,7 @@ impl Target {
         match self {
             Target::Batched => "batched raw relay".into(),
             Target::BatchedPolled => "batched raw relay in epoll".into(),
+            Target::BatchedWorking => "batched raw relay with anchor work".into(),
             Target::Naive => "naive raw relay".into(),
             Target::Drain => "recvmmsg drain loop".into(),
             Target::DrainPolled => "recvmmsg drain loop in epoll".into(),
@@ -316,8 +326,10 @@ struct Context {
     profiler: Profiler,
     /// The core the servers under test run on (the load keeps the others).
     server_cpu: Option<usize>,
-    /// `--anchor-work`, passed on to the batched relays.
+    /// `--anchor-work`, passed on to the working relay.
     anchor_work: u64,
+    /// `--anchor-footprint`, passed on to the working relay.
+    anchor_footprint: usize,
 }
 
 impl Context {
@@ -359,13 +371,17 @@ impl Context {
                     Target::Naive => "naive",
                     Target::Batched => "batched",
                     Target::BatchedPolled => "batched-polled",
+                    Target::BatchedWorking => "batched-working",
                     Target::Drain => "drain",
                     Target::DrainPolled => "drain-polled",
                     _ => "tcp",
                 };
                 let mut command = self.command(&self.exe, target);
                 command.args(["--serve", name]);
-                command.args(["--anchor-work", &self.anchor_work.to_string()]);
+                if *baseline == Target::BatchedWorking {
+                    command.args(["--anchor-work", &self.anchor_work.to_string()]);
+                    command.args(["--anchor-footprint", &self.anchor_footprint.to_string()]);
+                }
                 command
             }
         };
@@ -415,7 +431,7 @@ fn spawn(command: &mut Command) -> io::Result<Server> {
 }
 
 /// Serves a baseline in this process, after printing its address.
-fn serve(baseline: Baseline, work: u64) -> io::Result<()> {
+fn serve(baseline: Baseline, work: batched::AnchorWork) -> io::Result<()> {
     if baseline == Baseline::Tcp {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         println!("listening tcp={}", listener.local_addr()?);
@@ -427,8 +443,9 @@ fn serve(baseline: Baseline, work: u64) -> io::Result<()> {
     io::stdout().flush()?;
     match baseline {
         Baseline::Naive => baseline::serve(socket),
-        Baseline::Batched => batched::serve(socket, work),
-        Baseline::BatchedPolled => batched::serve_polled(socket, work),
+        Baseline::Batched => batched::serve(socket, batched::AnchorWork::default()),
+        Baseline::BatchedPolled => batched::serve_polled(socket, batched::AnchorWork::default()),
+        Baseline::BatchedWorking => batched::serve(socket, work),
         Baseline::DrainPolled => batched::drain_polled(socket),
         _ => batched::drain(socket),
     }
@@ -1000,12 +1017,14 @@ fn targets(args: &Args, baselines: &[Target], protocols: &[Protocol]) -> Vec<Tar
 fn main() -> io::Result<()> {
     let args = Args::parse();
     if let Some(baseline) = args.serve {
-        return serve(baseline, args.anchor_work);
+        let work = batched::AnchorWork::new(args.anchor_work, args.anchor_footprint);
+        return serve(baseline, work);
     }
     let exe = std::env::current_exe()?;
     let mut cx = Context {
         server_cpu: None,
         anchor_work: args.anchor_work,
+        anchor_footprint: args.anchor_footprint,
         ocm: args
             .ocm
             .clone()
@@ -1045,11 +1064,11 @@ fn main() -> io::Result<()> {
     }
     let started = Instant::now();
     let members: Vec<usize> = args.members.iter().map(|m| (*m).max(2)).collect();
-    let fan_targets = targets(
-        &args,
-        &[Target::Batched, Target::BatchedPolled, Target::Naive],
-        &[Protocol::Rooms, Protocol::Relay],
-    );
+    let mut relays = vec![Target::Batched, Target::BatchedPolled, Target::Naive];
+    if args.anchor_work > 0 || args.anchor_footprint > 0 {
+        relays.push(Target::BatchedWorking);
+    }
+    let fan_targets = targets(&args, &relays, &[Protocol::Rooms, Protocol::Relay]);
     let junk_targets = targets(
         &args,
         &[Target::Drain, Target::DrainPolled],
@@ -1134,15 +1153,15 @@ fn main() -> io::Result<()> {
     println!();
     println!("### Fan-out: server CPU per delivery against the batched raw relay");
     println!();
-    println!("| members | target | deliveries/s | server CPU per delivery | CPU ratio to batched relay | to the relay in epoll | user share | loss | p50 | p99 |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| members | target | deliveries/s | server CPU per delivery | CPU ratio to batched relay | to the relay in epoll | user share | in the kernel | kernel ratio to batched relay | loss | p50 | p99 |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (m, table) in &fan {
         for target in &fan_targets {
             let loss = table.column(target, |r| r.loss * 100.0);
             let p50 = table.column(target, |r| r.p50.as_nanos() as f64);
             let p99 = table.column(target, |r| r.p99.as_nanos() as f64);
             println!(
-                "| {m} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} |",
+                "| {m} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} |",
                 target.name(),
                 spread(&table.column(target, |r| r.rate), rate),
                 spread(&table.column(target, |r| r.cpu), nanos),
@@ -1154,6 +1173,11 @@ fn main() -> io::Result<()> {
                 spread(&table.column(target, |r| r.user * 100.0), |x| format!(
                     "{x:.0} %"
                 )),
+                spread(&table.column(target, |r| r.cpu * (1.0 - r.user)), nanos),
+                spread(
+                    &table.ratios_to(&Target::Batched, target, |r| r.cpu * (1.0 - r.user)),
+                    ratio
+                ),
                 spread(&loss, |x| format!("{x:.2} %")),
                 spread(&p50, nanos),
                 spread(&p99, nanos),
