@@ -1001,6 +1001,17 @@ impl<T> Table<T> {
     }
 }
 
+/// The targets in the order run `run` (from 1) measures them: as listed in odd runs,
+/// backwards in even ones, so that a drift during the runs (a neighbour's load, the
+/// clock) weighs on every target alike over each pair of runs.
+fn in_run_order<T>(targets: &[T], run: usize) -> Vec<&T> {
+    let mut order: Vec<&T> = targets.iter().collect();
+    if run.is_multiple_of(2) {
+        order.reverse();
+    }
+    order
+}
+
 fn targets(args: &Args, baselines: &[Target], protocols: &[Protocol]) -> Vec<Target> {
     let mut targets = baselines.to_vec();
     for protocol in protocols.iter().filter(|p| args.protocols.contains(p)) {
@@ -1088,7 +1099,7 @@ fn main() -> io::Result<()> {
                 size: args.size.max(33),
             };
             let mut results = Vec::new();
-            for target in &fan_targets {
+            for target in in_run_order(&fan_targets, run) {
                 let r = fan_out(&cx, target, m, load)?;
                 eprintln!(
                     "run {run}: {m} members, {}: {:.0}/s, {:.0} ns/delivery ({:.0}% user), loss {:.2}%{}",
@@ -1112,7 +1123,7 @@ fn main() -> io::Result<()> {
         }
         if args.junk > 0 {
             let mut results = Vec::new();
-            for target in &junk_targets {
+            for target in in_run_order(&junk_targets, run) {
                 let (cpu, profile) = junk_run(&cx, target, args.junk)?;
                 eprintln!(
                     "run {run}: junk, {}: {cpu:.0} ns/datagram{}",
@@ -1126,7 +1137,7 @@ fn main() -> io::Result<()> {
         }
         if args.handshakes > 0 {
             let mut results = Vec::new();
-            for target in &tcp_targets {
+            for target in in_run_order(&tcp_targets, run) {
                 let r = handshake_run(&cx, target, args.handshake_threads, args.handshakes)?;
                 eprintln!(
                     "run {run}: handshakes, {}: {:.0}/s, {:.1} µs/handshake{}",
@@ -1332,5 +1343,18 @@ fn check_binary(ocm: &Path) -> io::Result<()> {
             "no ocm binary at {} (cargo build --release -p ocm, or --ocm PATH)",
             ocm.display()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_take_the_targets_forwards_then_backwards() {
+        let targets = [1, 2, 3];
+        assert_eq!(in_run_order(&targets, 1), [&1, &2, &3]);
+        assert_eq!(in_run_order(&targets, 2), [&3, &2, &1]);
+        assert_eq!(in_run_order(&targets, 3), [&1, &2, &3]);
     }
 }
