@@ -209,9 +209,10 @@ impl Endpoint {
             });
             let heard = drain(&sources.bus, |event| driver.handle_bus(now, event));
             // Due timers wait for what the kernel holds, unless this turn's read has
-            // just found the socket empty (after a stall the wait may end with nothing
-            // reported: interrupted, or timed out first).
-            let known_empty = udp_ready && udp.drained();
+            // just found the socket empty, itself, after the clock was read (after a
+            // stall the wait may end with nothing reported: interrupted, or timed out
+            // first, or before the stall).
+            let known_empty = udp_ready && udp.seen_empty_after_clock();
             if !known_empty && driver.poll_timeout().is_some_and(|at| at <= now) {
                 read_before_timers(&mut udp, &mut driver, now);
             }

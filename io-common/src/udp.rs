@@ -39,6 +39,8 @@ pub struct UdpPath {
     /// The last read found the queue empty: what comes next is reported by the poller (or
     /// taken by a wait in the socket, [`UdpPath::wait`]).
     drained: bool,
+    /// ... and it was the wait that found it so ([`UdpPath::seen_empty_after_clock`]).
+    drained_in_wait: bool,
     receiver: batch_recv::Receiver,
     /// What [`UdpPath::wait`] received, for the next read to handle.
     received: Option<io::Result<usize>>,
@@ -66,6 +68,7 @@ impl UdpPath {
                 socket
             },
             drained: false,
+            drained_in_wait: false,
             receiver: batch_recv::Receiver::new(),
             received: None,
             local,
@@ -101,6 +104,15 @@ impl UdpPath {
         self.drained
     }
 
+    /// The last read found the socket empty in a receive of its own, made after the
+    /// clock it was given was read; not in what [`UdpPath::wait`] took before that (a
+    /// stall between the wait and the clock, SIGSTOP or a VM's steal time, may have
+    /// filled the socket since). What tells due timers that nothing the kernel holds
+    /// was heard before them.
+    pub fn seen_empty_after_clock(&self) -> bool {
+        self.drained && !self.drained_in_wait
+    }
+
     /// Waits in the socket's own receive, up to [`HOT_WAIT`], until a datagram is there
     /// (Linux; elsewhere only looks), and takes what has come; the next
     /// [`UdpPath::read_ready`] handles it (so that the owner reads the clock after the
@@ -119,10 +131,11 @@ impl UdpPath {
         let mut handled = 0;
         self.drained = false;
         while handled < READ_BATCH {
-            let received = match self.received.take() {
-                Some(received) => received,
-                None => self.receiver.recv(&self.socket),
+            let (received, in_wait) = match self.received.take() {
+                Some(received) => (received, true),
+                None => (self.receiver.recv(&self.socket), false),
             };
+            self.drained_in_wait = in_wait;
             match received {
                 Ok(n) => {
                     for i in 0..n {
@@ -350,6 +363,32 @@ mod tests {
         udp.wait();
         assert_eq!(udp.read_ready(&mut driver, Instant::now()), 0);
         assert!(udp.drained());
+    }
+
+    /// A wait that gave up, then a stall before the owner reads the clock, in which a
+    /// member's datagram comes: the wait's "nothing" does not say the socket is empty
+    /// after that clock, so due timers must not fire before a receive of its own.
+    #[test]
+    fn a_wait_that_found_nothing_before_the_clock_does_not_clear_timers_to_fire() {
+        let (mut udp, mut driver, to) = path(|_| ());
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.wait();
+        // (the stall: the datagram comes after the wait gave up)
+        peer.send_to(&[0; 40], to).unwrap();
+        let now = Instant::now();
+        assert_eq!(udp.read_ready(&mut driver, now), 0, "the wait's result");
+        assert!(udp.drained());
+        assert!(!udp.seen_empty_after_clock());
+        assert_eq!(udp.read_ready(&mut driver, now), 1);
+        assert!(udp.seen_empty_after_clock());
+        // A wait that took something, then a read of its own that found the rest empty.
+        peer.send_to(&[0; 40], to).unwrap();
+        udp.wait();
+        assert_eq!(udp.read_ready(&mut driver, Instant::now()), 1);
+        assert!(udp.drained());
+        assert!(!udp.seen_empty_after_clock(), "a short batch in the wait");
+        assert_eq!(udp.read_ready(&mut driver, Instant::now()), 0);
+        assert!(udp.seen_empty_after_clock());
     }
 
     /// The socket is in blocking mode (for [`UdpPath::wait`]): every other call on it
