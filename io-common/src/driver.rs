@@ -323,6 +323,9 @@ impl Driver {
             return &[];
         }
         while self.staged.is_empty() {
+            // (asked twice: a slice returned from inside the loop would hold the
+            // server borrowed for the rest of it; the second call is a look at the
+            // queue's front, no copy)
             if self.recorded.is_empty() && !self.server.front_datagrams(max).is_empty() {
                 return self.server.front_datagrams(max);
             }

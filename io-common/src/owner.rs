@@ -8,10 +8,10 @@
 //! buffer; [`TcpPath`]), in cluster mode up to [`CHANNEL_BATCH`] registry answers and bus
 //! messages from the [`ClusterLink`]. Datagrams come first: one that waited in the kernel
 //! may be the address a TCP join after it is to notify, and none can depend on a TCP
-//! request not yet answered. Then, when a timer is due, it reads the socket dry
-//! first, unless this turn's read has just found it empty (at most 64 batches: after a
-//! stall, what the kernel already received counts), fires due timers, sends what the
-//! core queued and carries out its TCP commands (writes and closes, on the sockets at
+//! request not yet answered. Then, when a timer is due, it reads the socket dry first,
+//! unless this turn's read has just found it empty in a receive made after the clock was
+//! read (at most 64 batches: after a stall, what the kernel already received counts),
+//! fires due timers, sends what the core queued and carries out its TCP commands (writes and closes, on the sockets at
 //! once; what they cause too, a few rounds deep).
 //!
 //! Then it asks its own [`Poller`] (one `epoll_wait`) what has come: without waiting

@@ -39,8 +39,9 @@ pub struct UdpPath {
     /// The last read found the queue empty: what comes next is reported by the poller (or
     /// taken by a wait in the socket, [`UdpPath::wait`]).
     drained: bool,
-    /// ... and it was the wait that found it so ([`UdpPath::seen_empty_after_clock`]).
-    drained_in_wait: bool,
+    /// The last receive [`UdpPath::read_ready`] handled was the one [`UdpPath::wait`]
+    /// made, before the owner read its clock ([`UdpPath::seen_empty_after_clock`]).
+    last_from_wait: bool,
     receiver: batch_recv::Receiver,
     /// What [`UdpPath::wait`] received, for the next read to handle.
     received: Option<io::Result<usize>>,
@@ -68,7 +69,7 @@ impl UdpPath {
                 socket
             },
             drained: false,
-            drained_in_wait: false,
+            last_from_wait: false,
             receiver: batch_recv::Receiver::new(),
             received: None,
             local,
@@ -110,7 +111,7 @@ impl UdpPath {
     /// filled the socket since). What tells due timers that nothing the kernel holds
     /// was heard before them.
     pub fn seen_empty_after_clock(&self) -> bool {
-        self.drained && !self.drained_in_wait
+        self.drained && !self.last_from_wait
     }
 
     /// Waits in the socket's own receive, up to [`HOT_WAIT`], until a datagram is there
@@ -131,11 +132,11 @@ impl UdpPath {
         let mut handled = 0;
         self.drained = false;
         while handled < READ_BATCH {
-            let (received, in_wait) = match self.received.take() {
+            let (received, from_wait) = match self.received.take() {
                 Some(received) => (received, true),
                 None => (self.receiver.recv(&self.socket), false),
             };
-            self.drained_in_wait = in_wait;
+            self.last_from_wait = from_wait;
             match received {
                 Ok(n) => {
                     for i in 0..n {
