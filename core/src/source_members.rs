@@ -4,12 +4,17 @@
 //!
 //! A source's address is chosen by a peer, so it is hashed with the keyed SipHash of
 //! [`KeyedState`] when a member comes and goes and when a newcomer's seat is checked.
-//! Every chat message charges its source's bucket, so a member keeps its source's
-//! [`SourceKey`], the hash computed when it came, and finds the entry with it and its
-//! own source (its IP, cut to the prefix) without hashing again. One table holds the
-//! entries (hashbrown's `HashTable`, which takes the hash from its caller); an entry
-//! lives while the source has members, and its bucket is made when one of them first
-//! sends a message (a member that never chats costs its source no bucket).
+//! One table holds the entries (hashbrown's `HashTable`, which takes the hash from its
+//! caller); an entry lives while the source has members.
+//!
+//! Every chat message charges its source's bucket, so the bucket is not in the table:
+//! it sits in a slot of a slab, and a member keeps its source's [`SourceKey`], the hash
+//! computed when it came and the slot, and reaches the bucket by index, without hashing
+//! or probing. A slot is its source's while the source has members, then free for the
+//! next new source; a key finds a bucket only in a slot that holds its own hash, so a
+//! key kept after its source went finds nothing. The bucket is made when one of the
+//! source's members first sends a message (a member that never chats costs its source
+//! no bucket). The slab is as long as the most sources there were at once.
 
 use crate::hash::KeyedState;
 use crate::rate::TokenBucket;
@@ -17,23 +22,36 @@ use crate::source::Source;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 use std::hash::BuildHasher;
 
-/// How a member finds its source's entry: the hash of the source.
+/// How a member finds its source: the source's hash (for its entry) and its slot (for
+/// its bucket).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct SourceKey(u64);
+pub(crate) struct SourceKey {
+    hash: u64,
+    slot: u32,
+}
 
 #[derive(Debug)]
 struct Entry {
     source: Source,
     members: u32,
-    /// Boxed, and made on first use: most sources in a large server hold one member
-    /// that may never chat.
-    bucket: Option<Box<TokenBucket>>,
+    slot: u32,
+}
+
+/// A source's slot: its hash, and its bucket once made.
+#[derive(Debug)]
+struct Slot {
+    hash: u64,
+    bucket: Option<TokenBucket>,
 }
 
 /// Every source with members.
 #[derive(Debug)]
 pub(crate) struct SourceMembers {
     table: HashTable<Entry>,
+    /// One per source with members (`None`: free).
+    slots: Vec<Option<Slot>>,
+    /// The free slots, the latest freed last.
+    free: Vec<u32>,
     state: KeyedState,
 }
 
@@ -42,12 +60,14 @@ impl SourceMembers {
     pub(crate) fn new(state: KeyedState) -> SourceMembers {
         SourceMembers {
             table: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             state,
         }
     }
 
-    fn key(&self, source: Source) -> SourceKey {
-        SourceKey(self.state.hash_one(source))
+    fn hash(&self, source: Source) -> u64 {
+        self.state.hash_one(source)
     }
 
     /// How many members `source` has.
@@ -55,59 +75,78 @@ impl SourceMembers {
         if self.table.is_empty() {
             return 0;
         }
-        let SourceKey(hash) = self.key(source);
-        let entry = self.table.find(hash, |e| e.source == source);
+        let entry = self.table.find(self.hash(source), |e| e.source == source);
         entry.map_or(0, |e| e.members as usize)
     }
 
     /// One more member from `source`; its key, for the member to keep.
     pub(crate) fn add(&mut self, source: Source) -> SourceKey {
-        let key = self.key(source);
+        let hash = self.hash(source);
         let state = self.state;
         let entry = self
             .table
-            .entry(key.0, |e| e.source == source, |e| state.hash_one(e.source));
-        match entry {
-            TableEntry::Occupied(mut occupied) => occupied.get_mut().members += 1,
+            .entry(hash, |e| e.source == source, |e| state.hash_one(e.source));
+        let slot = match entry {
+            TableEntry::Occupied(mut occupied) => {
+                occupied.get_mut().members += 1;
+                occupied.get().slot
+            }
             TableEntry::Vacant(vacant) => {
+                let fresh = Some(Slot { hash, bucket: None });
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.slots[slot as usize] = fresh;
+                        slot
+                    }
+                    None => {
+                        self.slots.push(fresh);
+                        u32::try_from(self.slots.len() - 1).expect("fewer sources than 2^32")
+                    }
+                };
                 vacant.insert(Entry {
                     source,
                     members: 1,
-                    bucket: None,
+                    slot,
                 });
+                slot
             }
-        }
-        key
+        };
+        SourceKey { hash, slot }
     }
 
-    /// One member fewer from `source` (of key `key`); its last takes the entry, bucket
-    /// and all.
+    /// One member fewer from `source` (of key `key`); its last takes the entry and frees
+    /// the slot, bucket and all.
     pub(crate) fn remove(&mut self, key: SourceKey, source: Source) {
-        let Ok(mut found) = self.table.find_entry(key.0, |e| e.source == source) else {
+        let Ok(mut found) = self.table.find_entry(key.hash, |e| e.source == source) else {
             return;
         };
         let entry = found.get_mut();
         entry.members -= 1;
         if entry.members == 0 {
+            let slot = entry.slot;
             found.remove();
+            self.slots[slot as usize] = None;
+            self.free.push(slot);
         }
     }
 
     /// Forgets every source.
     pub(crate) fn clear(&mut self) {
         self.table.clear();
+        self.slots.clear();
+        self.free.clear();
     }
 
-    /// The message bucket of `source` (of key `key`), made by `make` on first use;
-    /// `None` when the source has no members.
+    /// The message bucket of the source of key `key`, made by `make` on first use;
+    /// `None` when that source has no members.
     pub(crate) fn bucket_mut(
         &mut self,
         key: SourceKey,
-        source: Source,
         make: impl FnOnce() -> TokenBucket,
     ) -> Option<&mut TokenBucket> {
-        let entry = self.table.find_mut(key.0, |e| e.source == source)?;
-        Some(entry.bucket.get_or_insert_with(|| Box::new(make())))
+        let slot = self.slots.get_mut(key.slot as usize)?.as_mut();
+        let slot = slot.filter(|slot| slot.hash == key.hash)?;
+        Some(slot.bucket.get_or_insert_with(make))
     }
 
     /// Every source with its count of members.
@@ -118,7 +157,24 @@ impl SourceMembers {
     /// Whether `key` is the key of `source`, which has members (checked by
     /// [`crate::invariants`]).
     pub(crate) fn is_key_of(&self, key: SourceKey, source: Source) -> bool {
-        key == self.key(source) && self.get(source) > 0
+        let entry = self.table.find(key.hash, |e| e.source == source);
+        key.hash == self.hash(source) && entry.is_some_and(|e| e.slot == key.slot)
+    }
+
+    /// Whether the slab matches the table: every entry's slot holds its hash, every
+    /// other slot is free and listed once as free (checked by [`crate::invariants`]).
+    pub(crate) fn slots_match(&self) -> bool {
+        let held = self.table.iter().all(|e| {
+            let slot = self.slots.get(e.slot as usize).and_then(Option::as_ref);
+            slot.is_some_and(|slot| slot.hash == self.hash(e.source))
+        });
+        let mut free: Vec<u32> = self.free.clone();
+        free.sort_unstable();
+        free.dedup();
+        let all_free = free.iter().all(|&s| self.slots[s as usize].is_none());
+        held && all_free
+            && free.len() == self.free.len()
+            && self.table.len() + free.len() == self.slots.len()
     }
 }
 
@@ -148,18 +204,18 @@ mod tests {
         assert_ne!(a, other);
         assert_eq!(s.get(one), 2);
         // the first use makes the bucket; the second member finds that one
-        let made = s.bucket_mut(a, one, || TokenBucket::new(1, 3));
+        let made = s.bucket_mut(a, || TokenBucket::new(1, 3));
         assert_eq!(made.map(|b| b.burst()), Some(3));
-        let found = s.bucket_mut(b, one, || TokenBucket::new(1, 99));
+        let found = s.bucket_mut(b, || TokenBucket::new(1, 99));
         assert_eq!(found.map(|b| b.burst()), Some(3));
         assert!(s.is_key_of(a, one) && !s.is_key_of(other, one));
 
         s.remove(a, one);
         assert_eq!(s.get(one), 1);
-        assert!(s.bucket_mut(a, one, || TokenBucket::new(1, 7)).is_some());
+        assert!(s.bucket_mut(a, || TokenBucket::new(1, 7)).is_some());
         s.remove(b, one);
         assert_eq!(s.get(one), 0);
-        assert!(s.bucket_mut(a, one, || TokenBucket::new(1, 7)).is_none());
+        assert!(s.bucket_mut(a, || TokenBucket::new(1, 7)).is_none());
         assert!(!s.is_key_of(a, one));
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![(source("10.0.0.2"), 1)]);
     }
@@ -171,10 +227,7 @@ mod tests {
         let keys: Vec<SourceKey> = (0..1000).map(|i| s.add(ip(i))).collect();
         for (i, key) in (0u32..).zip(&keys) {
             let make = || TokenBucket::new(1, i + 1);
-            assert_eq!(
-                s.bucket_mut(*key, ip(i), make).map(|b| b.burst()),
-                Some(i + 1)
-            );
+            assert_eq!(s.bucket_mut(*key, make).map(|b| b.burst()), Some(i + 1));
             assert!(s.is_key_of(*key, ip(i)));
             assert_eq!(s.get(ip(i)), 1);
         }
@@ -189,16 +242,48 @@ mod tests {
         let mut s = sources();
         let net = source("2001:db8::1");
         let first = s.add(net);
-        s.bucket_mut(first, net, || TokenBucket::new(1, 3))
+        s.bucket_mut(first, || TokenBucket::new(1, 3))
             .expect("a member")
             .take(3);
         s.remove(first, net);
         let again = s.add(source("2001:db8::2")); // the same /64
-        let bucket = s.bucket_mut(again, net, || TokenBucket::new(1, 4));
+        let bucket = s.bucket_mut(again, || TokenBucket::new(1, 4));
         assert_eq!(bucket.map(|b| b.burst()), Some(4));
-        // the right hash with another source is not an entry
-        assert!(s
-            .bucket_mut(again, source("10.9.9.9"), || TokenBucket::new(1, 1))
-            .is_none());
+        // the key kept from before is its source's key again: same hash, same slot
+        assert_eq!(again, first);
+    }
+
+    #[test]
+    fn a_key_kept_after_its_source_went_finds_no_bucket_in_its_reused_slot() {
+        let mut s = sources();
+        let (gone, other) = (source("10.0.0.1"), source("10.0.0.2"));
+        let stale = s.add(gone);
+        s.bucket_mut(stale, || TokenBucket::new(1, 3));
+        s.remove(stale, gone);
+        assert!(s.bucket_mut(stale, || TokenBucket::new(1, 1)).is_none());
+        // the next source takes the freed slot; the stale key does not reach its bucket
+        let key = s.add(other);
+        assert!(s.slots_match());
+        assert!(s.bucket_mut(stale, || TokenBucket::new(1, 1)).is_none());
+        assert!(!s.is_key_of(stale, other));
+        let bucket = s.bucket_mut(key, || TokenBucket::new(1, 5));
+        assert_eq!(bucket.map(|b| b.burst()), Some(5));
+    }
+
+    #[test]
+    fn slots_are_reused_and_the_slab_grows_only_to_the_most_sources_at_once() {
+        let mut s = sources();
+        let ip = |i: u32| Source::of(std::net::Ipv4Addr::from(0x0a00_0000 + i).into(), 64);
+        for round in 0..3 {
+            let keys: Vec<SourceKey> = (0..10).map(|i| s.add(ip(round * 10 + i))).collect();
+            assert!(s.slots_match());
+            for (i, key) in (0..).zip(keys) {
+                s.remove(key, ip(round * 10 + i));
+            }
+            assert!(s.slots_match());
+        }
+        assert_eq!(s.slots.len(), 10);
+        s.clear();
+        assert!(s.slots_match() && s.slots.is_empty());
     }
 }

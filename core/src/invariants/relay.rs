@@ -39,6 +39,10 @@ pub(crate) fn check(relay: &RelayServer) -> Result<(), InvariantViolation> {
         "a client's IP entry is not its IP's",
     )?;
     ensure(
+        relay.per_ip.slots_match(),
+        "the per-IP bucket slots disagree with the entries",
+    )?;
+    ensure(
         relay.verifier.tracked() <= crate::throttle::MAX_ENTRIES,
         "verification guesses over their bound",
     )

@@ -123,6 +123,10 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
                 .all(|m| s.members_per_source.is_key_of(m.source_key, s.source(m.ip))),
             "member's source key is not its source's",
         )?;
+        ensure(
+            s.members_per_source.slots_match(),
+            "the source bucket slots disagree with the sources",
+        )?;
         for room in s.rooms.values() {
             let Some(source) = room.source else { continue };
             let host = room.members.first().and_then(|id| s.members.get(id));

@@ -127,7 +127,7 @@ impl RelayServer {
             let config = &self.config;
             let source = self
                 .per_ip
-                .bucket_mut(client.source, source_of(from), || source_bucket(config));
+                .bucket_mut(client.source, || source_bucket(config));
             let source = source.expect("its IP is counted");
             let (rates, room) = (&mut client.rates, &mut self.fanout);
             let bytes = message.len();

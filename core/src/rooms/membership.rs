@@ -391,9 +391,9 @@ impl RoomServer {
         // every other member with an address: the sender has one (it is `from`)
         debug_assert!(room.addressed >= 1, "the sender has an address");
         let fanout = room.addressed.saturating_sub(1) as usize;
-        let (key, ip) = (member.source_key, member.ip);
+        let key = member.source_key;
         let source =
-            super::rates::source_bucket_of(&mut self.members_per_source, &self.config, key, ip);
+            super::rates::source_bucket_of(&mut self.members_per_source, &self.config, key);
         let (rates, bucket) = (&mut member.rates, &mut room.fanout);
         if !crate::rate::charge_message(now, rates, source, bucket, text.len(), fanout) {
             return self.out.drop_datagram(from, DropReason::RateLimited);

@@ -15,20 +15,17 @@ use super::RoomServer;
 use crate::config::Config;
 use crate::rate::{source_bucket, TokenBucket};
 use crate::source_members::{SourceKey, SourceMembers};
-use std::net::IpAddr;
 use std::time::Instant;
 
-/// The message bucket of the source of a member at `ip` whose source key is `key`,
-/// made at the source's first message. A free function, so that a caller can hold its
-/// member and room while it charges the bucket.
+/// The message bucket of the source of a member whose source key is `key`, made at the
+/// source's first message. A free function, so that a caller can hold its member and
+/// room while it charges the bucket.
 pub(crate) fn source_bucket_of<'a>(
     sources: &'a mut SourceMembers,
     config: &Config,
     key: SourceKey,
-    ip: IpAddr,
 ) -> &'a mut TokenBucket {
-    let source = super::source_of(ip, config);
-    let bucket = sources.bucket_mut(key, source, || source_bucket(config));
+    let bucket = sources.bucket_mut(key, || source_bucket(config));
     bucket.expect("a member's source has members")
 }
 
@@ -88,8 +85,8 @@ impl RoomServer {
                     .saturating_sub(u32::from(member.udp.is_some())) as usize
             }
         };
-        let (key, ip) = (member.source_key, member.ip);
-        let source = source_bucket_of(&mut self.members_per_source, &self.config, key, ip);
+        let key = member.source_key;
+        let source = source_bucket_of(&mut self.members_per_source, &self.config, key);
         let room = &mut room.fanout;
         crate::rate::charge_message(now, &mut member.rates, source, room, bytes, fanout)
     }
