@@ -124,6 +124,10 @@ pub(crate) fn check(server: &RoomServer) -> Result<(), InvariantViolation> {
             "member's source key is not its source's",
         )?;
         ensure(
+            s.members.slots_match(),
+            "the member slots disagree with the members",
+        )?;
+        ensure(
             s.members_per_source.slots_match(),
             "the source bucket slots disagree with the sources",
         )?;

@@ -27,17 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A member, named by a number never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct MemberId(u64);
-
-#[cfg(test)]
-impl MemberId {
-    /// Member `n`, for tests of the tables.
-    pub(crate) fn for_tests(n: u64) -> MemberId {
-        MemberId(n)
-    }
-}
+pub(crate) use super::member_table::MemberId;
 
 #[derive(Debug)]
 pub(crate) struct Member {
@@ -267,26 +257,21 @@ impl RoomServer {
                 break (token, text);
             }
         };
-        let id = MemberId(self.next_member);
-        self.next_member += 1;
-        self.tokens.insert(text, id);
         let source_key = self.members_per_source.add(self.source(ip));
         let entry = self.rooms.by_key_mut(&room).expect("the member's room");
+        let id = self.members.insert(Member {
+            room,
+            source_key,
+            username,
+            token,
+            ip,
+            udp: None,
+            reach: Reach::Proven,
+            liveness: Liveness::new(now),
+            rates: MemberRates::new(&self.config),
+        });
         entry.members.push(id);
-        self.members.insert(
-            id,
-            Member {
-                room,
-                source_key,
-                username,
-                token,
-                ip,
-                udp: None,
-                reach: Reach::Proven,
-                liveness: Liveness::new(now),
-                rates: MemberRates::new(&self.config),
-            },
-        );
+        self.tokens.insert(text, id);
         self.timers
             .schedule(now + self.first_deadline(), TimerKey::Member(id));
         (id, token)
@@ -624,7 +609,7 @@ impl RoomServer {
 /// address that may be sent to now (an unproven address spends one of its sends);
 /// `unreachable` counts those whose unproven address has no send left.
 fn recipients<'a>(
-    members: &'a mut crate::hash::IdMap<MemberId, Member>,
+    members: &'a mut super::member_table::MemberTable<Member>,
     room: &'a [MemberId],
     skip: Option<MemberId>,
     unreachable: &'a mut u64,

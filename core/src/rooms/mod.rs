@@ -31,6 +31,7 @@
 mod addresses;
 pub(crate) mod cluster;
 mod handshake;
+mod member_table;
 pub(crate) mod membership;
 mod rates;
 pub(crate) mod table;
@@ -118,7 +119,7 @@ pub struct RoomServer {
     /// Bytes held by every unfinished request together (at most `request_budget`).
     pub(crate) request_bytes: usize,
     pub(crate) rooms: table::Rooms,
-    pub(crate) members: IdMap<MemberId, Member>,
+    pub(crate) members: member_table::MemberTable<Member>,
     /// Keyed by tokens the server drew itself from its secret stream: random, never
     /// chosen by a peer, so hashed like ids ([`IdMap`]). In their wire form, so that a
     /// datagram's token is looked up as it came ([`crate::token::TokenText`]).
@@ -131,7 +132,6 @@ pub struct RoomServer {
     /// Wrong passwords per source and per room (see [`crate::throttle`]).
     pub(crate) password_sources: Throttle<Source>,
     pub(crate) password_rooms: Throttle<Arc<str>>,
-    next_member: u64,
     timers: TimerQueue<TimerKey>,
     out: Outbox,
     /// Where a single node writes relayed lines ([`PayloadArena`]).
@@ -157,7 +157,7 @@ impl RoomServer {
             holders: BTreeSet::new(),
             request_bytes: 0,
             rooms: table::Rooms::new(state),
-            members: IdMap::default(),
+            members: member_table::MemberTable::default(),
             tokens: IdMap::default(),
             by_addr: addresses::AddressIndex::new(state),
             members_per_source: crate::source_members::SourceMembers::new(state),
@@ -165,7 +165,6 @@ impl RoomServer {
             password_sources: Throttle::new(config.password_failures_per_source, state),
             password_rooms: Throttle::new(config.password_failures_per_room, state),
             config,
-            next_member: 0,
             timers: TimerQueue::default(),
             out: Outbox::default(),
             lines: PayloadArena::new(),
