@@ -10,6 +10,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// bigger limit would only let a few connections hold a lot of memory.
 pub const MAX_PAYLOAD: u32 = 64 * 1024;
 
+/// The largest `max_members` accepted: 2^24 (16 777 216). A member's id holds its slot
+/// in 24 bits, so that the id is one word in every table that keeps it.
+pub const MAX_MEMBERS: usize = 1 << 24;
+
 /// What a request holds beyond its payload: the 32-byte header and a room name of up
 /// to 255 bytes.
 pub const REQUEST_OVERHEAD: usize = crate::wire::tcrp::HEADER_LEN + 255;
@@ -150,6 +154,8 @@ pub enum ConfigError {
     Cluster(&'static str),
     /// `ipv6_source_prefix` is above 128.
     PrefixTooLong,
+    /// `max_members` is above [`MAX_MEMBERS`].
+    TooManyMembers,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -168,6 +174,9 @@ impl std::fmt::Display for ConfigError {
             ConfigError::Cluster(what) => f.write_str(what),
             ConfigError::PrefixTooLong => {
                 f.write_str("the IPv6 source prefix must be at most 128 bits")
+            }
+            ConfigError::TooManyMembers => {
+                write!(f, "max members must be at most {MAX_MEMBERS}")
             }
         }
     }
@@ -364,6 +373,9 @@ impl Config {
         if self.ipv6_source_prefix > crate::source::MAX_IPV6_PREFIX {
             return Err(ConfigError::PrefixTooLong);
         }
+        if self.max_members > MAX_MEMBERS {
+            return Err(ConfigError::TooManyMembers);
+        }
         Ok(())
     }
 }
@@ -466,6 +478,16 @@ mod tests {
         };
         assert_eq!(config.validate(), Err(ConfigError::PrefixTooLong));
         assert!(!Config::default().set_field("ipv6_source_prefix", 256));
+        let most = Config {
+            max_members: MAX_MEMBERS,
+            ..Config::default()
+        };
+        assert_eq!(most.validate(), Ok(()));
+        let config = Config {
+            max_members: MAX_MEMBERS + 1,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::TooManyMembers));
     }
 
     #[test]

@@ -2,36 +2,47 @@
 //!
 //! Every chat message looks its sender up and every recipient of it, so a lookup is an
 //! index, not a hash and a probe: a member's id holds its slot. A slot is reused once
-//! its member is gone, so an id also holds a serial number, drawn from a counter and
-//! never reused; a slot answers only to the serial of the member in it, so an id kept
-//! after its member went (in a timer, say) finds nothing, even in a reused slot. Ids
-//! order by serial, which is join order. The slab is as long as the most members there
-//! were at once.
+//! its member is gone, so an id also holds a serial number, drawn from a counter; a
+//! slot answers only to the id of the member in it, so an id kept after its member went
+//! (in a timer, say) finds nothing, even in a reused slot. An id is one word (it is
+//! kept in the token map, the room's list, the address index and the timers): the slot
+//! in the low 24 bits, so at most [`MAX_MEMBERS`] at once (`Config::validate`
+//! holds `max_members` to it), the serial in the 40 above, which wrap only after 2^40
+//! joins. Ids order by serial, which is join order. The slab is as long as the most
+//! members there were at once.
 
 use std::ops::Index;
 
-/// A member, named by a serial number never reused and the slot it sits in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct MemberId {
-    serial: u64,
-    slot: u32,
-}
+use crate::config::MAX_MEMBERS;
 
-#[cfg(test)]
+/// Bits of a [`MemberId`] that say its slot.
+const SLOT_BITS: u32 = 24;
+const _: () = assert!(MAX_MEMBERS <= 1 << SLOT_BITS);
+
+/// A member: a serial number (the high 40 bits) and the slot it sits in (the low 24).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct MemberId(u64);
+
 impl MemberId {
-    /// Member `n`, for tests of the tables that hold ids.
+    fn new(serial: u64, slot: u32) -> MemberId {
+        MemberId(serial << SLOT_BITS | u64::from(slot))
+    }
+
+    fn slot(self) -> usize {
+        (self.0 & ((1 << SLOT_BITS) - 1)) as usize
+    }
+
+    /// Member `n` (below [`MAX_MEMBERS`]), for tests of the tables that hold ids.
+    #[cfg(test)]
     pub(crate) fn for_tests(n: u32) -> MemberId {
-        MemberId {
-            serial: u64::from(n),
-            slot: n,
-        }
+        MemberId::new(u64::from(n), n)
     }
 }
 
 #[derive(Debug)]
 struct Slot<M> {
-    /// The serial of the member in the slot, or of the last one.
-    serial: u64,
+    /// The id of the member in the slot, or of the last one.
+    id: MemberId,
     member: Option<M>,
 }
 
@@ -57,32 +68,35 @@ impl<M> Default for MemberTable<M> {
 }
 
 impl<M> MemberTable<M> {
-    /// A new member; its id.
+    /// A new member; its id. There are fewer than [`MAX_MEMBERS`] (else a panic: the
+    /// caller admits no more than `max_members`).
     pub(crate) fn insert(&mut self, member: M) -> MemberId {
         let serial = self.next_serial;
-        self.next_serial += 1;
-        let filled = Slot {
-            serial,
+        self.next_serial = (serial + 1) & ((1 << (64 - SLOT_BITS)) - 1);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                assert!(self.slots.len() < MAX_MEMBERS, "more than MAX_MEMBERS");
+                self.slots.push(Slot {
+                    id: MemberId(0),
+                    member: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let id = MemberId::new(serial, slot);
+        self.slots[slot as usize] = Slot {
+            id,
             member: Some(member),
         };
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = filled;
-                slot
-            }
-            None => {
-                self.slots.push(filled);
-                u32::try_from(self.slots.len() - 1).expect("fewer members than 2^32")
-            }
-        };
         self.len += 1;
-        MemberId { serial, slot }
+        id
     }
 
     /// Member `id`, if it is still here.
     pub(crate) fn get(&self, id: &MemberId) -> Option<&M> {
-        let slot = self.slots.get(id.slot as usize)?;
-        match slot.serial == id.serial {
+        let slot = self.slots.get(id.slot())?;
+        match slot.id == *id {
             true => slot.member.as_ref(),
             false => None,
         }
@@ -90,8 +104,8 @@ impl<M> MemberTable<M> {
 
     /// Member `id`, if it is still here, to change.
     pub(crate) fn get_mut(&mut self, id: &MemberId) -> Option<&mut M> {
-        let slot = self.slots.get_mut(id.slot as usize)?;
-        match slot.serial == id.serial {
+        let slot = self.slots.get_mut(id.slot())?;
+        match slot.id == *id {
             true => slot.member.as_mut(),
             false => None,
         }
@@ -104,12 +118,12 @@ impl<M> MemberTable<M> {
 
     /// Member `id` taken out; its slot is free for the next.
     pub(crate) fn remove(&mut self, id: &MemberId) -> Option<M> {
-        let slot = self.slots.get_mut(id.slot as usize)?;
-        if slot.serial != id.serial {
+        let slot = self.slots.get_mut(id.slot())?;
+        if slot.id != *id {
             return None;
         }
         let member = slot.member.take()?;
-        self.free.push(id.slot);
+        self.free.push(id.slot() as u32);
         self.len -= 1;
         Some(member)
     }
@@ -160,7 +174,7 @@ mod tests {
         let gone = t.insert("ann");
         assert_eq!(t.remove(&gone), Some("ann"));
         let next = t.insert("bob");
-        assert_eq!(next.slot, gone.slot, "the slot is reused");
+        assert_eq!(next.slot(), gone.slot(), "the slot is reused");
         assert!(t.get(&gone).is_none() && !t.contains_key(&gone));
         assert!(t.remove(&gone).is_none());
         assert_eq!(t[&next], "bob");
