@@ -8,11 +8,13 @@
 //! caller); an entry lives while the source has members.
 //!
 //! Every chat message charges its source's bucket, so the bucket is not in the table:
-//! it sits in a slot of a slab, and a member keeps its source's [`SourceKey`], the hash
-//! computed when it came and the slot, and reaches the bucket by index, without hashing
-//! or probing. A slot is its source's while the source has members, then free for the
-//! next new source; a key finds a bucket only in a slot that holds its own hash, so a
-//! key kept after its source went finds nothing. The bucket is made when one of the
+//! it sits in a slot of a slab, and a member keeps its source's [`SourceKey`], the slot
+//! and half the hash computed when it came, and reaches the bucket by index, without
+//! hashing or probing. A slot is its source's while the source has members, then free
+//! for the next new source; a key finds a bucket only in a slot that holds its own
+//! hash, so a key kept after its source went finds nothing (but for one chance in 2^32
+//! that the next source's hash has the same low half; and a member's key is its
+//! source's while it is a member, which [`crate::invariants`] check). The bucket is made when one of the
 //! source's members first sends a message (a member that never chats costs its source
 //! no bucket). The slab is as long as the most sources there were at once.
 
@@ -22,12 +24,21 @@ use crate::source::Source;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 use std::hash::BuildHasher;
 
-/// How a member finds its source: the source's hash (for its entry) and its slot (for
-/// its bucket).
+/// How a member finds its source's bucket: the slot, and the low half of the source's
+/// hash, which the slot must hold (one word in every member).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SourceKey {
-    hash: u64,
     slot: u32,
+    check: u32,
+}
+
+impl SourceKey {
+    fn new(hash: u64, slot: u32) -> SourceKey {
+        SourceKey {
+            slot,
+            check: hash as u32,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -37,11 +48,12 @@ struct Entry {
     slot: u32,
 }
 
-/// A source's slot: its hash, and its bucket once made.
+/// A source's slot: its hash, and its bucket once made (boxed: most sources in a large
+/// server hold one member that may never chat, and a slot is then 16 bytes).
 #[derive(Debug)]
 struct Slot {
     hash: u64,
-    bucket: Option<TokenBucket>,
+    bucket: Option<Box<TokenBucket>>,
 }
 
 /// Every source with members.
@@ -111,13 +123,17 @@ impl SourceMembers {
                 slot
             }
         };
-        SourceKey { hash, slot }
+        SourceKey::new(hash, slot)
     }
 
     /// One member fewer from `source` (of key `key`); its last takes the entry and frees
     /// the slot, bucket and all.
     pub(crate) fn remove(&mut self, key: SourceKey, source: Source) {
-        let Ok(mut found) = self.table.find_entry(key.hash, |e| e.source == source) else {
+        let hash = self.hash(source);
+        let found = self
+            .table
+            .find_entry(hash, |e| e.source == source && e.slot == key.slot);
+        let Ok(mut found) = found else {
             return;
         };
         let entry = found.get_mut();
@@ -145,8 +161,8 @@ impl SourceMembers {
         make: impl FnOnce() -> TokenBucket,
     ) -> Option<&mut TokenBucket> {
         let slot = self.slots.get_mut(key.slot as usize)?.as_mut();
-        let slot = slot.filter(|slot| slot.hash == key.hash)?;
-        Some(slot.bucket.get_or_insert_with(make))
+        let slot = slot.filter(|slot| SourceKey::new(slot.hash, key.slot) == key)?;
+        Some(slot.bucket.get_or_insert_with(|| Box::new(make())))
     }
 
     /// Every source with its count of members.
@@ -157,8 +173,9 @@ impl SourceMembers {
     /// Whether `key` is the key of `source`, which has members (checked by
     /// [`crate::invariants`]).
     pub(crate) fn is_key_of(&self, key: SourceKey, source: Source) -> bool {
-        let entry = self.table.find(key.hash, |e| e.source == source);
-        key.hash == self.hash(source) && entry.is_some_and(|e| e.slot == key.slot)
+        let hash = self.hash(source);
+        let entry = self.table.find(hash, |e| e.source == source);
+        key == SourceKey::new(hash, key.slot) && entry.is_some_and(|e| e.slot == key.slot)
     }
 
     /// Whether the slab matches the table: every entry's slot holds its hash, every
