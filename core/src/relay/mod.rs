@@ -22,7 +22,7 @@ use crate::machine::Machine;
 use crate::names;
 use crate::outbox::Outbox;
 use crate::output::{DropReason, Event, Output};
-use crate::rate::{room_bucket, source_bucket, MemberRates, TokenBucket};
+use crate::rate::{room_bucket, source_bucket, MemberLimits, MemberRates, TokenBucket};
 use crate::rooms::{canonical_addr, Counts};
 use crate::source::Source;
 use crate::source_members::{SourceKey, SourceMembers};
@@ -68,6 +68,8 @@ pub struct RelayServer {
     out: Outbox,
     /// Where relayed messages are copied ([`PayloadArena`]).
     payloads: PayloadArena,
+    /// Every client's message and byte rates (of `config`).
+    member_limits: MemberLimits,
 }
 
 impl RelayServer {
@@ -84,6 +86,7 @@ impl RelayServer {
             per_ip: SourceMembers::new(state),
             fanout: room_bucket(&config),
             verifier: Verifier::new(&mut rng, state),
+            member_limits: MemberLimits::new(&config),
             config,
             timers: TimerQueue::default(),
             out: Outbox::default(),
@@ -129,7 +132,7 @@ impl RelayServer {
                 .per_ip
                 .bucket_mut(client.source, || source_bucket(config));
             let source = source.expect("its IP is counted");
-            let (rates, room) = (&mut client.rates, &mut self.fanout);
+            let (rates, room) = ((&mut client.rates, &self.member_limits), &mut self.fanout);
             let bytes = message.len();
             if !crate::rate::charge_message(now, rates, source, room, bytes, fanout) {
                 return self.out.drop_datagram(from, DropReason::RateLimited);
@@ -299,7 +302,7 @@ impl RelayServer {
                 id,
                 username: username.clone(),
                 liveness: Liveness::new(now),
-                rates: MemberRates::new(&self.config),
+                rates: MemberRates::new(&self.member_limits),
                 source,
             },
         );

@@ -268,7 +268,7 @@ impl RoomServer {
             udp: None,
             reach: Reach::Proven,
             liveness: Liveness::new(now),
-            rates: MemberRates::new(&self.config),
+            rates: MemberRates::new(&self.member_limits),
         });
         entry.members.push(id);
         self.tokens.insert(text, id);
@@ -379,7 +379,7 @@ impl RoomServer {
         let key = member.source_key;
         let source =
             super::rates::source_bucket_of(&mut self.members_per_source, &self.config, key);
-        let (rates, bucket) = (&mut member.rates, &mut room.fanout);
+        let (rates, bucket) = ((&mut member.rates, &self.member_limits), &mut room.fanout);
         if !crate::rate::charge_message(now, rates, source, bucket, text.len(), fanout) {
             return self.out.drop_datagram(from, DropReason::RateLimited);
         }

@@ -138,6 +138,8 @@ pub struct RoomServer {
     lines: PayloadArena,
     /// Answers to probes from sources that are no member's (see [`crate::probe`]).
     pub(crate) unverified_answers: crate::rate::TokenBucket,
+    /// Every member's message and byte rates (of `config`).
+    pub(crate) member_limits: crate::rate::MemberLimits,
     /// Cluster mode only (`docs/CLUSTER.md`).
     pub(crate) cluster: Option<cluster::ClusterState>,
 }
@@ -164,7 +166,6 @@ impl RoomServer {
             rooms_per_source: SourceCounts::new(state),
             password_sources: Throttle::new(config.password_failures_per_source, state),
             password_rooms: Throttle::new(config.password_failures_per_room, state),
-            config,
             timers: TimerQueue::default(),
             out: Outbox::default(),
             lines: PayloadArena::new(),
@@ -172,6 +173,8 @@ impl RoomServer {
                 crate::probe::UNVERIFIED_ANSWERS_PER_SEC,
                 crate::probe::UNVERIFIED_ANSWERS_PER_SEC,
             ),
+            member_limits: crate::rate::MemberLimits::new(&config),
+            config,
             cluster: None,
         })
     }

@@ -88,6 +88,7 @@ impl RoomServer {
         let key = member.source_key;
         let source = source_bucket_of(&mut self.members_per_source, &self.config, key);
         let room = &mut room.fanout;
-        crate::rate::charge_message(now, &mut member.rates, source, room, bytes, fanout)
+        let rates = (&mut member.rates, &self.member_limits);
+        crate::rate::charge_message(now, rates, source, room, bytes, fanout)
     }
 }
