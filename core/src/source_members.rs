@@ -49,7 +49,8 @@ struct Entry {
 }
 
 /// A source's slot: its hash, and its bucket once made (boxed: most sources in a large
-/// server hold one member that may never chat, and a slot is then 16 bytes).
+/// server hold one member that may never chat, and a slot is then 24 bytes, its `Option`
+/// included).
 #[derive(Debug)]
 struct Slot {
     hash: u64,
@@ -199,6 +200,13 @@ impl SourceMembers {
 mod tests {
     use super::*;
     use rand_core::SeedableRng;
+
+    #[test]
+    fn a_sources_slot_takes_the_24_bytes_the_docs_say() {
+        // docs/BENCHMARKS.md's memory figures: its hash and its boxed bucket, and the
+        // `Option` that marks a free slot
+        assert_eq!(std::mem::size_of::<Option<Slot>>(), 24);
+    }
 
     fn sources() -> SourceMembers {
         SourceMembers::new(KeyedState::new(&mut rand_chacha::ChaCha20Rng::from_seed(
