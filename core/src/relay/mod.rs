@@ -14,7 +14,7 @@ pub(crate) mod verify;
 
 use crate::arena::PayloadArena;
 use crate::config::{Config, ConfigError};
-use crate::hash::{keyed_map, KeyedMap, KeyedState};
+use crate::hash::{keyed_map, AddrKey, KeyedMap, KeyedState};
 use crate::input::{Input, SendFailure};
 use crate::invariants::InvariantViolation;
 use crate::liveness::{Failed, Liveness};
@@ -55,7 +55,8 @@ pub(crate) struct Client {
 #[derive(Debug)]
 pub struct RelayServer {
     pub(crate) config: Config,
-    pub(crate) clients: KeyedMap<SocketAddr, Client>,
+    /// By address, hashed as one word ([`AddrKey`]): looked up for every datagram.
+    pub(crate) clients: KeyedMap<AddrKey, Client>,
     /// Registration order, for a deterministic fan-out.
     pub(crate) order: Vec<SocketAddr>,
     next_id: u64,
@@ -109,17 +110,36 @@ impl RelayServer {
         if crate::probe::is_relay_probe(data) {
             return self.answer_probe(now, from);
         }
-        let (username, message) = match parse(data) {
+        let (name, message) = match frame(data) {
             Ok(parts) => parts,
             Err(reason) => return self.out.drop_datagram(from, reason),
         };
-        let client = match self.clients.get_mut(&from) {
-            Some(client) => client,
-            None => {
-                if !self.admit(now, from, username, message, data.len()) {
-                    return;
+        let (client, rename) = match self.clients.get_mut(&AddrKey(from)) {
+            // A client's name was checked when it took it: only a new one is.
+            Some(client) if *client.username.as_bytes() == *name => {
+                match names::check_message(message) {
+                    Ok(()) => (client, None),
+                    Err(reason) => return self.out.drop_datagram(from, reason),
                 }
-                self.clients.get_mut(&from).expect("registered just now")
+            }
+            found => {
+                let username = match checked(name, message) {
+                    Ok(username) => username,
+                    Err(reason) => return self.out.drop_datagram(from, reason),
+                };
+                match found {
+                    Some(client) => (client, Some(username)),
+                    None => {
+                        if !self.admit(now, from, username, message, data.len()) {
+                            return;
+                        }
+                        let client = self
+                            .clients
+                            .get_mut(&AddrKey(from))
+                            .expect("registered just now");
+                        (client, None)
+                    }
+                }
             }
         };
         // A message is charged to its client's, its IP's and the room's buckets (see
@@ -139,7 +159,7 @@ impl RelayServer {
             }
         }
         client.liveness.heard(now);
-        if *client.username != *username {
+        if let Some(username) = rename {
             client.username = username.into();
         }
         match message {
@@ -151,7 +171,7 @@ impl RelayServer {
                 let names = self
                     .order
                     .iter()
-                    .map(|a| (&*self.clients[a].username, false));
+                    .map(|a| (&*self.clients[&AddrKey(*a)].username, false));
                 let notice = crate::wire::notice::member_list(names, 1, MAX_DATAGRAM_LEN);
                 self.out.datagram(from, notice_datagram(&notice));
             }
@@ -167,7 +187,7 @@ impl RelayServer {
     /// its keepalive and is answered `alive: N members`; from anyone else it is dropped
     /// (as any datagram without a username is): its next datagram registers it again.
     fn answer_probe(&mut self, now: Instant, from: SocketAddr) {
-        let Some(client) = self.clients.get_mut(&from) else {
+        let Some(client) = self.clients.get_mut(&AddrKey(from)) else {
             if self.config.relay_verify {
                 // The ocm client's first probe gets it the code it must echo.
                 return self.challenge(now, from, 1 + crate::probe::PROBE.len());
@@ -185,7 +205,7 @@ impl RelayServer {
     pub fn handle_send_failed(&mut self, now: Instant, to: SocketAddr, cause: SendFailure) {
         self.out.stats.send_failures += 1;
         let to = canonical_addr(to);
-        let Some(client) = self.clients.get_mut(&to) else {
+        let Some(client) = self.clients.get_mut(&AddrKey(to)) else {
             return;
         };
         match client.liveness.send_failed(now, cause, &self.config) {
@@ -202,7 +222,7 @@ impl RelayServer {
     pub fn handle_timeout(&mut self, now: Instant) {
         let idle = self.config.idle_timeout;
         while let Some((_, (id, addr))) = self.timers.pop_due(now) {
-            let Some(client) = self.clients.get(&addr).filter(|c| c.id == id) else {
+            let Some(client) = self.clients.get(&AddrKey(addr)).filter(|c| c.id == id) else {
                 continue;
             };
             match client.liveness.idle_check(now, idle) {
@@ -218,7 +238,7 @@ impl RelayServer {
     fn sweep_timers(&mut self) {
         let clients = &self.clients;
         self.timers.sweep(clients.len(), |(id, addr)| {
-            clients.get(addr).is_some_and(|c| c.id == *id)
+            clients.get(&AddrKey(*addr)).is_some_and(|c| c.id == *id)
         });
     }
 
@@ -236,7 +256,7 @@ impl RelayServer {
     pub fn clients(&self) -> Vec<(SocketAddr, Arc<str>)> {
         self.order
             .iter()
-            .map(|addr| (*addr, self.clients[addr].username.clone()))
+            .map(|addr| (*addr, self.clients[&AddrKey(*addr)].username.clone()))
             .collect()
     }
 
@@ -297,7 +317,7 @@ impl RelayServer {
         let username: Arc<str> = username.into();
         let source = self.per_ip.add(source_of(from));
         self.clients.insert(
-            from,
+            AddrKey(from),
             Client {
                 id,
                 username: username.clone(),
@@ -325,7 +345,7 @@ impl RelayServer {
 
     /// Removes a client: `/exit` when `evicted` is `None`.
     fn unregister(&mut self, addr: SocketAddr, evicted: Option<EvictReason>) {
-        let Some(client) = self.clients.remove(&addr) else {
+        let Some(client) = self.clients.remove(&AddrKey(addr)) else {
             return;
         };
         self.order.retain(|a| *a != addr);
@@ -427,14 +447,19 @@ pub(crate) fn source_of(from: SocketAddr) -> Source {
 }
 
 /// Splits and checks a client datagram: its username, and its message (UTF-8, checked).
-fn parse(data: &[u8]) -> Result<(&str, &[u8]), DropReason> {
-    let datagram = RelayDatagram::decode(data)?;
-    let RelayDatagram::Message { username, message } = datagram else {
-        return Err(DropReason::BadUsername);
-    };
-    let username = names::username(username).map_err(|_| DropReason::BadUsername)?;
+/// A datagram's name and message, unchecked (a notice's zero length is refused).
+fn frame(data: &[u8]) -> Result<(&[u8], &[u8]), DropReason> {
+    match RelayDatagram::decode(data)? {
+        RelayDatagram::Message { username, message } => Ok((username, message)),
+        _ => Err(DropReason::BadUsername),
+    }
+}
+
+/// Checks a name and its message, the name first.
+fn checked<'a>(name: &'a [u8], message: &[u8]) -> Result<&'a str, DropReason> {
+    let username = names::username(name).map_err(|_| DropReason::BadUsername)?;
     names::check_message(message)?;
-    Ok((username, message))
+    Ok(username)
 }
 
 /// A notice in relay framing: a zero length byte, then the body.

@@ -120,6 +120,29 @@ fn bad_datagrams_are_dropped_and_never_answered() {
 }
 
 #[test]
+fn a_client_cannot_rename_itself_to_a_bad_name_nor_send_a_bad_message() {
+    let mut h = three();
+    h.take_bytes();
+    h.datagram(A, b"\x06*alice hi"); // a new name, refused
+    h.datagram(A, b"\x05ali\x07e hi"); // a control character in the new name
+    h.datagram(A, b"\x05alice\xff"); // its own name, a message not UTF-8
+    h.datagram(A, b"\x05alicea\x1b[2J"); // its own name, an escape in the message
+    h.datagram(A, b"\x05alic\x07\xff"); // a bad new name before a bad message
+    assert_eq!(
+        h.dropped(),
+        vec![
+            DropReason::BadUsername,
+            DropReason::BadUsername,
+            DropReason::NotUtf8,
+            DropReason::ControlCharacter,
+            DropReason::BadUsername,
+        ]
+    );
+    assert!(h.take_bytes().is_empty());
+    assert_eq!(h.relay_server().clients()[0].1.as_ref(), "alice");
+}
+
+#[test]
 fn counts_follow_the_clients_and_stale_timers_are_swept() {
     let mut h = Harness::relay(open());
     assert_eq!(h.server.counts(), ocm_core::Counts::default());
