@@ -5,7 +5,8 @@
 //! ([`handshake`]). [`load`] drives fan-out runs, [`junk`] floods with datagrams to drop,
 //! [`procfs`] reads a server's CPU time and socket queue, [`profile`] counts what it does
 //! (callgrind, perf), [`scrape`] GETs a server's `/metrics` at a fixed rate, [`pin`] keeps a
-//! core for the server under test.
+//! core for the server under test, [`stats`] gives a ratio's mean over runs and its
+//! confidence interval.
 
 #![deny(unsafe_code)]
 
@@ -20,5 +21,6 @@ pub mod pin;
 pub mod procfs;
 pub mod profile;
 pub mod scrape;
+pub mod stats;
 
 pub use fixture::Fixture;

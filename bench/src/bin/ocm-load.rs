@@ -26,12 +26,14 @@
 //! cluster mode against one node.
 //!
 //! Ratios are computed within each run (the same minute of the same machine), then
-//! summarised.
+//! summarised: median (min–max), and the geometric mean with its 95 % confidence interval
+//! ([`ocm_bench::stats`]), which says whether a goal such as "≤ 1.05×" is met beyond the
+//! machine's noise.
 
 use clap::{Parser, ValueEnum};
 use ocm_bench::load::{self, Framing, Load, Sockets};
 use ocm_bench::profile::{Probe, Profiler};
-use ocm_bench::{baseline, batched, handshake, junk, procfs};
+use ocm_bench::{baseline, batched, handshake, junk, procfs, stats};
 use ocm_core::client::{port_bytes, ChatSession, Handshake};
 use ocm_core::wire::room_datagram::RoomDatagram;
 use std::collections::BTreeMap;
@@ -955,6 +957,15 @@ fn ratio(x: f64) -> String {
     format!("{x:.2}")
 }
 
+/// The geometric mean of per-run ratios and its 95 % confidence interval,
+/// `mean (low–high)` ([`stats::geometric_mean_ci`]); `—` below two runs.
+fn mean_ci(ratios: &[f64]) -> String {
+    match stats::geometric_mean_ci(ratios) {
+        Some((mean, low, high)) => format!("{mean:.2} ({low:.2}–{high:.2})"),
+        None => "—".into(),
+    }
+}
+
 /// Per target, the runs' values; per target, the ratios to the anchor within each run.
 struct Table<T> {
     runs: BTreeMap<Target, Vec<T>>,
@@ -1154,7 +1165,7 @@ fn main() -> io::Result<()> {
     }
 
     println!(
-        "{} run(s); each figure is the median (min–max) over the runs; ratios are taken within a run; {}.",
+        "{} run(s); each figure is the median (min–max) over the runs; ratios are taken within a run, and their geometric mean is shown with its 95 % confidence interval (Student's t over the runs); {}.",
         args.runs,
         match cx.server_cpu {
             Some(cpu) => format!("servers on CPU {cpu}, the load on the others"),
@@ -1164,19 +1175,20 @@ fn main() -> io::Result<()> {
     println!();
     println!("### Fan-out: server CPU per delivery against the batched raw relay");
     println!();
-    println!("| members | target | deliveries/s | server CPU per delivery | CPU ratio to batched relay | to the relay in epoll | user share | in the kernel | kernel ratio to batched relay | loss | p50 | p99 |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| members | target | deliveries/s | server CPU per delivery | CPU ratio to batched relay | its mean (95 % CI) | to the relay in epoll | user share | in the kernel | kernel ratio to batched relay | loss | p50 | p99 |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (m, table) in &fan {
         for target in &fan_targets {
             let loss = table.column(target, |r| r.loss * 100.0);
             let p50 = table.column(target, |r| r.p50.as_nanos() as f64);
             let p99 = table.column(target, |r| r.p99.as_nanos() as f64);
             println!(
-                "| {m} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} |",
+                "| {m} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} |",
                 target.name(),
                 spread(&table.column(target, |r| r.rate), rate),
                 spread(&table.column(target, |r| r.cpu), nanos),
                 spread(&table.ratios[target], ratio),
+                mean_ci(&table.ratios[target]),
                 spread(
                     &table.ratios_to(&Target::BatchedPolled, target, |r| r.cpu),
                     ratio
@@ -1200,15 +1212,16 @@ fn main() -> io::Result<()> {
         println!("### Junk: server CPU per dropped datagram against a recvmmsg drain loop");
         println!();
         println!(
-            "| target | server CPU per datagram | ratio to drain loop | to the loop in epoll |"
+            "| target | server CPU per datagram | ratio to drain loop | its mean (95 % CI) | to the loop in epoll |"
         );
-        println!("|---|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|");
         for target in &junk_targets {
             println!(
-                "| {} | {} | **{}** | {} |",
+                "| {} | {} | **{}** | {} | {} |",
                 target.name(),
                 spread(&junk.column(target, |c| *c), nanos),
                 spread(&junk.ratios[target], ratio),
+                mean_ci(&junk.ratios[target]),
                 spread(&junk.ratios_to(&Target::DrainPolled, target, |c| *c), ratio),
             );
         }
@@ -1221,16 +1234,17 @@ fn main() -> io::Result<()> {
         );
         println!();
         println!(
-            "| target | handshakes/s | server CPU per handshake | CPU ratio to minimal server |"
+            "| target | handshakes/s | server CPU per handshake | CPU ratio to minimal server | its mean (95 % CI) |"
         );
-        println!("|---|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|");
         for target in &tcp_targets {
             println!(
-                "| {} | {} | {} | **{}** |",
+                "| {} | {} | {} | **{}** | {} |",
                 target.name(),
                 spread(&tcp.column(target, |r| r.0), rate),
                 spread(&tcp.column(target, |r| r.1), nanos),
                 spread(&tcp.ratios[target], ratio),
+                mean_ci(&tcp.ratios[target]),
             );
         }
     }
@@ -1256,8 +1270,8 @@ fn print_builds(
     println!();
     println!("### This build over the baseline build (`--ocm-baseline`), CPU per unit of work");
     println!();
-    println!("| measurement | target | ratio to the baseline build |");
-    println!("|---|---|---:|");
+    println!("| measurement | target | ratio to the baseline build | its mean (95 % CI) |");
+    println!("|---|---|---:|---:|");
     let pairs = |targets: &[Target]| -> Vec<(Target, Target)> {
         targets
             .iter()
@@ -1267,9 +1281,10 @@ fn print_builds(
     let row = |what: &str, target: &Target, ratios: Vec<f64>| {
         if !ratios.is_empty() {
             println!(
-                "| {what} | {} | **{}** |",
+                "| {what} | {} | **{}** | {} |",
                 target.name(),
-                spread(&ratios, ratio)
+                spread(&ratios, ratio),
+                mean_ci(&ratios)
             );
         }
     };
