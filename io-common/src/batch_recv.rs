@@ -108,6 +108,10 @@ mod linux {
         addrs: Vec<libc::sockaddr_storage>,
         iovecs: Vec<libc::iovec>,
         headers: Vec<libc::mmsghdr>,
+        /// The buffers the iovecs point at, and their length (null until the first call).
+        pointed_at: (*mut u8, usize),
+        /// Headers whose name length the kernel may have cut in the last call.
+        written: usize,
     }
 
     // The raw pointers in `iovecs` and `headers` are written and used only within `recv`.
@@ -128,6 +132,8 @@ mod linux {
                 addrs: vec![addr; RECV_BATCH],
                 iovecs: vec![iov; RECV_BATCH],
                 headers: vec![header; RECV_BATCH],
+                pointed_at: (std::ptr::null_mut(), 0),
+                written: 0,
             }
         }
     }
@@ -142,22 +148,34 @@ mod linux {
             bufs: &mut [u8],
             received: &mut Vec<(SocketAddr, usize, usize)>,
         ) -> io::Result<usize> {
-            // Point each header at its slots again: two stores a datagram, no allocation.
-            let slots = self
-                .headers
-                .iter_mut()
-                .zip(self.iovecs.iter_mut())
-                .zip(self.addrs.iter_mut())
-                .zip(bufs.chunks_exact_mut(DATAGRAM_BUFFER));
-            for (((header, iov), addr), buf) in slots {
-                *iov = libc::iovec {
-                    iov_base: buf.as_mut_ptr().cast(),
-                    iov_len: buf.len(),
-                };
-                header.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-                header.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
-                header.msg_hdr.msg_iov = iov;
-                header.msg_hdr.msg_iovlen = 1;
+            // The kernel reads the iovecs and the headers' pointers and writes only the
+            // lengths: the headers are pointed at their slots when `bufs` is new (the
+            // first call); after that only the name lengths the last call wrote get their
+            // room back (on a UDP socket every source's name has the socket family's
+            // size, so this is one store per datagram received, for safety's sake).
+            let namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            if self.pointed_at != (bufs.as_mut_ptr(), bufs.len()) {
+                let slots = self
+                    .headers
+                    .iter_mut()
+                    .zip(self.iovecs.iter_mut())
+                    .zip(self.addrs.iter_mut())
+                    .zip(bufs.chunks_exact_mut(DATAGRAM_BUFFER));
+                for (((header, iov), addr), buf) in slots {
+                    *iov = libc::iovec {
+                        iov_base: buf.as_mut_ptr().cast(),
+                        iov_len: buf.len(),
+                    };
+                    header.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+                    header.msg_hdr.msg_namelen = namelen;
+                    header.msg_hdr.msg_iov = iov;
+                    header.msg_hdr.msg_iovlen = 1;
+                }
+                self.pointed_at = (bufs.as_mut_ptr(), bufs.len());
+            } else {
+                for header in &mut self.headers[..self.written] {
+                    header.msg_hdr.msg_namelen = namelen;
+                }
             }
             // Waiting, the first datagram is waited for and what else is there taken.
             let flags = if wait {
@@ -166,8 +184,10 @@ mod linux {
                 libc::MSG_DONTWAIT
             };
             // SAFETY: each header points at one iovec (a distinct DATAGRAM_BUFFER-sized
-            // chunk of `bufs`) and one `sockaddr_storage` slot with its true size, all set
-            // just above; they are exclusively borrowed and outlive the call. The kernel
+            // chunk of `bufs`, which is where it was when they were set) and one
+            // `sockaddr_storage` slot with its true size; the iovecs and slots are on the
+            // heap, allocated once, so they stay where the headers point when `self` moves;
+            // they are exclusively borrowed and outlive the call. The kernel
             // writes at most `iov_len` bytes into each buffer, at most `msg_namelen` into
             // each address, and the lengths into the headers, which are ours.
             let got = unsafe {
@@ -179,6 +199,9 @@ mod linux {
                     std::ptr::null_mut(),
                 )
             };
+            // On an error none was received, but do not rely on the kernel having left
+            // every length alone.
+            self.written = usize::try_from(got).unwrap_or(RECV_BATCH);
             if got < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -307,5 +330,66 @@ mod tests {
             receiver.datagram(0),
             (sender.local_addr().unwrap(), &b"v6"[..])
         );
+    }
+
+    /// Receives until `n` datagrams came, over as many calls as it takes.
+    fn receive_n(
+        receiver: &mut Receiver,
+        socket: &UdpSocket,
+        n: usize,
+    ) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            match receiver.recv(socket) {
+                Ok(k) => got.extend((0..k).map(|i| {
+                    let (from, data) = receiver.datagram(i);
+                    (from, data.to_vec())
+                })),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn headers_pointed_once_give_whole_sources_call_after_call() {
+        // A dual-stack socket hears IPv4 sources as mapped IPv6 names: full batches from
+        // each kind in turn, through the same headers, come back with their sources whole.
+        let Ok(socket) = UdpSocket::bind("[::]:0") else {
+            eprintln!("skipped: no IPv6 here");
+            return;
+        };
+        let port = socket.local_addr().unwrap().port();
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let Ok(v6) = UdpSocket::bind("[::1]:0") else {
+            eprintln!("skipped: no IPv6 loopback here");
+            return;
+        };
+        let mut receiver = Receiver::new();
+        for round in 0..3u8 {
+            for _ in 0..RECV_BATCH {
+                v4.send_to(&[round], ("127.0.0.1", port)).unwrap();
+            }
+            let got = receive_n(&mut receiver, &socket, RECV_BATCH);
+            let mapped = match v4.local_addr().unwrap() {
+                SocketAddr::V4(a) => SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()),
+                other => other,
+            };
+            assert!(got
+                .iter()
+                .all(|(from, data)| *from == mapped && *data == [round]));
+            for _ in 0..RECV_BATCH {
+                v6.send_to(&[round, 6], ("::1", port)).unwrap();
+            }
+            let got = receive_n(&mut receiver, &socket, RECV_BATCH);
+            let from = v6.local_addr().unwrap();
+            assert!(
+                got.iter()
+                    .all(|(f, data)| *f == from && *data == [round, 6]),
+                "round {round}: {:?}",
+                got[0]
+            );
+        }
     }
 }
