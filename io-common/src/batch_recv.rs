@@ -16,23 +16,25 @@ pub const RECV_BATCH: usize = 32;
 #[derive(Debug)]
 pub struct Receiver {
     bufs: Vec<u8>,
-    /// Source, buffer slot and length of each datagram of the last receive.
-    received: Vec<(SocketAddr, usize, usize)>,
-    /// How many datagrams the kernel returned in the last receive (some may have been
-    /// skipped, see `linux::Headers::recv`).
+    /// How many datagrams the last receive took: datagram `i` is in buffer slot `i`.
     got: usize,
+    /// Their sources and lengths, read from the headers the kernel wrote.
     #[cfg(target_os = "linux")]
     inner: linux::Headers,
+    /// The one datagram's source and length, where they are taken one at a time.
+    #[cfg(not(target_os = "linux"))]
+    one: Option<(SocketAddr, usize)>,
 }
 
 impl Default for Receiver {
     fn default() -> Receiver {
         Receiver {
             bufs: vec![0; RECV_BATCH * DATAGRAM_BUFFER],
-            received: Vec::with_capacity(RECV_BATCH),
             got: 0,
             #[cfg(target_os = "linux")]
             inner: linux::Headers::default(),
+            #[cfg(not(target_os = "linux"))]
+            one: None,
         }
     }
 }
@@ -58,22 +60,20 @@ impl Receiver {
     }
 
     fn receive(&mut self, socket: &UdpSocket, wait: bool) -> io::Result<usize> {
-        self.received.clear();
         self.got = 0;
         #[cfg(target_os = "linux")]
         {
-            self.got = self
-                .inner
-                .recv(socket, wait, &mut self.bufs, &mut self.received)?;
+            self.got = self.inner.recv(socket, wait, &mut self.bufs)?;
         }
         #[cfg(not(target_os = "linux"))]
         let _ = wait;
         #[cfg(not(target_os = "linux"))]
         {
             let (len, from) = socket.recv_from(&mut self.bufs[..DATAGRAM_BUFFER])?;
-            self.received.push((from, 0, len));
+            self.one = Some((from, len));
+            self.got = 1;
         }
-        Ok(self.received.len())
+        Ok(self.got)
     }
 
     /// True when the last receive took fewer datagrams than it had room for: the queue
@@ -83,11 +83,19 @@ impl Receiver {
         cfg!(target_os = "linux") && self.got < RECV_BATCH
     }
 
-    /// Datagram `i` of the last [`Receiver::recv`]: its source and bytes.
-    pub fn datagram(&self, i: usize) -> (SocketAddr, &[u8]) {
-        let (from, slot, len) = self.received[i];
-        let start = slot * DATAGRAM_BUFFER;
-        (from, &self.bufs[start..start + len])
+    /// Datagram `i` of the last [`Receiver::recv`] (`i` below what it returned): its
+    /// source and bytes. `None` past those, and for a source neither IPv4 nor IPv6 (a
+    /// UDP socket hears no other), which is skipped.
+    pub fn datagram(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
+        if i >= self.got {
+            return None;
+        }
+        #[cfg(target_os = "linux")]
+        let (from, len) = self.inner.datagram(i)?;
+        #[cfg(not(target_os = "linux"))]
+        let (from, len) = self.one?;
+        let start = i * DATAGRAM_BUFFER;
+        Some((from, &self.bufs[start..start + len.min(DATAGRAM_BUFFER)]))
     }
 }
 
@@ -139,14 +147,13 @@ mod linux {
     }
 
     impl Headers {
-        /// Receives into `bufs` (RECV_BATCH chunks of DATAGRAM_BUFFER bytes); pushes each
-        /// datagram kept to `received`; returns how many the kernel returned.
+        /// Receives into `bufs` (RECV_BATCH chunks of DATAGRAM_BUFFER bytes, datagram `i`
+        /// in chunk `i`); returns how many the kernel returned.
         pub(super) fn recv(
             &mut self,
             socket: &UdpSocket,
             wait: bool,
             bufs: &mut [u8],
-            received: &mut Vec<(SocketAddr, usize, usize)>,
         ) -> io::Result<usize> {
             // The kernel reads the iovecs and the headers' pointers and writes only the
             // lengths: the headers are pointed at their slots when `bufs` is new (the
@@ -205,14 +212,14 @@ mod linux {
             if got < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let filled = self.headers.iter().zip(&self.addrs).take(got as usize);
-            for (slot, (header, addr)) in filled.enumerate() {
-                // A UDP socket only hears from IPv4 and IPv6 sources; anything else is skipped.
-                if let Some(from) = socket_addr(addr) {
-                    received.push((from, slot, header.msg_len as usize));
-                }
-            }
             Ok(got as usize)
+        }
+
+        /// The source and length the kernel wrote for datagram `i` of the last call
+        /// (`i` below what it returned); `None` for a source neither IPv4 nor IPv6.
+        pub(super) fn datagram(&self, i: usize) -> Option<(SocketAddr, usize)> {
+            let header = self.headers.get(i)?;
+            Some((socket_addr(&self.addrs[i])?, header.msg_len as usize))
         }
     }
 
@@ -270,7 +277,7 @@ mod tests {
             // the first call may find fewer than 3 waiting; none waiting is WouldBlock
             match receiver.recv(&socket) {
                 Ok(n) => got.extend((0..n).map(|i| {
-                    let (from, data) = receiver.datagram(i);
+                    let (from, data) = receiver.datagram(i).expect("an IP source");
                     (from, data.to_vec())
                 })),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
@@ -328,8 +335,10 @@ mod tests {
         assert_eq!(n, 1);
         assert_eq!(
             receiver.datagram(0),
-            (sender.local_addr().unwrap(), &b"v6"[..])
+            Some((sender.local_addr().unwrap(), &b"v6"[..]))
         );
+        // nothing past what the receive returned, though the buffers hold more
+        assert_eq!(receiver.datagram(1), None);
     }
 
     /// Receives until `n` datagrams came, over as many calls as it takes.
@@ -342,7 +351,7 @@ mod tests {
         while got.len() < n {
             match receiver.recv(socket) {
                 Ok(k) => got.extend((0..k).map(|i| {
-                    let (from, data) = receiver.datagram(i);
+                    let (from, data) = receiver.datagram(i).expect("an IP source");
                     (from, data.to_vec())
                 })),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),

@@ -140,7 +140,9 @@ impl UdpPath {
             match received {
                 Ok(n) => {
                     for i in 0..n {
-                        let (from, data) = self.receiver.datagram(i);
+                        let Some((from, data)) = self.receiver.datagram(i) else {
+                            continue;
+                        };
                         let mark = FanoutMark::of(driver.stats());
                         driver.handle(now, Input::Datagram { from, data });
                         driver.note_fanout(mark);
