@@ -11,16 +11,11 @@
 //! draws them from its secret ChaCha20 stream, a peer can only look one up, never insert
 //! one of its choosing, and their text is folded into one well-spread word
 //! ([`crate::token::TokenText`]).
-//!
-//! A map keyed by a peer's address (relay mode's clients, looked up for every datagram)
-//! keeps SipHash but takes the address as one word ([`AddrKey`]) instead of the four
-//! writes of `SocketAddr`'s derived `Hash`.
 
 use rand_core::RngCore;
 use siphasher::sip::SipHasher13;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::net::SocketAddr;
+use std::hash::{BuildHasher, Hasher};
 
 /// Builds SipHash-1-3 hashers with fixed secret keys.
 #[derive(Clone, Copy, Debug)]
@@ -96,31 +91,9 @@ impl BuildHasher for IdState {
 /// A `HashMap` keyed by server-assigned numbers, with an [`IdState`] hasher.
 pub type IdMap<K, V> = HashMap<K, V, IdState>;
 
-/// A socket address as a map key, hashed in one write for IPv4 (address and port in
-/// one word) and two for IPv6 (the derived `Hash` of `SocketAddr` makes four, each a
-/// step of SipHash's buffering). Equal addresses hash the same (an IPv6 address's flow
-/// label and scope, which `==` also compares, are left out of the hash only).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AddrKey(pub SocketAddr);
-
-impl Hash for AddrKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        match self.0 {
-            SocketAddr::V4(v4) => {
-                state.write_u64(u64::from(v4.ip().to_bits()) << 16 | u64::from(v4.port()))
-            }
-            SocketAddr::V6(v6) => {
-                state.write_u128(v6.ip().to_bits());
-                state.write_u16(v6.port());
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_core::SeedableRng;
     use std::collections::HashSet;
 
     #[test]
@@ -134,32 +107,5 @@ mod tests {
         assert_eq!(tags.len(), 128);
         // and the same id always hashes the same
         assert_eq!(hash(42), hash(42));
-    }
-
-    #[test]
-    fn addresses_that_differ_in_any_part_hash_apart() {
-        let state = KeyedState::new(&mut rand_chacha::ChaCha20Rng::from_seed([3; 32]));
-        let hash = |a: &str| state.hash_one(AddrKey(a.parse().unwrap()));
-        let addrs = [
-            "10.0.0.1:4000",
-            "10.0.0.1:4001",
-            "10.0.0.2:4000",
-            "0.0.0.0:0",
-            "[::]:0",
-            "[::1]:4000",
-            "[::1]:4001",
-            "[::2]:4000",
-            "[::a00:1]:4000", // 10.0.0.1's bits as IPv6
-            "[::ffff:10.0.0.1]:4000",
-        ];
-        let hashes: HashSet<u64> = addrs.iter().map(|a| hash(a)).collect();
-        assert_eq!(hashes.len(), addrs.len());
-        // the port is not mixed into the address's bits: 0.0.1.0:0 is not 0.0.0.1:256
-        assert_ne!(hash("0.0.1.0:0"), hash("0.0.0.1:256"));
-        assert_eq!(hash("10.0.0.1:4000"), hash("10.0.0.1:4000"));
-        // and the keys matter: another seed, another hash
-        let other = KeyedState::new(&mut rand_chacha::ChaCha20Rng::from_seed([4; 32]));
-        let addr = AddrKey("10.0.0.1:4000".parse().unwrap());
-        assert_ne!(state.hash_one(addr), other.hash_one(addr));
     }
 }

@@ -1,7 +1,6 @@
 //! The relay's bookkeeping: the client limit, the fan-out order, failure counts.
 
 use super::{ensure, InvariantViolation};
-use crate::hash::AddrKey;
 use crate::relay::source_of;
 use crate::relay::RelayServer;
 
@@ -13,10 +12,7 @@ pub(crate) fn check(relay: &RelayServer) -> Result<(), InvariantViolation> {
     )?;
     ensure(
         relay.order.len() == relay.clients.len()
-            && relay
-                .order
-                .iter()
-                .all(|a| relay.clients.contains_key(&AddrKey(*a))),
+            && relay.order.iter().all(|a| relay.clients.contains_key(a)),
         "fan-out order disagrees with the client table",
     )?;
     ensure(
@@ -39,7 +35,7 @@ pub(crate) fn check(relay: &RelayServer) -> Result<(), InvariantViolation> {
         relay
             .clients
             .iter()
-            .all(|(addr, client)| relay.per_ip.is_key_of(client.source, source_of(addr.0))),
+            .all(|(addr, client)| relay.per_ip.is_key_of(client.source, source_of(*addr))),
         "a client's IP entry is not its IP's",
     )?;
     ensure(

@@ -14,7 +14,7 @@ pub(crate) mod verify;
 
 use crate::arena::PayloadArena;
 use crate::config::{Config, ConfigError};
-use crate::hash::{keyed_map, AddrKey, KeyedMap, KeyedState};
+use crate::hash::{keyed_map, KeyedMap, KeyedState};
 use crate::input::{Input, SendFailure};
 use crate::invariants::InvariantViolation;
 use crate::liveness::{Failed, Liveness};
@@ -55,8 +55,7 @@ pub(crate) struct Client {
 #[derive(Debug)]
 pub struct RelayServer {
     pub(crate) config: Config,
-    /// By address, hashed as one word ([`AddrKey`]): looked up for every datagram.
-    pub(crate) clients: KeyedMap<AddrKey, Client>,
+    pub(crate) clients: KeyedMap<SocketAddr, Client>,
     /// Registration order, for a deterministic fan-out.
     pub(crate) order: Vec<SocketAddr>,
     next_id: u64,
@@ -114,7 +113,7 @@ impl RelayServer {
             Ok(parts) => parts,
             Err(reason) => return self.out.drop_datagram(from, reason),
         };
-        let (client, rename) = match self.clients.get_mut(&AddrKey(from)) {
+        let (client, rename) = match self.clients.get_mut(&from) {
             // A client's name was checked when it took it: only a new one is.
             Some(client) if *client.username.as_bytes() == *name => {
                 match names::check_message(message) {
@@ -133,10 +132,7 @@ impl RelayServer {
                         if !self.admit(now, from, username, message, data.len()) {
                             return;
                         }
-                        let client = self
-                            .clients
-                            .get_mut(&AddrKey(from))
-                            .expect("registered just now");
+                        let client = self.clients.get_mut(&from).expect("registered just now");
                         (client, None)
                     }
                 }
@@ -171,7 +167,7 @@ impl RelayServer {
                 let names = self
                     .order
                     .iter()
-                    .map(|a| (&*self.clients[&AddrKey(*a)].username, false));
+                    .map(|a| (&*self.clients[a].username, false));
                 let notice = crate::wire::notice::member_list(names, 1, MAX_DATAGRAM_LEN);
                 self.out.datagram(from, notice_datagram(&notice));
             }
@@ -187,7 +183,7 @@ impl RelayServer {
     /// its keepalive and is answered `alive: N members`; from anyone else it is dropped
     /// (as any datagram without a username is): its next datagram registers it again.
     fn answer_probe(&mut self, now: Instant, from: SocketAddr) {
-        let Some(client) = self.clients.get_mut(&AddrKey(from)) else {
+        let Some(client) = self.clients.get_mut(&from) else {
             if self.config.relay_verify {
                 // The ocm client's first probe gets it the code it must echo.
                 return self.challenge(now, from, 1 + crate::probe::PROBE.len());
@@ -205,7 +201,7 @@ impl RelayServer {
     pub fn handle_send_failed(&mut self, now: Instant, to: SocketAddr, cause: SendFailure) {
         self.out.stats.send_failures += 1;
         let to = canonical_addr(to);
-        let Some(client) = self.clients.get_mut(&AddrKey(to)) else {
+        let Some(client) = self.clients.get_mut(&to) else {
             return;
         };
         match client.liveness.send_failed(now, cause, &self.config) {
@@ -222,7 +218,7 @@ impl RelayServer {
     pub fn handle_timeout(&mut self, now: Instant) {
         let idle = self.config.idle_timeout;
         while let Some((_, (id, addr))) = self.timers.pop_due(now) {
-            let Some(client) = self.clients.get(&AddrKey(addr)).filter(|c| c.id == id) else {
+            let Some(client) = self.clients.get(&addr).filter(|c| c.id == id) else {
                 continue;
             };
             match client.liveness.idle_check(now, idle) {
@@ -238,7 +234,7 @@ impl RelayServer {
     fn sweep_timers(&mut self) {
         let clients = &self.clients;
         self.timers.sweep(clients.len(), |(id, addr)| {
-            clients.get(&AddrKey(*addr)).is_some_and(|c| c.id == *id)
+            clients.get(addr).is_some_and(|c| c.id == *id)
         });
     }
 
@@ -256,7 +252,7 @@ impl RelayServer {
     pub fn clients(&self) -> Vec<(SocketAddr, Arc<str>)> {
         self.order
             .iter()
-            .map(|addr| (*addr, self.clients[&AddrKey(*addr)].username.clone()))
+            .map(|addr| (*addr, self.clients[addr].username.clone()))
             .collect()
     }
 
@@ -317,7 +313,7 @@ impl RelayServer {
         let username: Arc<str> = username.into();
         let source = self.per_ip.add(source_of(from));
         self.clients.insert(
-            AddrKey(from),
+            from,
             Client {
                 id,
                 username: username.clone(),
@@ -345,7 +341,7 @@ impl RelayServer {
 
     /// Removes a client: `/exit` when `evicted` is `None`.
     fn unregister(&mut self, addr: SocketAddr, evicted: Option<EvictReason>) {
-        let Some(client) = self.clients.remove(&AddrKey(addr)) else {
+        let Some(client) = self.clients.remove(&addr) else {
             return;
         };
         self.order.retain(|a| *a != addr);
