@@ -21,8 +21,8 @@ pub fn geometric_mean_ci(ratios: &[f64]) -> Option<(f64, f64, f64)> {
 }
 
 /// Student's t at 97.5 % for `df` degrees of freedom (the two-sided 95 % quantile):
-/// tabled to 30, then 2.00 to 60 and the normal 1.96 beyond (the table's step there is
-/// below the third digit of an interval).
+/// tabled to 30; beyond, each band takes the value at its lower end (t at 30, 40, 60
+/// and 120), so an interval is never narrower than the exact one.
 fn t_975(df: usize) -> f64 {
     const TABLE: [f64; 30] = [
         12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -32,8 +32,10 @@ fn t_975(df: usize) -> f64 {
     match df {
         0 => f64::INFINITY,
         1..=30 => TABLE[df - 1],
-        31..=60 => 2.0,
-        _ => 1.96,
+        31..=40 => 2.042,
+        41..=60 => 2.021,
+        61..=120 => 2.000,
+        _ => 1.980,
     }
 }
 
@@ -66,6 +68,15 @@ mod tests {
         let (_, low_many, high_many) = geometric_mean_ci(&many).unwrap();
         assert!(high_many - low_many < (high_few - low_few) / 3.0);
         assert!(low_few < low_many && high_many < high_few);
+    }
+
+    #[test]
+    fn beyond_the_table_intervals_stay_at_least_as_wide_as_exact() {
+        // exact t at 97.5 %: 31 df 2.040, 41 df 2.020, 61 df 1.9996, 121 df 1.9798
+        assert!(t_975(31) >= 2.040 && t_975(41) >= 2.020);
+        assert!(t_975(61) >= 1.9996 && t_975(121) >= 1.9798);
+        // and never wider than the band's lower end
+        assert!(t_975(31) <= t_975(30) && t_975(121) < t_975(61));
     }
 
     #[test]

@@ -122,7 +122,10 @@ mod linux {
         written: usize,
     }
 
-    // The raw pointers in `iovecs` and `headers` are written and used only within `recv`.
+    // The raw pointers in `iovecs`, `headers` and `pointed_at` point into this struct's
+    // own heap slots and into the buffers of the `Receiver` that holds it, and are used
+    // only within `recv`, through `&mut self`: moving both to another thread moves
+    // nothing they point at.
     unsafe impl Send for Headers {}
 
     impl std::fmt::Debug for Headers {
