@@ -94,9 +94,7 @@ fn printable_ascii_or(bytes: &[u8], tab: bool) -> bool {
 /// `bytes` does (a byte counted twice does not change a maximum), not one by one.
 fn highest_above_space(bytes: &[u8]) -> u8 {
     let Some(start) = bytes.len().checked_sub(32) else {
-        return bytes
-            .iter()
-            .fold(0, |high, &b| high.max(b.wrapping_sub(b' ')));
+        return fold_above_space(bytes);
     };
     let (whole, rest) = bytes.as_chunks::<32>();
     let high = chunks_above_space(whole);
@@ -111,7 +109,11 @@ fn highest_above_space(bytes: &[u8]) -> u8 {
 /// the whole chunks and the last one run the same loop.
 #[inline(never)]
 fn chunks_above_space(chunks: &[[u8; 32]]) -> u8 {
-    let bytes = chunks.as_flattened();
+    fold_above_space(chunks.as_flattened())
+}
+
+/// The fold itself: the highest of `bytes` less 0x20, wrapping.
+fn fold_above_space(bytes: &[u8]) -> u8 {
     bytes
         .iter()
         .fold(0, |high, &b| high.max(b.wrapping_sub(b' ')))

@@ -275,18 +275,8 @@ mod tests {
         socket
             .set_read_timeout(Some(std::time::Duration::from_secs(5)))
             .unwrap();
-        let mut got = Vec::new();
-        while got.len() < 3 {
-            // the first call may find fewer than 3 waiting; none waiting is WouldBlock
-            match receiver.recv(&socket) {
-                Ok(n) => got.extend((0..n).map(|i| {
-                    let (from, data) = receiver.datagram(i).expect("an IP source");
-                    (from, data.to_vec())
-                })),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
-                Err(e) => panic!("{e}"),
-            }
-        }
+        // the first call may find fewer than 3 waiting
+        let got = receive_n(&mut receiver, &socket, 3);
         let from = a.local_addr().unwrap();
         assert_eq!(got[0], (from, b"one".to_vec()));
         assert_eq!(
@@ -344,7 +334,8 @@ mod tests {
         assert_eq!(receiver.datagram(1), None);
     }
 
-    /// Receives until `n` datagrams came, over as many calls as it takes.
+    /// Receives until `n` datagrams came, over as many calls as it takes (none waiting
+    /// is `WouldBlock`, and another try).
     fn receive_n(
         receiver: &mut Receiver,
         socket: &UdpSocket,

@@ -442,7 +442,6 @@ pub(crate) fn source_of(from: SocketAddr) -> Source {
     Source::of(from.ip(), crate::source::MAX_IPV6_PREFIX)
 }
 
-/// Splits and checks a client datagram: its username, and its message (UTF-8, checked).
 /// A datagram's name and message, unchecked (a notice's zero length is refused).
 fn frame(data: &[u8]) -> Result<(&[u8], &[u8]), DropReason> {
     match RelayDatagram::decode(data)? {
